@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/config"
+	"github.com/odavl/sync/libs/embedded"
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/services/ingest"
+	"github.com/odavl/sync/services/jobs"
+	"github.com/odavl/sync/services/stats"
+	"github.com/odavl/sync/services/storage"
+)
+
+type serveFlags struct {
+	data         string
+	addr         string
+	natsListen   string
+	storeListen  string
+	syncInterval string
+	logLevel     string
+}
+
+func newServe(e *env) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run every service in one process, with embedded NATS, store and blob directory",
+		Long: `serve runs the ingest gateway, the jobs, storage and stats services, an embedded
+NATS server with JetStream, an embedded MongoDB-compatible store (FerretDB on
+SQLite) and a local blob store, all under --data. With NATS_URL and/or
+MONGO_URI set it uses those servers instead of the embedded ones.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), e, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", "./data", "data directory (JetStream store, database, blobs, credentials)")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP API address (port 0 picks a free one)")
+	fl.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS listens, for other services and the nats CLI (port 0 picks a free one; empty: in-process only)")
+	fl.StringVar(&f.storeListen, "store-listen", "127.0.0.1:0", "where the embedded store listens (MongoDB wire protocol)")
+	fl.StringVar(&f.syncInterval, "sync-interval", "", "JetStream fsync interval: a duration, or 'always' (default: NATS_SYNC_INTERVAL, else the server's 2m)")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default: LOG_LEVEL, else info)")
+	return cmd
+}
+
+// serve is the one-command system: config, logger, NATS, store, services, HTTP, shutdown.
+func serve(ctx context.Context, e *env, f serveFlags) error {
+	// Config.
+	r := config.NewReader(e.getenv)
+	natsURL := r.String("NATS_URL", "")
+	mongoURI := r.String("MONGO_URI", "")
+	mongoDB := r.String("MONGO_DB", "odavl_sync")
+	if f.syncInterval == "" {
+		f.syncInterval = r.String("NATS_SYNC_INTERVAL", "")
+	}
+	if f.logLevel == "" {
+		f.logLevel = r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	}
+	if err := r.Err(); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	ingestCfg, err := ingest.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	ingestCfg.Addr = f.addr
+	jobsCfg, err := jobs.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	storageCfg, err := storage.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	statsCfg, err := stats.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	data, err := filepath.Abs(f.data)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--data: %w", err))
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+
+	// Logger.
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	start := time.Now()
+
+	// NATS: embedded unless NATS_URL is set.
+	var ns *server.Server
+	if natsURL == "" {
+		nc, err := natsConfig(data, f)
+		if err != nil {
+			return withCode(ExitUsage, err)
+		}
+		if ns, err = embedded.StartNATS(nc); err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		natsURL = ns.ClientURL()
+		log.Info("embedded nats started", "url", natsURL, "store", nc.StoreDir, "syncInterval", f.syncInterval)
+	}
+	conns := &connSet{}
+	defer conns.closeAll()
+	connect := func(name string) (*nats.Conn, error) {
+		opts := []nats.Option{nats.Name("odavl-sync-" + name), nats.MaxReconnects(-1)}
+		if ns != nil {
+			opts = append(opts, nats.InProcessServer(ns))
+		}
+		nc, err := nats.Connect(natsURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connecting %s to nats: %w", name, err)
+		}
+		conns.add(nc)
+		return nc, nil
+	}
+	adminNC, err := connect("serve")
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(adminNC)
+	if err != nil {
+		return err
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: ingestCfg.StreamReplicas}); err != nil {
+		return err
+	}
+
+	// Store: embedded unless MONGO_URI is set.
+	if mongoURI == "" {
+		quiet := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
+		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet)
+		if err != nil {
+			return err
+		}
+		defer st.Stop()
+		mongoURI = st.URI
+		log.Info("embedded store started", "uri", mongoURI, "dir", filepath.Join(data, "store"))
+	}
+	mc, err := mongodb.Connect(ctx, mongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.Background()) }()
+	db := mc.Database(mongoDB)
+
+	// Services, each on its own connection as it would be in its own container.
+	if storageCfg.DataDir == "" {
+		storageCfg.DataDir = filepath.Join(data, "blobs")
+	}
+	storageNC, err := connect("storage")
+	if err != nil {
+		return err
+	}
+	storageSvc, err := storage.New(log.With("service", "storage"), storageNC, db, storageCfg)
+	if err != nil {
+		return err
+	}
+	jobsNC, err := connect("jobs")
+	if err != nil {
+		return err
+	}
+	jobsCfg.DataDir = data
+	jobsSvc, err := jobs.New(log.With("service", "jobs"), jobsNC, db, jobsCfg)
+	if err != nil {
+		return err
+	}
+	statsNC, err := connect("stats")
+	if err != nil {
+		return err
+	}
+	statsSvc, err := stats.New(log.With("service", "stats"), statsNC, db, statsCfg)
+	if err != nil {
+		return err
+	}
+	backends := []namedService{{"storage", storageSvc}, {"jobs", jobsSvc}, {"stats", statsSvc}}
+
+	// HTTP.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
+	}
+	ingestNC, err := connect("ingest")
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	gw, err := ingest.New(ctx, log.With("service", "ingest"), ingestNC, db, ingestCfg, ingest.Options{
+		Listener: ln,
+		Ready: func(context.Context) error {
+			for _, b := range backends {
+				if !b.svc.Ready() {
+					return fmt.Errorf("%s service not ready", b.name)
+				}
+			}
+			return nil
+		},
+		Extra: storageSvc.MountHTTP,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+
+	// Run: backends first, then the gateway once they are ready.
+	backCtx, stopBack := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBack()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(backends)+1)
+	for _, b := range backends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.svc.Run(backCtx); err != nil {
+				errc <- fmt.Errorf("%s service: %w", b.name, err)
+			}
+		}()
+	}
+	if err := waitReady(ctx, backends, errc); err != nil {
+		stopBack()
+		wg.Wait()
+		return err
+	}
+	gwCtx, stopGW := context.WithCancel(ctx)
+	defer stopGW()
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(gwCtx) }()
+	for !gw.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	cred, created, err := ensureCredentials(ctx, data, gw)
+	if err != nil {
+		stopGW()
+		<-gwDone
+		stopBack()
+		wg.Wait()
+		return err
+	}
+	printWelcome(e.stdout, cred, created, data, natsURL, time.Since(start))
+	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
+
+	// Shutdown: HTTP first (in-flight uploads are answered), then the
+	// consumers drain, then connections, NATS and the store close (deferred).
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("service failed", "err", runErr)
+	case runErr = <-gwDone:
+		gwDone <- runErr
+		log.Error("http api failed", "err", runErr)
+	}
+	log.Info("stopping")
+	stopGW()
+	if err := <-gwDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	stopBack()
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+type namedService struct {
+	name string
+	svc  interface {
+		Run(context.Context) error
+		Ready() bool
+	}
+}
+
+func waitReady(ctx context.Context, svcs []namedService, errc chan error) error {
+	deadline := time.After(60 * time.Second)
+	for {
+		all := true
+		for _, s := range svcs {
+			all = all && s.svc.Ready()
+		}
+		if all {
+			return nil
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("services not ready after 60s")
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+func natsConfig(data string, f serveFlags) (embedded.NATSConfig, error) {
+	c := embedded.NATSConfig{StoreDir: filepath.Join(data, "jetstream")}
+	switch {
+	case f.natsListen == "":
+		c.DontListen = true
+	default:
+		host, port, err := net.SplitHostPort(f.natsListen)
+		if err != nil {
+			return c, fmt.Errorf("--nats-listen %q: %w", f.natsListen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return c, fmt.Errorf("--nats-listen %q: bad port", f.natsListen)
+		}
+		if p == 0 {
+			p = -1
+		}
+		c.Host, c.Port = host, p
+	}
+	switch si := strings.TrimSpace(f.syncInterval); si {
+	case "":
+	case "always":
+		c.SyncAlways = true
+	default:
+		d, err := time.ParseDuration(si)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("--sync-interval %q: want a positive duration or 'always'", si)
+		}
+		c.SyncInterval = d
+	}
+	return c, nil
+}
+
+type connSet struct {
+	mu    sync.Mutex
+	conns []*nats.Conn
+}
+
+func (s *connSet) add(nc *nats.Conn) { s.mu.Lock(); s.conns = append(s.conns, nc); s.mu.Unlock() }
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, nc := range s.conns {
+		_ = nc.Drain()
+	}
+	for _, nc := range s.conns {
+		for nc.IsDraining() {
+			time.Sleep(time.Millisecond)
+		}
+		nc.Close()
+	}
+}
+
+func printWelcome(w io.Writer, c credentials, created bool, data, natsURL string, took time.Duration) {
+	state := "Using the credentials in"
+	if created {
+		state = "Created an organization, a project and an admin API key, written to"
+	}
+	fmt.Fprintf(w, `ODAVL Sync is ready at %s (started in %d ms)
+NATS: %s
+%s %s
+
+Upload an Insight analysis:
+
+  curl -sS -X POST %s/api/v1/sync/insight \
+    -H "Authorization: Bearer %s" \
+    -H "X-Organization-Id: %s" -H "X-Project-Id: %s" \
+    -H "Content-Type: application/json" \
+    -d '{"organizationId":"%s","projectId":"%s","timestamp":"%s","detectors":["eslint"],"totalIssues":1,"issuesBySeverity":{"critical":0,"high":1,"medium":0,"low":0},"issues":[{"detector":"eslint","severity":"high","message":"no-unused-vars","file":"src/a.ts","line":3,"column":7}]}'
+
+List them:
+
+  curl -sS %s/api/v1/sync/insight -H "Authorization: Bearer %s" -H "X-Organization-Id: %s" -H "X-Project-Id: %s"
+
+`, c.APIURL, took.Milliseconds(), natsURL, state, filepath.Join(data, credentialsFile),
+		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID, c.OrganizationID, c.ProjectID, time.Now().UTC().Format(time.RFC3339),
+		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID)
+}

@@ -1,0 +1,31 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/odavl/sync/libs/events"
+)
+
+// Publish publishes ev on subject and waits for JetStream's acknowledgement.
+// The event id is the Nats-Msg-Id, so a second publish of the same event
+// inside the dedupe window is dropped by the server (the ack says Duplicate).
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event) (*jetstream.PubAck, error) {
+	ev.Subject = subject
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
+	}
+	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Header.Set("Ce-Type", ev.Type)
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publishing %s on %s: %w", ev.ID, subject, err)
+	}
+	return ack, nil
+}

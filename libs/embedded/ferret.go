@@ -1,0 +1,52 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// Store is a running embedded FerretDB.
+type Store struct {
+	URI    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartStore starts FerretDB with its SQLite backend on dir, listening on
+// listen (host:port; "127.0.0.1:0" picks a free port). log receives its
+// messages; FerretDB logs every failed command at WARN, so give it a quiet one.
+func StartStore(dir, listen string, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating store dir: %w", err)
+	}
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating ferretdb: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_ = f.Run(ctx)
+	}()
+	s.URI = f.MongoDBURI()
+	return s, nil
+}
+
+// Stop stops the server and waits until it has closed its files.
+func (s *Store) Stop() {
+	s.cancel()
+	<-s.done
+}

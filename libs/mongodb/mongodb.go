@@ -1,0 +1,63 @@
+// Package mongodb connects to MongoDB (or the embedded FerretDB) the way every
+// service does — majority write concern, a bounded server selection — and
+// creates indexes idempotently. Services use only the subset of MongoDB that
+// FerretDB supports (see FACTS.md), so they behave the same on both.
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+)
+
+// Connect opens a client to uri with majority write concern and checks it answers.
+func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(uri).
+		SetWriteConcern(writeconcern.Majority()).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetAppName("odavl-sync")
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to mongodb: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx, readpref.Primary()); err != nil {
+		_ = c.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("pinging mongodb: %w", err)
+	}
+	return c, nil
+}
+
+// Index describes one index of a collection.
+type Index struct {
+	Collection string
+	Name       string
+	Keys       any // an ordered bson.D
+	Unique     bool
+}
+
+// EnsureIndexes creates each index unless it exists. They are created one at a
+// time: FerretDB 1.24 fails a createIndexes command that lists several
+// indexes of which one exists already.
+func EnsureIndexes(ctx context.Context, db *mongo.Database, idx []Index) error {
+	for _, ix := range idx {
+		m := mongo.IndexModel{Keys: ix.Keys, Options: options.Index().SetName(ix.Name).SetUnique(ix.Unique)}
+		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("creating index %s.%s: %w", ix.Collection, ix.Name, err)
+		}
+	}
+	return nil
+}
+
+// Ping reports whether the server answers, for readiness checks.
+func Ping(ctx context.Context, c *mongo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx, readpref.Primary())
+}

@@ -1,0 +1,79 @@
+package rpc
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Subjects of the jobs service.
+const (
+	JobsListResults = "odavl.jobs.v1.results.list"
+	JobsGetResult   = "odavl.jobs.v1.results.get"
+	JobsGetJob      = "odavl.jobs.v1.jobs.get"
+	JobsListAlerts  = "odavl.jobs.v1.alerts.list"
+)
+
+// Tenant names the organization and project a request acts for. The gateway
+// fills it from the authenticated key; services trust it.
+type Tenant struct {
+	OrganizationID string `json:"organizationId"`
+	ProjectID      string `json:"projectId"`
+}
+
+// ListResultsRequest asks for a page of a project's results of one product, newest first.
+type ListResultsRequest struct {
+	Tenant
+	Product string     `json:"product"`
+	Limit   int        `json:"limit"`
+	Offset  int        `json:"offset"`
+	From    *time.Time `json:"from,omitempty"`
+	To      *time.Time `json:"to,omitempty"`
+	// Autopilot
+	Success *bool `json:"success,omitempty"`
+	// Guardian
+	Environment string `json:"environment,omitempty"`
+	Passed      *bool  `json:"passed,omitempty"`
+}
+
+// ListResultsResponse is a page of results.
+type ListResultsResponse struct {
+	Items  []json.RawMessage `json:"items"`
+	Total  int64             `json:"total"`
+	Limit  int               `json:"limit"`
+	Offset int               `json:"offset"`
+}
+
+// GetRequest names one record of a tenant.
+type GetRequest struct {
+	Tenant
+	Product string `json:"product,omitempty"`
+	ID      string `json:"id"`
+}
+
+// Job is a job record as the API shows it.
+type Job struct {
+	ID             string          `json:"id"`
+	Type           string          `json:"type"`
+	Status         string          `json:"status"`
+	Priority       int             `json:"priority"`
+	OrganizationID string          `json:"organizationId"`
+	ProjectID      string          `json:"projectId"`
+	Progress       int             `json:"progress"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"maxAttempts"`
+	Error          string          `json:"error,omitempty"`
+	ResultID       string          `json:"resultId,omitempty"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	Output         json.RawMessage `json:"output,omitempty"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+	RunAt          *time.Time      `json:"runAt,omitempty"`
+	History        []Transition    `json:"history"`
+}
+
+// Transition is one status change of a job.
+type Transition struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+	Error  string    `json:"error,omitempty"`
+}

@@ -1,0 +1,166 @@
+// Package rpc carries the services' queries and commands over NATS
+// request/reply, using the micro package of nats.go (discovery, load
+// balancing and per-endpoint stats come with it). Requests and answers are
+// JSON; a failure travels as an *Error with an HTTP-like status, so the
+// gateway maps it to its answer without knowing the service.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Error is a failure answered by a service.
+type Error struct {
+	Status  int          `json:"status"`
+	Message string       `json:"message"`
+	Fields  []FieldError `json:"fields,omitempty"`
+}
+
+// FieldError names one bad field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
+
+// Errorf returns an *Error with status and a formatted message.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound, BadRequest, Conflict and Forbidden are the common failures.
+func NotFound(format string, args ...any) *Error { return Errorf(http.StatusNotFound, format, args...) }
+
+// BadRequest is a 400 failure.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, format, args...)
+}
+
+// Conflict is a 409 failure.
+func Conflict(format string, args ...any) *Error { return Errorf(http.StatusConflict, format, args...) }
+
+// Forbidden is a 403 failure.
+func Forbidden(format string, args ...any) *Error {
+	return Errorf(http.StatusForbidden, format, args...)
+}
+
+// StatusOf returns the status an error maps to: its own for an *Error, 500 otherwise.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}
+
+// Func is a typed endpoint.
+type Func[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
+
+// Handler adapts f to a micro handler. Each request gets a context bounded by
+// timeout under base. A request that does not decode is a 400; an error that
+// is not an *Error is logged and answered as a 500 without its detail.
+func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time.Duration, f Func[Req, Resp]) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		var req Req
+		if len(r.Data()) > 0 {
+			if err := json.Unmarshal(r.Data(), &req); err != nil {
+				respondErr(r, BadRequest("decoding request: %v", err))
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(base, timeout)
+		defer cancel()
+		resp, err := f(ctx, req)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				log.Error("request failed", "subject", r.Subject(), "err", err)
+				e = Errorf(http.StatusInternalServerError, "internal error")
+			}
+			respondErr(r, e)
+			return
+		}
+		if err := r.RespondJSON(resp); err != nil {
+			log.Error("responding", "subject", r.Subject(), "err", err)
+		}
+	})
+}
+
+func respondErr(r micro.Request, e *Error) {
+	b, _ := json.Marshal(e)
+	_ = r.Error(strconv.Itoa(e.Status), e.Message, b)
+}
+
+// Call sends req to subject and decodes the answer into a Resp; a service
+// failure comes back as an *Error. No responder is a 503 *Error.
+func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
+	var resp Resp
+	b, err := json.Marshal(req)
+	if err != nil {
+		return resp, fmt.Errorf("encoding request for %s: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, b)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return resp, Errorf(http.StatusServiceUnavailable, "%s: no service answers", subject)
+		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return resp, Errorf(http.StatusGatewayTimeout, "%s: no answer in time", subject)
+		}
+		return resp, fmt.Errorf("requesting %s: %w", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		var e Error
+		if json.Unmarshal(msg.Data, &e) != nil || e.Status == 0 {
+			st, _ := strconv.Atoi(code)
+			e = Error{Status: st, Message: msg.Header.Get(micro.ErrorHeader)}
+		}
+		return resp, &e
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return resp, fmt.Errorf("decoding answer of %s: %w", subject, err)
+	}
+	return resp, nil
+}
+
+// Endpoint is one named endpoint of a service.
+type Endpoint struct {
+	Name    string
+	Subject string
+	Handler micro.Handler
+}
+
+// AddService starts a micro service with the given endpoints.
+func AddService(nc *nats.Conn, name, version, description string, eps []Endpoint) (micro.Service, error) {
+	svc, err := micro.AddService(nc, micro.Config{Name: name, Version: version, Description: description, QueueGroup: name})
+	if err != nil {
+		return nil, fmt.Errorf("adding service %s: %w", name, err)
+	}
+	for _, ep := range eps {
+		if err := svc.AddEndpoint(ep.Name, ep.Handler, micro.WithEndpointSubject(ep.Subject)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("adding endpoint %s: %w", ep.Name, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("flushing subscriptions of %s: %w", name, err)
+	}
+	return svc, nil
+}

@@ -1,0 +1,130 @@
+// Package standalone runs one service as its own process (its container on
+// Kubernetes): configuration from the environment, JSON logs, the NATS and
+// MongoDB connections, the contract's streams, health endpoints, and an
+// orderly stop on SIGINT/SIGTERM.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/config"
+	"github.com/odavl/sync/libs/mongodb"
+)
+
+// Deps are the connections a service is built from.
+type Deps struct {
+	Log *slog.Logger
+	NC  *nats.Conn
+	DB  *mongo.Database
+	Env func(string) string
+}
+
+// Service is what a service module's New returns.
+type Service interface {
+	Run(ctx context.Context) error
+	Ready() bool
+}
+
+// Main runs the service built by build until SIGINT or SIGTERM. It is the
+// whole of a service binary's main:
+//
+//	func main() { standalone.Main("jobs", build) }
+func Main(name string, build func(Deps) (Service, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, name, os.Getenv, os.Stdout, build); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Run is Main without the process: tests call it with their own environment.
+func Run(ctx context.Context, name string, getenv func(string) string, stdout io.Writer, build func(Deps) (Service, error)) error {
+	// Config.
+	r := config.NewReader(getenv)
+	natsURL := r.String("NATS_URL", nats.DefaultURL)
+	mongoURI := r.String("MONGO_URI", "mongodb://127.0.0.1:27017")
+	mongoDB := r.String("MONGO_DB", "odavl_sync")
+	healthAddr := r.String("HEALTH_ADDR", ":8081")
+	replicas := r.Int("STREAM_REPLICAS", 1)
+	level := r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	if err := r.Err(); err != nil {
+		return err
+	}
+
+	// Logger.
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv})).With("service", name)
+	log.Info("starting", "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
+
+	// NATS.
+	nc, err := nats.Connect(natsURL, nats.Name("odavl-sync-"+name), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connecting to nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: replicas}); err != nil {
+		return err
+	}
+
+	// Mongo.
+	mc, err := mongodb.Connect(ctx, mongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.Background()) }()
+
+	// Service.
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv})
+	if err != nil {
+		return err
+	}
+
+	// Health.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !svc.Ready() || !nc.IsConnected() || mongodb.Ping(r.Context(), mc) != nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	ln, err := net.Listen("tcp", healthAddr)
+	if err != nil {
+		return fmt.Errorf("listening on HEALTH_ADDR: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+
+	// Shutdown: the service drains when ctx ends.
+	runErr := svc.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,173 @@
+// Package ingest is the gateway of ODAVL Sync, its only HTTP face: it
+// authenticates API keys, enforces tenancy, validates uploads, publishes them
+// to JetStream and answers 202 only once they are stored there, and turns
+// every query and command into a NATS request to the service that owns it.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/odavl/sync/libs/config"
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/services/ingest/internal/httpapi"
+	"github.com/odavl/sync/services/ingest/internal/schema"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
+	"github.com/odavl/sync/services/ingest/internal/uploads"
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	// Addr is where the HTTP API listens (HTTP_ADDR).
+	Addr string
+	// MaxBodyBytes bounds an upload body (MAX_BODY_BYTES).
+	MaxBodyBytes int64
+	// IdempotencyTTL is how long an upload's key is remembered (IDEMPOTENCY_TTL).
+	IdempotencyTTL time.Duration
+	// StreamReplicas of the idempotency bucket (STREAM_REPLICAS).
+	StreamReplicas int
+	// ShutdownTimeout bounds the wait for in-flight requests at stop.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig is the configuration with every default.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second}
+}
+
+// ConfigFromEnv reads the configuration from the environment.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	d := DefaultConfig()
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:            r.String("HTTP_ADDR", d.Addr),
+		MaxBodyBytes:    r.Int64("MAX_BODY_BYTES", d.MaxBodyBytes),
+		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", d.IdempotencyTTL),
+		StreamReplicas:  r.Int("STREAM_REPLICAS", d.StreamReplicas),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", d.ShutdownTimeout),
+	}
+	return c, r.Err()
+}
+
+// Options are the gateway's collaborators beyond its connections.
+type Options struct {
+	// Listener, when set, is used instead of listening on Config.Addr.
+	Listener net.Listener
+	// Ready adds checks to /readyz (the other services of the one process).
+	Ready func(ctx context.Context) error
+	// Extra mounts more handlers (the local blob endpoint).
+	Extra func(r *gin.Engine)
+}
+
+// Service is a running gateway.
+type Service struct {
+	log     *slog.Logger
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	db      *mongo.Database
+	cfg     Config
+	opts    Options
+	tenants *tenancy.Store
+	ln      net.Listener
+	ready   atomic.Bool
+	handler http.Handler
+}
+
+// New prepares the gateway: it opens its bucket and indexes and binds its listener.
+func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config, opts Options) (*Service, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := mongodb.EnsureIndexes(ctx, db, tenancy.Indexes()); err != nil {
+		return nil, err
+	}
+	up, err := uploads.Open(ctx, js, cfg.IdempotencyTTL, cfg.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
+	v, err := schema.New(time.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db)}
+	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra})
+	s.ln = opts.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+		}
+	}
+	return s, nil
+}
+
+// URL is the base URL the API answers on.
+func (s *Service) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Handler is the HTTP handler, for tests.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Ready reports whether the gateway serves.
+func (s *Service) Ready() bool { return s.ready.Load() }
+
+func (s *Service) check(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	if err := mongodb.Ping(ctx, s.db.Client()); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if s.opts.Ready != nil {
+		return s.opts.Ready(ctx)
+	}
+	return nil
+}
+
+// CreateKey creates an API key for a tenant (creating the tenant when new).
+func (s *Service) CreateKey(ctx context.Context, org, project, name string, scopes []string) (string, error) {
+	key, _, err := s.tenants.CreateKey(ctx, org, project, name, scopes)
+	return key, err
+}
+
+// KeyValid reports whether key is a known, unrevoked key.
+func (s *Service) KeyValid(ctx context.Context, key string) (bool, error) {
+	_, err := s.tenants.Authenticate(ctx, key)
+	if errors.Is(err, tenancy.ErrUnknownKey) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Run serves HTTP until ctx is done, then stops taking requests and waits for
+// the ones in flight (an upload in flight is answered, never dropped).
+func (s *Service) Run(ctx context.Context) error {
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(s.ln) }()
+	s.ready.Store(true)
+	s.log.Info("http api ready", "url", s.URL(), "maxBodyBytes", s.cfg.MaxBodyBytes)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("stopping http: %w", err)
+	}
+	s.log.Info("http api stopped")
+	return nil
+}

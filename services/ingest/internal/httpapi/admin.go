@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
+)
+
+func (a *API) adminRoutes(g *gin.RouterGroup) {
+	g.POST("/keys", a.createKey)
+}
+
+// CreateKeyRequest asks for a new API key.
+type CreateKeyRequest struct {
+	OrganizationID string   `json:"organizationId"`
+	ProjectID      string   `json:"projectId"`
+	Name           string   `json:"name"`
+	Scopes         []string `json:"scopes"`
+}
+
+// createKey creates a key (and its organization and project when new) and
+// answers it once.
+func (a *API) createKey(c *gin.Context) {
+	body, ok := a.readBody(c)
+	if !ok {
+		return
+	}
+	var req CreateKeyRequest
+	if err := decodeStrict(body, &req); err != nil {
+		problem(c, http.StatusBadRequest, "validation", err.Error())
+		return
+	}
+	var fields []rpc.FieldError
+	if !events.ValidToken(req.OrganizationID) {
+		fields = append(fields, rpc.FieldError{Field: "organizationId", Message: "must be 1-64 letters, digits, '-' or '_'"})
+	}
+	if !events.ValidToken(req.ProjectID) {
+		fields = append(fields, rpc.FieldError{Field: "projectId", Message: "must be 1-64 letters, digits, '-' or '_'"})
+	}
+	for _, s := range req.Scopes {
+		if s != "sync" && s != "admin" {
+			fields = append(fields, rpc.FieldError{Field: "scopes", Message: "each scope must be sync or admin"})
+			break
+		}
+	}
+	if len(fields) > 0 {
+		problem(c, http.StatusBadRequest, "validation", "invalid key request", fields...)
+		return
+	}
+	key, rec, err := a.tenants.CreateKey(c.Request.Context(), req.OrganizationID, req.ProjectID, req.Name, req.Scopes)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"key": key, "id": rec.ID, "organizationId": rec.OrganizationID, "projectId": rec.ProjectID, "scopes": rec.Scopes, "createdAt": rec.CreatedAt})
+}

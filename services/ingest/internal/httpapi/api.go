@@ -1,0 +1,155 @@
+// Package httpapi is the HTTP face of ODAVL Sync: authentication and tenancy,
+// validation, problem+json answers, and the translation of every route into
+// a JetStream publish or a NATS request to the service that owns the data.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/odavl/sync/services/ingest/internal/schema"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
+	"github.com/odavl/sync/services/ingest/internal/uploads"
+)
+
+// Options configure the API.
+type Options struct {
+	// MaxBodyBytes bounds an upload body; larger ones are 413.
+	MaxBodyBytes int64
+	// Ready reports whether everything the API needs answers.
+	Ready func(ctx context.Context) error
+	// Extra mounts more handlers on the router (the local blob endpoint).
+	Extra func(r *gin.Engine)
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	log       *slog.Logger
+	nc        *nats.Conn
+	tenants   *tenancy.Store
+	uploads   *uploads.Uploads
+	validator *schema.Validator
+	opts      Options
+	now       func() time.Time
+	metrics   *metrics
+}
+
+// New returns the API's handler.
+func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Uploads, v *schema.Validator, opts Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics()}
+	r := gin.New()
+	r.Use(a.recover, a.observe)
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "not-found", "no route "+c.Request.Method+" "+c.Request.URL.Path) })
+	r.NoMethod(func(c *gin.Context) {
+		problem(c, http.StatusMethodNotAllowed, "method-not-allowed", "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", a.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	if opts.Extra != nil {
+		opts.Extra(r)
+	}
+
+	v1 := r.Group("/api/v1", a.authenticate)
+	a.syncRoutes(v1)
+	a.adminRoutes(v1.Group("/admin", requireAdmin))
+	a.storageRoutes(v1)
+	a.jobRoutes(v1)
+	a.statsRoutes(v1)
+	return r
+}
+
+func (a *API) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	if err := a.opts.Ready(ctx); err != nil {
+		c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
+		return
+	}
+	c.String(http.StatusOK, "ready\n")
+}
+
+func (a *API) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			a.log.Error("handler panic", "path", c.Request.URL.Path, "panic", r)
+			problem(c, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	c.Next()
+}
+
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "odavl_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "odavl_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (a *API) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	a.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
+	a.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+	if c.Writer.Status() >= 500 {
+		a.log.Warn("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "ms", time.Since(start).Milliseconds())
+	}
+}
+
+// readBody reads a JSON body within the size limit: another content type is
+// 415, a larger body 413. It reports false when it has answered.
+func (a *API) readBody(c *gin.Context) ([]byte, bool) {
+	ct := c.ContentType()
+	if ct != "application/json" {
+		problem(c, http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json, not "+strconv.Quote(ct))
+		return nil, false
+	}
+	if c.Request.ContentLength > a.opts.MaxBodyBytes {
+		problem(c, http.StatusRequestEntityTooLarge, "too-large", "the body is larger than "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			problem(c, http.StatusRequestEntityTooLarge, "too-large", "the body is larger than "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
+			return nil, false
+		}
+		problem(c, http.StatusBadRequest, "bad-request", "reading the body: "+err.Error())
+		return nil, false
+	}
+	return b, true
+}

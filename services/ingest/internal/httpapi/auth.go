@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
+)
+
+const keyCtx = "odavl.key"
+
+// authenticate checks the bearer key and the tenant headers on every /api/v1
+// route: no key or an unknown one is 401; headers that do not name the key's
+// tenant are 403 (an admin key may act for any project of its organization).
+func (a *API) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="odavl-sync"`)
+		problem(c, http.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
+		return
+	}
+	key, err := a.tenants.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	if errors.Is(err, tenancy.ErrUnknownKey) {
+		c.Header("WWW-Authenticate", `Bearer realm="odavl-sync", error="invalid_token"`)
+		problem(c, http.StatusUnauthorized, "unauthorized", "unknown or revoked API key")
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	org, project := c.GetHeader("X-Organization-Id"), c.GetHeader("X-Project-Id")
+	var fields []rpc.FieldError
+	if org == "" {
+		fields = append(fields, rpc.FieldError{Field: "X-Organization-Id", Message: "header is required"})
+	} else if !events.ValidToken(org) {
+		fields = append(fields, rpc.FieldError{Field: "X-Organization-Id", Message: "must be 1-64 letters, digits, '-' or '_'"})
+	}
+	if project == "" {
+		fields = append(fields, rpc.FieldError{Field: "X-Project-Id", Message: "header is required"})
+	} else if !events.ValidToken(project) {
+		fields = append(fields, rpc.FieldError{Field: "X-Project-Id", Message: "must be 1-64 letters, digits, '-' or '_'"})
+	}
+	if len(fields) > 0 {
+		problem(c, http.StatusBadRequest, "bad-tenant-headers", "X-Organization-Id and X-Project-Id must name the key's tenant", fields...)
+		return
+	}
+	if org != key.OrganizationID || (project != key.ProjectID && !key.Has(tenancy.ScopeAdmin)) {
+		problem(c, http.StatusForbidden, "forbidden", "this API key is not valid for organization "+org+" project "+project)
+		return
+	}
+	key.ProjectID = project // an admin key acts for the project it names
+	c.Set(keyCtx, key)
+	c.Next()
+}
+
+func keyOf(c *gin.Context) tenancy.Key { return c.MustGet(keyCtx).(tenancy.Key) }
+
+func tenantOf(c *gin.Context) rpc.Tenant {
+	k := keyOf(c)
+	return rpc.Tenant{OrganizationID: k.OrganizationID, ProjectID: k.ProjectID}
+}
+
+// requireAdmin answers 403 unless the key has the admin scope.
+func requireAdmin(c *gin.Context) {
+	if !keyOf(c).Has(tenancy.ScopeAdmin) {
+		problem(c, http.StatusForbidden, "forbidden", "this route needs an admin-scoped API key")
+		return
+	}
+	c.Next()
+}

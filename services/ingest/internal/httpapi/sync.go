@@ -1,0 +1,282 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/ingest/internal/uploads"
+)
+
+func (a *API) syncRoutes(g *gin.RouterGroup) {
+	for _, p := range events.Products {
+		g.POST("/sync/"+string(p), a.upload(p))
+		g.GET("/sync/"+string(p), a.list(p))
+		g.GET("/sync/"+string(p)+"/:id", a.get(p))
+	}
+	g.GET("/sync/jobs/:id", a.receipt)
+	g.GET("/alerts", a.alerts)
+}
+
+// upload validates, makes durable and answers 202 with the receipt.
+func (a *API) upload(p events.Product) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body, ok := a.readBody(c)
+		if !ok {
+			return
+		}
+		key := keyOf(c)
+		if errs := a.validator.Validate(p, key.OrganizationID, key.ProjectID, body); len(errs) > 0 {
+			fields := make([]rpc.FieldError, len(errs))
+			for i, e := range errs {
+				fields[i] = rpc.FieldError{Field: e.Field, Message: e.Message}
+			}
+			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
+			return
+		}
+		canonical, err := canonicalJSON(body)
+		if err != nil {
+			problem(c, http.StatusBadRequest, "validation", "body is not valid JSON")
+			return
+		}
+		idem, ferr := idempotencyKey(c, p, canonical)
+		if ferr != nil {
+			problem(c, http.StatusBadRequest, "bad-idempotency-key", ferr.Message, *ferr)
+			return
+		}
+		rc, err := a.uploads.Accept(c.Request.Context(), uploads.Upload{
+			OrganizationID: key.OrganizationID, ProjectID: key.ProjectID, Product: p, KeyID: key.ID,
+			IdempotencyKey: idem, Canonical: canonical,
+		})
+		if errors.Is(err, uploads.ErrConflict) {
+			problem(c, http.StatusConflict, "idempotency-conflict", "this idempotency key ("+idem+") was used before with a different payload")
+			return
+		}
+		if err != nil {
+			a.log.Error("accepting upload", "product", p, "err", err)
+			c.Header("Retry-After", "1")
+			problem(c, http.StatusServiceUnavailable, "unavailable", "the upload could not be made durable; it was not accepted — retry")
+			return
+		}
+		if rc.Replay {
+			c.Header("Idempotent-Replayed", "true")
+		}
+		c.Header("Location", rc.StatusURL)
+		c.JSON(http.StatusAccepted, rc)
+	}
+}
+
+// idempotencyKey is the natural key of Autopilot and Guardian uploads, and for
+// Insight the Idempotency-Key header or, without one, the payload's hash.
+func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string, *rpc.FieldError) {
+	switch p {
+	case events.Autopilot:
+		var v struct{ RunID string `json:"runId"` }
+		_ = json.Unmarshal(canonical, &v)
+		return "runId:" + v.RunID, nil
+	case events.Guardian:
+		var v struct{ TestRunID string `json:"testRunId"` }
+		_ = json.Unmarshal(canonical, &v)
+		return "testRunId:" + v.TestRunID, nil
+	}
+	h := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if h == "" {
+		return "sha256:" + uploads.Hash(canonical), nil
+	}
+	if len(h) > 255 || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "", &rpc.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}
+	}
+	return "key:" + h, nil
+}
+
+// canonicalJSON re-encodes a JSON document with sorted keys and no spaces,
+// keeping numbers as written, so equal payloads hash equally.
+func canonicalJSON(b []byte) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(out.Bytes(), "\n"), nil
+}
+
+// page reads limit (1-100, default 20) and offset (≥ 0) and the time range.
+func page(c *gin.Context, req *rpc.ListResultsRequest) []rpc.FieldError {
+	var fields []rpc.FieldError
+	req.Limit, req.Offset = 20, 0
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			fields = append(fields, rpc.FieldError{Field: "limit", Message: "must be an integer from 1 to 100"})
+		} else {
+			req.Limit = n
+		}
+	}
+	if v := c.Query("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fields = append(fields, rpc.FieldError{Field: "offset", Message: "must be a non-negative integer"})
+		} else {
+			req.Offset = n
+		}
+	}
+	for _, name := range []string{"from", "to"} {
+		v := c.Query(name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			fields = append(fields, rpc.FieldError{Field: name, Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"})
+			continue
+		}
+		if name == "from" {
+			req.From = &t
+		} else {
+			req.To = &t
+		}
+	}
+	return fields
+}
+
+func boolQuery(c *gin.Context, name string, fields *[]rpc.FieldError) *bool {
+	v := c.Query(name)
+	if v == "" {
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		*fields = append(*fields, rpc.FieldError{Field: name, Message: "must be true or false"})
+		return nil
+	}
+	return &b
+}
+
+func (a *API) list(p events.Product) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		req := rpc.ListResultsRequest{Tenant: tenantOf(c), Product: string(p)}
+		fields := page(c, &req)
+		switch p {
+		case events.Autopilot:
+			req.Success = boolQuery(c, "success", &fields)
+		case events.Guardian:
+			req.Passed = boolQuery(c, "passed", &fields)
+			if env := c.Query("environment"); env != "" {
+				ok := false
+				for _, e := range events.GuardianEnvironments {
+					ok = ok || e == env
+				}
+				if !ok {
+					fields = append(fields, rpc.FieldError{Field: "environment", Message: "must be development, staging or production"})
+				}
+				req.Environment = env
+			}
+		}
+		if len(fields) > 0 {
+			problem(c, http.StatusBadRequest, "bad-query", "invalid query parameter(s)", fields...)
+			return
+		}
+		resp, err := rpc.Call[rpc.ListResultsResponse](c.Request.Context(), a.nc, rpc.JobsListResults, req)
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"items": resp.Items, "total": resp.Total, "limit": resp.Limit, "offset": resp.Offset, "summary": a.summary(c, p)})
+	}
+}
+
+func (a *API) get(p events.Product) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		resp, err := rpc.Call[json.RawMessage](c.Request.Context(), a.nc, rpc.JobsGetResult, rpc.GetRequest{Tenant: tenantOf(c), Product: string(p), ID: c.Param("id")})
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/json", resp)
+	}
+}
+
+// Receipt states.
+const (
+	StateQueued     = "queued"
+	StateProcessing = "processing"
+	StateStored     = "stored"
+	StateFailed     = "failed"
+)
+
+// receipt says where an upload (or any job) is: queued, processing, stored or failed.
+func (a *API) receipt(c *gin.Context) {
+	id, t := c.Param("id"), tenantOf(c)
+	job, err := rpc.Call[rpc.Job](c.Request.Context(), a.nc, rpc.JobsGetJob, rpc.GetRequest{Tenant: t, ID: id})
+	if rpc.StatusOf(err) == http.StatusNotFound {
+		rec, lerr := a.uploads.Lookup(c.Request.Context(), id)
+		if lerr == nil && rec.OrganizationID == t.OrganizationID && rec.ProjectID == t.ProjectID {
+			c.JSON(http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": "WAITING", "product": rec.Product, "receivedAt": rec.ReceivedAt})
+			return
+		}
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	state := StateQueued
+	switch job.Status {
+	case "ACTIVE":
+		state = StateProcessing
+	case "COMPLETED":
+		state = StateStored
+	case "FAILED", "CANCELLED":
+		state = StateFailed
+	}
+	out := gin.H{"id": id, "jobId": job.ID, "state": state, "status": job.Status, "job": job}
+	if job.Error != "" {
+		out["reason"] = job.Error
+	}
+	if job.ResultID != "" {
+		if p := productOfJob(job.Type); p != "" {
+			out["resultUrl"] = "/api/v1/sync/" + p + "/" + job.ResultID
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func productOfJob(t string) string {
+	switch t {
+	case "INSIGHT_ANALYSIS":
+		return "insight"
+	case "AUTOPILOT_CYCLE":
+		return "autopilot"
+	case "GUARDIAN_TEST":
+		return "guardian"
+	}
+	return ""
+}
+
+func (a *API) alerts(c *gin.Context) {
+	req := rpc.ListResultsRequest{Tenant: tenantOf(c)}
+	if fields := page(c, &req); len(fields) > 0 {
+		problem(c, http.StatusBadRequest, "bad-query", "invalid query parameter(s)", fields...)
+		return
+	}
+	resp, err := rpc.Call[json.RawMessage](c.Request.Context(), a.nc, rpc.JobsListAlerts, req)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", resp)
+}

@@ -1,0 +1,151 @@
+// Package tenancy owns organizations, projects and API keys. A key is shown
+// once, when it is created, and stored only as its SHA-256 hash.
+package tenancy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/mongodb"
+)
+
+// Collections owned by the gateway.
+const (
+	OrganizationsCollection = "organizations"
+	ProjectsCollection      = "projects"
+	KeysCollection          = "api_keys"
+)
+
+// Scopes a key can carry.
+const (
+	// ScopeSync lets a key upload and read its project's results, files and jobs.
+	ScopeSync = "sync"
+	// ScopeAdmin adds key management, queue control and organization-wide reads.
+	ScopeAdmin = "admin"
+)
+
+// ValidScope reports whether s is a known scope.
+func ValidScope(s string) bool { return s == ScopeSync || s == ScopeAdmin }
+
+// Key is a stored API key (its hash, never the key).
+type Key struct {
+	ID             string    `bson:"_id"`
+	Hash           string    `bson:"hash"`
+	OrganizationID string    `bson:"organizationId"`
+	ProjectID      string    `bson:"projectId"`
+	Scopes         []string  `bson:"scopes"`
+	Name           string    `bson:"name,omitempty"`
+	CreatedAt      time.Time `bson:"createdAt"`
+	Revoked        bool      `bson:"revoked"`
+}
+
+// Has reports whether the key carries scope.
+func (k Key) Has(scope string) bool { return slices.Contains(k.Scopes, scope) }
+
+// Store reads and writes tenants and keys.
+type Store struct {
+	db  *mongo.Database
+	now func() time.Time
+}
+
+// New returns a Store over db.
+func New(db *mongo.Database) *Store { return &Store{db: db, now: time.Now} }
+
+// Indexes are the store's indexes.
+func Indexes() []mongodb.Index {
+	return []mongodb.Index{
+		{Collection: KeysCollection, Name: "hash", Unique: true, Keys: bson.D{{Key: "hash", Value: 1}}},
+		{Collection: ProjectsCollection, Name: "org", Keys: bson.D{{Key: "organizationId", Value: 1}}},
+	}
+}
+
+// ErrUnknownKey is returned by Authenticate for a key that does not exist or was revoked.
+var ErrUnknownKey = errors.New("unknown API key")
+
+// HashKey is the stored form of a key.
+func HashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate returns the key whose hash matches key.
+func (s *Store) Authenticate(ctx context.Context, key string) (Key, error) {
+	var k Key
+	err := s.db.Collection(KeysCollection).FindOne(ctx, bson.D{{Key: "hash", Value: HashKey(key)}}).Decode(&k)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && k.Revoked) {
+		return Key{}, ErrUnknownKey
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("looking up key: %w", err)
+	}
+	return k, nil
+}
+
+// EnsureTenant creates the organization and the project when they do not exist.
+func (s *Store) EnsureTenant(ctx context.Context, org, project string) error {
+	if !events.ValidToken(org) || !events.ValidToken(project) {
+		return fmt.Errorf("organization and project ids must be 1-64 letters, digits, '-' or '_'")
+	}
+	now := s.now().UTC()
+	up := options.UpdateOne().SetUpsert(true)
+	if _, err := s.db.Collection(OrganizationsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: org}},
+		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "createdAt", Value: now}}}}, up); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("creating organization %s: %w", org, err)
+	}
+	pid := org + "/" + project
+	if _, err := s.db.Collection(ProjectsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: pid}},
+		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "organizationId", Value: org}, {Key: "projectId", Value: project}, {Key: "createdAt", Value: now}}}}, up); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("creating project %s: %w", pid, err)
+	}
+	return nil
+}
+
+// CreateKey creates the tenant if needed and a new key for it, and returns
+// the key itself — the only time it is seen — with its record.
+func (s *Store) CreateKey(ctx context.Context, org, project, name string, scopes []string) (string, Key, error) {
+	if len(scopes) == 0 {
+		scopes = []string{ScopeSync}
+	}
+	for _, sc := range scopes {
+		if !ValidScope(sc) {
+			return "", Key{}, fmt.Errorf("unknown scope %q (want %s or %s)", sc, ScopeSync, ScopeAdmin)
+		}
+	}
+	if err := s.EnsureTenant(ctx, org, project); err != nil {
+		return "", Key{}, err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", Key{}, fmt.Errorf("generating key: %w", err)
+	}
+	key := "odavl_" + base64.RawURLEncoding.EncodeToString(b[:])
+	k := Key{
+		ID: "key_" + HashKey(key)[:16], Hash: HashKey(key), OrganizationID: org, ProjectID: project,
+		Scopes: scopes, Name: name, CreatedAt: s.now().UTC(),
+	}
+	if _, err := s.db.Collection(KeysCollection).InsertOne(ctx, k); err != nil {
+		return "", Key{}, fmt.Errorf("storing key: %w", err)
+	}
+	return key, k, nil
+}
+
+// CountKeys counts the stored keys.
+func (s *Store) CountKeys(ctx context.Context) (int64, error) {
+	n, err := s.db.Collection(KeysCollection).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("counting keys: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,17 @@
+// Command jobs runs the jobs service alone, as in its container.
+package main
+
+import (
+	"github.com/odavl/sync/libs/standalone"
+	"github.com/odavl/sync/services/jobs"
+)
+
+func main() {
+	standalone.Main("jobs", func(d standalone.Deps) (standalone.Service, error) {
+		cfg, err := jobs.ConfigFromEnv(d.Env)
+		if err != nil {
+			return nil, err
+		}
+		return jobs.New(d.Log, d.NC, d.DB, cfg)
+	})
+}

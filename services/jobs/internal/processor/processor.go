@@ -1,0 +1,179 @@
+// Package processor turns received uploads into result documents: it records
+// the upload's job, stores the result (idempotently, keyed by the upload id),
+// raises the critical alert of an Insight upload, and publishes the processed
+// event. Every step is safe to repeat, so a redelivery has exactly-once effect.
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/results"
+)
+
+// Source is the CloudEvents source of the events this package publishes.
+const Source = "/odavl-sync/jobs"
+
+// Processor handles received events.
+type Processor struct {
+	log     *slog.Logger
+	js      jetstream.JetStream
+	results *results.Store
+	jobs    *jobstore.Store
+	now     func() time.Time
+}
+
+// New returns a Processor.
+func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobstore.Store, now func() time.Time) *Processor {
+	return &Processor{log: log, js: js, results: rs, jobs: jobs, now: now}
+}
+
+// JobType is the job type that processes an upload of product p.
+func JobType(p events.Product) string {
+	switch p {
+	case events.Autopilot:
+		return jobstore.AutopilotCycle
+	case events.Guardian:
+		return jobstore.GuardianTest
+	default:
+		return jobstore.InsightAnalysis
+	}
+}
+
+// Handle is the bus.Handler of received events.
+func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
+	var rc events.Received
+	if err := d.Event.DataAs(&rc); err != nil {
+		return bus.Permanent(err)
+	}
+	if !rc.Product.Valid() || rc.UploadID == "" {
+		return bus.Permanent(fmt.Errorf("received event %s: bad product %q or empty upload id", d.Event.ID, rc.Product))
+	}
+	job := jobstore.Record{
+		ID: rc.UploadID, Type: JobType(rc.Product), Priority: 5,
+		OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,
+		Attempts: d.Attempt, MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt,
+	}
+	if d.Attempt == 1 {
+		if err := p.jobs.Transit(ctx, job, jobstore.Active, p.now(), "", nil); err != nil {
+			return err
+		}
+	}
+	err := p.process(ctx, rc, job)
+	if err == nil {
+		return nil
+	}
+	if d.Last() || bus.IsPermanent(err) {
+		if ferr := p.jobs.Transit(ctx, job, jobstore.Failed, p.now(), err.Error(), nil); ferr != nil {
+			p.log.Error("recording failed job", "job", job.ID, "err", ferr)
+		}
+	}
+	return err
+}
+
+func (p *Processor) process(ctx context.Context, rc events.Received, job jobstore.Record) error {
+	data, err := results.FromJSON(rc.Payload)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	now := p.now()
+	r := results.Result{
+		ID: rc.UploadID, OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Product: rc.Product,
+		IdempotencyKey: rc.IdempotencyKey, JobID: job.ID, ReceivedAt: rc.ReceivedAt, ProcessedAt: now, Data: data,
+	}
+	figures, alert, err := p.describe(rc, &r)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if err := p.results.Insert(ctx, r); err != nil && !errors.Is(err, results.ErrExists) {
+		return err
+	}
+	if alert != nil {
+		if err := p.raise(ctx, rc, *alert); err != nil {
+			return err
+		}
+	}
+	if err := p.jobs.Transit(ctx, job, jobstore.Completed, now, "", bsonSet("progress", 100, "resultId", r.ID)); err != nil {
+		return err
+	}
+	ev, err := events.New("processed-"+rc.UploadID, Source, events.ProcessedType(rc.Product), now, rc.OrganizationID, rc.ProjectID,
+		events.Processed{
+			UploadID: rc.UploadID, ResultID: r.ID, JobID: job.ID, OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,
+			Product: rc.Product, Timestamp: r.Timestamp, ReceivedAt: rc.ReceivedAt, ProcessedAt: now, Figures: figures,
+		})
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if _, err := bus.Publish(ctx, p.js, events.ProcessedSubject(rc.OrganizationID, rc.ProjectID, rc.Product), ev); err != nil {
+		return err
+	}
+	return nil
+}
+
+// describe fills the result's natural keys and filter fields and returns the
+// figures for statistics and, for Insight with critical issues, the alert.
+func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figures, *events.CriticalAlert, error) {
+	var f events.Figures
+	switch rc.Product {
+	case events.Insight:
+		var in events.InsightResult
+		if err := json.Unmarshal(rc.Payload, &in); err != nil {
+			return f, nil, fmt.Errorf("decoding insight payload: %w", err)
+		}
+		r.Timestamp = in.Timestamp
+		sev := in.IssuesBySeverity
+		f.TotalIssues, f.IssuesBySeverity = in.TotalIssues, &sev
+		if sev.Critical > 0 {
+			a := &events.CriticalAlert{AlertID: "alert-" + rc.UploadID, UploadID: rc.UploadID,
+				OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Critical: sev.Critical, RaisedAt: rc.ReceivedAt}
+			for _, is := range in.Issues {
+				if is.Severity == events.SeverityCritical && len(a.Issues) < 20 {
+					a.Issues = append(a.Issues, is)
+				}
+			}
+			return f, a, nil
+		}
+	case events.Autopilot:
+		var in events.AutopilotLedger
+		if err := json.Unmarshal(rc.Payload, &in); err != nil {
+			return f, nil, fmt.Errorf("decoding autopilot payload: %w", err)
+		}
+		r.Timestamp, r.RunID, r.Success = in.Timestamp, in.RunID, &in.Success
+		f.Success, f.TrustScore = &in.Success, in.TrustScore
+	case events.Guardian:
+		var in events.GuardianRun
+		if err := json.Unmarshal(rc.Payload, &in); err != nil {
+			return f, nil, fmt.Errorf("decoding guardian payload: %w", err)
+		}
+		r.Timestamp, r.TestRunID, r.Passed, r.Environment = in.Timestamp, in.TestRunID, &in.Passed, in.Environment
+		f.Passed, f.AccessibilityScore = &in.Passed, in.Tests.Accessibility.Score
+		f.Vulnerabilities, f.LoadTime, f.Environment = in.Tests.Security.Vulnerabilities, in.Tests.Performance.LoadTime, in.Environment
+	}
+	return f, nil, nil
+}
+
+func (p *Processor) raise(ctx context.Context, rc events.Received, a events.CriticalAlert) error {
+	msgs := make([]string, 0, len(a.Issues))
+	for _, is := range a.Issues {
+		msgs = append(msgs, fmt.Sprintf("%s:%d:%d %s (%s)", is.File, is.Line, is.Column, is.Message, is.Detector))
+	}
+	if err := p.results.InsertAlert(ctx, results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
+		ProjectID: a.ProjectID, Critical: a.Critical, Messages: msgs, RaisedAt: a.RaisedAt}); err != nil {
+		return err
+	}
+	ev, err := events.New(a.AlertID, Source, events.TypeCriticalAlert, a.RaisedAt, rc.OrganizationID, rc.ProjectID, a)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	_, err = bus.Publish(ctx, p.js, events.CriticalAlertSubject(rc.OrganizationID, rc.ProjectID), ev)
+	return err
+}

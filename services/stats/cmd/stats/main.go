@@ -1,0 +1,17 @@
+// Command stats runs the stats service alone, as in its container.
+package main
+
+import (
+	"github.com/odavl/sync/libs/standalone"
+	"github.com/odavl/sync/services/stats"
+)
+
+func main() {
+	standalone.Main("stats", func(d standalone.Deps) (standalone.Service, error) {
+		cfg, err := stats.ConfigFromEnv(d.Env)
+		if err != nil {
+			return nil, err
+		}
+		return stats.New(d.Log, d.NC, d.DB, cfg)
+	})
+}
