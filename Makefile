@@ -1,0 +1,40 @@
+# ODAVL Sync — every target runs over every module of the workspace.
+MODULES := $(shell go list -m -f '{{.Dir}}')
+GOTEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: help run test test-race lint vet tidy build gowork-off bench tools
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## Run everything in one process (embedded NATS, store, blobs under ./data)
+	go run ./cmd/odavl-sync serve
+
+tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
+	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
+
+test: tools ## Run every module's tests
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test $(GOTEST_FLAGS) ./...); done
+
+test-race: tools ## Run every module's tests with the race detector
+	@set -e; for m in $(MODULES); do (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test -race $(GOTEST_FLAGS) ./...); done
+
+vet: ## go vet every module
+	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+lint: vet ## go vet (and gofmt check) every module
+	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); echo "gofmt needed"; exit 1)
+
+build: ## Build every binary into ./bin
+	@mkdir -p bin
+	go build -o bin/odavl-sync ./cmd/odavl-sync
+	@for s in ingest jobs storage stats; do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
+
+gowork-off: ## Build each module on its own (GOWORK=off), as its container does
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...); done
+
+tidy: ## go mod tidy every module
+	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+bench: ## Run the benchmarks
+	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime 2x ./...); done
