@@ -60,5 +60,6 @@ func newRoot(ctx context.Context, getenv func(string) string, stdin io.Reader, s
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(ExitUsage, err) })
 	root.AddCommand(newServe(e), newKeys(e))
 	addClientCommands(root, e)
+	addStatsCommands(root, e)
 	return root
 }

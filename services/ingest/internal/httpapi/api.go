@@ -69,6 +69,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	a.storageRoutes(v1)
 	a.jobRoutes(v1)
 	a.statsRoutes(v1)
+	a.dashboardRoutes(r, v1)
 	return r
 }
 
