@@ -36,11 +36,11 @@ type Caller struct {
 // UploadURLRequest asks for a signed upload URL (or a multipart upload).
 type UploadURLRequest struct {
 	Caller
-	Filename      string `json:"filename"`
-	ContentType   string `json:"contentType"`
-	Size          int64  `json:"size"`
-	ExpiresIn     int    `json:"expiresIn,omitempty"` // seconds, 60-3600, default 3600
-	AccessLevel   string `json:"accessLevel,omitempty"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+	ExpiresIn   int    `json:"expiresIn,omitempty"` // seconds, 60-3600, default 3600
+	AccessLevel string `json:"accessLevel,omitempty"`
 	// Generated marks a file a service generates itself (an HTML report);
 	// the gateway never sets it.
 	Generated bool `json:"generated,omitempty"`

@@ -57,7 +57,9 @@ type Status struct {
 func (s *Service) Run(ctx context.Context) error {
 	svc, err := rpc.AddService(s.nc, "stats", Version, "ODAVL Sync stats", []rpc.Endpoint{
 		{Name: "status", Subject: "odavl.stats.v1.status", Handler: rpc.Handler(ctx, s.log, 5*time.Second,
-			func(context.Context, struct{}) (Status, error) { return Status{Service: "stats", Version: Version}, nil })},
+			func(context.Context, struct{}) (Status, error) {
+				return Status{Service: "stats", Version: Version}, nil
+			})},
 	})
 	if err != nil {
 		return err

@@ -51,7 +51,9 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	r := gin.New()
 	r.Use(a.recover, a.observe)
 	r.HandleMethodNotAllowed = true
-	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "not-found", "no route "+c.Request.Method+" "+c.Request.URL.Path) })
+	r.NoRoute(func(c *gin.Context) {
+		problem(c, http.StatusNotFound, "not-found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
+	})
 	r.NoMethod(func(c *gin.Context) {
 		problem(c, http.StatusMethodNotAllowed, "method-not-allowed", "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path)
 	})

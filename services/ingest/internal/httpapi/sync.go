@@ -79,11 +79,15 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string, *rpc.FieldError) {
 	switch p {
 	case events.Autopilot:
-		var v struct{ RunID string `json:"runId"` }
+		var v struct {
+			RunID string `json:"runId"`
+		}
 		_ = json.Unmarshal(canonical, &v)
 		return "runId:" + v.RunID, nil
 	case events.Guardian:
-		var v struct{ TestRunID string `json:"testRunId"` }
+		var v struct {
+			TestRunID string `json:"testRunId"`
+		}
 		_ = json.Unmarshal(canonical, &v)
 		return "testRunId:" + v.TestRunID, nil
 	}
