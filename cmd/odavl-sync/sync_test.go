@@ -44,7 +44,7 @@ func guardianBody(org, project, testRunID, env string, passed bool) map[string]a
 	return map[string]any{
 		"testRunId": testRunID, "organizationId": org, "projectId": project,
 		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
-		"url": "https://example.com/checkout", "environment": env,
+		"url":       "https://example.com/checkout", "environment": env,
 		"tests": map[string]any{
 			"accessibility": map[string]any{"score": 91.5, "violations": 2, "passes": 40},
 			"performance":   map[string]any{"loadTime": 1800, "ttfb": 120, "fcp": 600, "lcp": 1400},
