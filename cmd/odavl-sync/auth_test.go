@@ -124,3 +124,18 @@ func TestKeysCreate(t *testing.T) {
 }
 
 func c(s *served) credentials { return s.Cred }
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	s := startServe(t, map[string]string{"RATE_LIMIT_RPS": "1", "RATE_LIMIT_BURST": "3"})
+	var last apiResp
+	for i := 0; i < 6; i++ {
+		last = s.Do(http.MethodGet, "/api/v1/sync/insight", nil)
+		if last.Status == http.StatusTooManyRequests {
+			break
+		}
+	}
+	checkProblem(t, last, http.StatusTooManyRequests)
+	if ra := last.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q, want seconds", ra)
+	}
+}
