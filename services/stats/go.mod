@@ -22,3 +22,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
+
+// Patched for ODAVL Sync: see third_party/ferretdb/ODAVL-PATCHES.md.
+replace github.com/FerretDB/FerretDB => ../../third_party/ferretdb
