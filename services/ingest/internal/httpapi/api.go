@@ -30,6 +30,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Extra mounts more handlers on the router (the local blob endpoint).
 	Extra func(r *gin.Engine)
+	// Stopping is closed when the server begins to stop: long-lived
+	// responses (the event stream) end then, so shutdown need not wait.
+	Stopping <-chan struct{}
 }
 
 // API holds the handlers' dependencies.
