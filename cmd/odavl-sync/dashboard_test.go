@@ -284,7 +284,7 @@ func guardianBody(org, project, id string) map[string]any {
 	return map[string]any{
 		"testRunId": id, "organizationId": org, "projectId": project,
 		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
-		"url": "https://shop.example.com/checkout", "environment": "staging", "passed": true,
+		"url":       "https://shop.example.com/checkout", "environment": "staging", "passed": true,
 		"tests": map[string]any{
 			"accessibility": map[string]any{"score": 93, "violations": 2, "passes": 41},
 			"performance":   map[string]any{"loadTime": 1840, "ttfb": 120, "fcp": 640, "lcp": 1500},
@@ -407,7 +407,10 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+		// One evaluation reads the element as it is: a live refresh may
+		// replace the nodes between two protocol calls.
+		js, _ := json.Marshal(sel)
+		s, err := chromedp.Run(ctx, chromedp.Poll[string](`(document.querySelector(`+string(js)+`) || {}).innerText`, chromedp.WithPollingTimeout(10*time.Second)))
 		if err != nil {
 			t.Fatalf("reading %s: %v\nbrowser problems: %q", sel, err, problemsSoFar())
 		}
@@ -448,8 +451,8 @@ func TestDashboardInChromium(t *testing.T) {
 	problems = nil
 	mu.Unlock()
 
+	eval(`document.getElementById('f-key').value = ''`)
 	run("signing in",
-		chromedp.SetValue(chromedp.CSS("#f-key"), ""),
 		chromedp.SendKeys(chromedp.CSS("#f-key"), c.APIKey),
 		chromedp.Click(chromedp.CSS("#signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#app")))
@@ -550,14 +553,18 @@ func TestDashboardInChromium(t *testing.T) {
 	run("opening the Jobs tab", chromedp.Click(chromedp.CSS("#tab-jobs")))
 	waitJS("the jobs panel", `!document.querySelector('#panel-jobs .spinner') && document.querySelector('#panel-jobs').textContent.length > 0`)
 
+	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
+	// (name-<tab>.png), for a person to look at.
 	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		run("opening the Insight tab", chromedp.Click(chromedp.CSS("#tab-insight")), chromedp.Sleep(2500*time.Millisecond))
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
+		for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
+			run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(2500*time.Millisecond))
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-"+tab+".png", png, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 

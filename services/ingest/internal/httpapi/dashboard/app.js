@@ -155,9 +155,9 @@
   function renderStats(jobs) {
     const box = $('stats');
     if (jobs.unavailable || !jobs.ok) {
-      const why = jobs.unavailable ? 'not available' : 'error';
+      const why = jobs.unavailable ? 'not available' : 'error: ' + jobs.message;
       box.replaceChildren(...['Total jobs', 'Completed', 'Failed', 'Pending', 'Active'].map(
-        (l) => card(l, why, 'na', jobs.message, { 'data-stat': l })));
+        (l) => card(l, '—', 'na', why, { 'data-stat': l, title: jobs.message })));
       return;
     }
     const { by, total } = jobs.stats;
@@ -212,6 +212,10 @@
       return;
     }
     const items = (r.body && r.body.items) || [];
+    // A live refresh that brings nothing new leaves the page as it is.
+    const sig = JSON.stringify([r.body.total, r.body.summary, items.map((it) => it.id + '@' + it.processedAt)]);
+    if (opts && opts.quiet && signatures[name] === sig) return;
+    signatures[name] = sig;
     const render = { insight: insightItem, autopilot: autopilotItem, guardian: guardianItem }[name];
     const seen = renderedIDs[name];
     const nodes = items.map((it) => {
@@ -230,6 +234,7 @@
     panel.dataset.total = String(r.body.total || 0);
   }
   const renderedIDs = {};
+  const signatures = {};
 
   function summaryLine(s) {
     const box = el('div', { class: 'summary' });
