@@ -25,6 +25,8 @@ type testClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	sleeps []time.Duration
+	// real makes Sleep also wait for real, for a real server's rate limit.
+	real bool
 }
 
 func newTestClock() *testClock {
@@ -37,8 +39,13 @@ func (c *testClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, d)
 	c.now = c.now.Add(d)
+	real := c.real
 	c.mu.Unlock()
-	time.Sleep(time.Millisecond) // let a polled server make progress
+	if real {
+		time.Sleep(d)
+	} else {
+		time.Sleep(time.Millisecond) // let a polled server make progress
+	}
 	return ctx.Err()
 }
 
@@ -571,5 +578,25 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	cli.mustRun("spool", "flush", "--json").JSON(t, &fr)
 	if fr.Delivered != 1 {
 		t.Errorf("flush: %+v", fr)
+	}
+}
+
+func TestCLIWaitsOutTheServersRateLimit(t *testing.T) {
+	s := startServe(t, map[string]string{"RATE_LIMIT_RPS": "1", "RATE_LIMIT_BURST": "1"})
+	c := s.Cred
+	cli := newCLI(t, nil)
+	cli.clock.real = true // the server's limiter runs on the wall clock
+	dir := t.TempDir()
+	for i := range 3 {
+		cli.mustRun("push", "insight", writeJSON(t, dir, fmt.Sprintf("i%d.json", i), insightBody(c.OrganizationID, c.ProjectID, i)), "--credentials", filepath.Join(s.Data, credentialsFile))
+	}
+	waits := cli.clock.Sleeps()
+	if len(waits) == 0 {
+		t.Fatal("three pushes at 1 request/s were never told to wait")
+	}
+	for _, w := range waits {
+		if w < time.Second || w%time.Second != 0 {
+			t.Errorf("waited %v, want the server's Retry-After (whole seconds, at least 1s)", w)
+		}
 	}
 }
