@@ -116,7 +116,16 @@ func (s *Spool) Put(e Entry) (Item, error) {
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	name := fmt.Sprintf("%020d-%s-%s.json", e.CreatedAt.UnixNano(), e.Product, hex.EncodeToString(rnd[:]))
+	// Names sort oldest first; one put after another sorts after it even
+	// when the clock did not move.
+	seq := e.CreatedAt.UnixNano()
+	if names, err := s.names(); err == nil && len(names) > 0 {
+		var last int64
+		if _, err := fmt.Sscanf(names[len(names)-1], "%020d-", &last); err == nil && last >= seq {
+			seq = last + 1
+		}
+	}
+	name := fmt.Sprintf("%020d-%s-%s.json", seq, e.Product, hex.EncodeToString(rnd[:]))
 	path := filepath.Join(s.dir, name)
 	if err := writeAtomic(path, append(b, '\n')); err != nil {
 		return Item{}, fmt.Errorf("spooling: %w", err)

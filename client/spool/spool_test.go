@@ -121,3 +121,22 @@ func TestPutRejectsIncompleteEntry(t *testing.T) {
 		t.Error("an entry with a broken body was spooled")
 	}
 }
+
+func TestPutOrdersEntriesWhenTheClockStandsStill(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(t.TempDir(), func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := s.Put(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, _, _ := s.List()
+	for i, it := range items {
+		if it.Entry.IdempotencyKey != fmt.Sprintf("k%d", i) {
+			t.Fatalf("entry %d is %s: spooled order lost", i, it.Entry.IdempotencyKey)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -406,17 +407,19 @@ type step func(w http.ResponseWriter, r *http.Request, forward func(http.Respons
 type faultProxy struct {
 	mu     sync.Mutex
 	srv    *httptest.Server
+	target *url.URL
 	script []step
 	posts  []string // the Idempotency-Key of each upload POST seen
 }
 
 func newFaultProxy(t testing.TB, target string) *faultProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &faultProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
+	p.retarget(t, target)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		pr.SetURL(p.target)
+	}, ErrorLog: log.New(io.Discard, "", 0)}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		forward := func(w http.ResponseWriter) { rp.ServeHTTP(w, r) }
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/api/v1/sync/") {
@@ -438,6 +441,17 @@ func newFaultProxy(t testing.TB, target string) *faultProxy {
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// retarget points the proxy at another server (a restarted serve's port).
+func (p *faultProxy) retarget(t testing.TB, target string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.target = u
+	p.mu.Unlock()
 }
 
 func (p *faultProxy) then(steps ...step) {
@@ -598,5 +612,53 @@ func TestCLIWaitsOutTheServersRateLimit(t *testing.T) {
 		if w < time.Second || w%time.Second != 0 {
 			t.Errorf("waited %v, want the server's Retry-After (whole seconds, at least 1s)", w)
 		}
+	}
+}
+
+func TestCLIServerStoppedMidPushSpoolsThenFlushLandsOnce(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	px := newFaultProxy(t, c.APIURL)
+	cli := newCLI(t, map[string]string{
+		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
+		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
+	})
+	dir := t.TempDir()
+	// The server takes the upload, then stops before the client hears back;
+	// the client's retries find it gone (502 from the proxy in front).
+	px.then(func(w http.ResponseWriter, r *http.Request, forward func(http.ResponseWriter)) {
+		forward(httptest.NewRecorder())
+		s.Stop()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	})
+	r := cli.run("push", "insight", writeJSON(t, dir, "i.json", insightBody(c.OrganizationID, c.ProjectID, 1)), "--json")
+	var p pushOut
+	r.JSON(t, &p)
+	if r.Code != ExitOK || p.State != "spooled" {
+		t.Fatalf("push as the server stops: exit %d %+v\n%s", r.Code, p, r.Stderr)
+	}
+	// More pushes while it is down.
+	for i := 2; i <= 3; i++ {
+		cli.mustRun("push", "insight", writeJSON(t, dir, fmt.Sprintf("i%d.json", i), insightBody(c.OrganizationID, c.ProjectID, i)), "--retries", "2")
+	}
+
+	s2 := startServeOn(t, s.Data, nil)
+	px.retarget(t, s2.Cred.APIURL)
+	var fr flushJSON
+	cli.mustRun("spool", "flush", "--json").JSON(t, &fr)
+	if fr.Delivered != 3 || fr.Remaining != 0 {
+		t.Fatalf("flush: %+v", fr)
+	}
+	if !fr.Results[0].Item.Entry.CreatedAt.Before(fr.Results[2].Item.Entry.CreatedAt) {
+		t.Errorf("not flushed oldest first: %+v", fr.Results)
+	}
+	var l struct{ Total int64 }
+	eventually(t, "three insight uploads stored", func() bool {
+		s2.Do(http.MethodGet, "/api/v1/sync/insight", nil).JSON(t, &l)
+		return l.Total >= 3
+	})
+	if l.Total != 3 {
+		t.Errorf("%d stored, want 3: the upload the server took before stopping must not be stored twice", l.Total)
 	}
 }
