@@ -37,7 +37,9 @@ type Entry struct {
 	ProjectID      string          `json:"projectId"`
 	IdempotencyKey string          `json:"idempotencyKey"`
 	Body           json.RawMessage `json:"body"`
-	// Files are local files to upload before the push (Guardian screenshots).
+	// Files are local files to upload before the push (Guardian
+	// screenshots). Put copies them into the spool, so the entry does not
+	// depend on files a CI job may delete, and Files names the copies.
 	Files     []string  `json:"files,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	// Reason is why the entry was spooled.
@@ -127,10 +129,46 @@ func (s *Spool) Put(e Entry) (Item, error) {
 	}
 	name := fmt.Sprintf("%020d-%s-%s.json", seq, e.Product, hex.EncodeToString(rnd[:]))
 	path := filepath.Join(s.dir, name)
+	if len(e.Files) > 0 {
+		copies, err := s.copyFiles(filesDir(s.dir, name), e.Files)
+		if err != nil {
+			_ = os.RemoveAll(filesDir(s.dir, name))
+			return Item{}, fmt.Errorf("spooling: %w", err)
+		}
+		e.Files = copies
+		if b, err = json.MarshalIndent(e, "", "  "); err != nil {
+			return Item{}, fmt.Errorf("spooling: %w", err)
+		}
+	}
 	if err := writeAtomic(path, append(b, '\n')); err != nil {
 		return Item{}, fmt.Errorf("spooling: %w", err)
 	}
 	return Item{Name: name, Path: path, Entry: e}, nil
+}
+
+// filesDir is where the files of entry name are kept.
+func filesDir(dir, name string) string {
+	return filepath.Join(dir, "files", strings.TrimSuffix(name, ".json"))
+}
+
+// copyFiles copies files into dir (numbered, so equal base names stay
+// apart), fsynced, and returns the copies' paths.
+func (s *Spool) copyFiles(dir string, files []string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(files))
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = filepath.Join(dir, fmt.Sprintf("%03d-%s", i, filepath.Base(f)))
+		if err := writeAtomic(out[i], b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func writeAtomic(path string, b []byte) error {
@@ -342,6 +380,7 @@ func (s *Spool) Flush(ctx context.Context, send Sender) (Report, error) {
 			if err := os.Remove(it.Path); err != nil {
 				return rep, fmt.Errorf("removing delivered entry %s: %w", n, err)
 			}
+			_ = os.RemoveAll(filesDir(s.dir, n))
 		case Rejected:
 			r.State = "rejected"
 			to, err := s.moveAside(n, "rejected", detail)
@@ -387,5 +426,14 @@ func (s *Spool) moveAside(name, sub, note string) (string, error) {
 	if note != "" {
 		_ = writeAtomic(strings.TrimSuffix(to, ".json")+".reason.txt", []byte(note+"\n"))
 	}
+	if fd := filesDir(s.dir, name); dirExists(fd) {
+		_ = os.MkdirAll(filepath.Join(dir, "files"), 0o700)
+		_ = os.Rename(fd, filesDir(dir, name))
+	}
 	return to, syncDir(s.dir)
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

@@ -140,3 +140,31 @@ func TestPutOrdersEntriesWhenTheClockStandsStill(t *testing.T) {
 		}
 	}
 }
+
+func TestPutKeepsCopiesOfFiles(t *testing.T) {
+	s, _ := openAt(t)
+	src := filepath.Join(t.TempDir(), "shot.png")
+	if err := os.WriteFile(src, []byte("png bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := entry(1)
+	e.Files = []string{src}
+	it, err := s.Put(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(src) // the CI job's workspace is gone
+	items, _, _ := s.List()
+	if len(items) != 1 || len(items[0].Entry.Files) != 1 {
+		t.Fatalf("listed %+v", items)
+	}
+	if b, err := os.ReadFile(items[0].Entry.Files[0]); err != nil || string(b) != "png bytes" {
+		t.Fatalf("spooled copy: %q %v", b, err)
+	}
+	if _, err := s.Flush(context.Background(), func(context.Context, Item) (Outcome, string, error) { return Delivered, "", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(items[0].Entry.Files[0])); !os.IsNotExist(err) {
+		t.Errorf("the files of delivered entry %s were kept: %v", it.Name, err)
+	}
+}

@@ -116,6 +116,10 @@ func (s *session) sender(ctx context.Context, retry *client.RetryPolicy) spool.S
 		if len(en.Files) > 0 {
 			up, err := s.uploadScreenshotsWith(ctx, en.Files, retry)
 			if err != nil {
+				if ctx.Err() == nil && !client.IsTransient(err) && client.StatusOf(err) == 0 {
+					// A local failure (a spooled copy unreadable): it will not pass.
+					return spool.Rejected, err.Error(), err
+				}
 				return outcomeOf(err)
 			}
 			if body, err = withScreenshots(body, up); err != nil {
