@@ -117,34 +117,6 @@ func writeJSON(t testing.TB, dir, name string, v any) string {
 	return p
 }
 
-func autopilotBody(org, project, runID string) map[string]any {
-	phase := func(s string, d float64) map[string]any { return map[string]any{"status": s, "duration": d} }
-	return map[string]any{
-		"runId": runID, "organizationId": org, "projectId": project,
-		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
-		"phases": map[string]any{
-			"observe": phase("completed", 120), "decide": phase("completed", 40), "act": phase("completed", 900),
-			"verify": phase("completed", 300), "learn": phase("skipped", 0),
-		},
-		"selectedRecipe": "remove-unused-imports", "filesModified": []string{"src/a.ts"},
-		"trustScore": 0.82, "qualityImproved": true, "success": true, "totalDuration": 1360,
-	}
-}
-
-func guardianBody(org, project, testRunID string) map[string]any {
-	return map[string]any{
-		"testRunId": testRunID, "organizationId": org, "projectId": project,
-		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
-		"url":       "https://example.com/", "environment": "staging",
-		"tests": map[string]any{
-			"accessibility": map[string]any{"score": 93, "violations": 2, "passes": 40},
-			"performance":   map[string]any{"loadTime": 1200, "ttfb": 80, "fcp": 400, "lcp": 900},
-			"security":      map[string]any{"vulnerabilities": 0, "warnings": 1},
-		},
-		"passed": true,
-	}
-}
-
 type pushOut struct {
 	State   string
 	Receipt client.Receipt
@@ -187,7 +159,7 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 		"ODAVL_CLOUD_API": c.APIURL, "ODAVL_API_KEY": c.APIKey,
 		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
 	})
-	b, _ := json.Marshal(autopilotBody(c.OrganizationID, c.ProjectID, "run-42"))
+	b, _ := json.Marshal(autopilotBody(c.OrganizationID, c.ProjectID, "run-42", true))
 	envCLI.stdin = string(b)
 	var ap pushOut
 	envCLI.mustRun("push", "autopilot", "-", "--json").JSON(t, &ap)
@@ -205,7 +177,7 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	}
 
 	// Guardian.
-	gd := writeJSON(t, dir, "guardian.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-7"))
+	gd := writeJSON(t, dir, "guardian.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-7", "staging", true))
 	var g pushOut
 	cli.mustRun("push", "guardian", gd, "--credentials", cred, "--json", "--wait").JSON(t, &g)
 	if g.Status == nil || g.Status.State != client.StateStored {
@@ -222,7 +194,7 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	}
 
 	// Quiet when stdout is not a terminal: nothing on stdout without --json.
-	gd2 := writeJSON(t, dir, "guardian2.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-8"))
+	gd2 := writeJSON(t, dir, "guardian2.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-8", "staging", true))
 	if r := cli.mustRun("push", "guardian", gd2, "--credentials", cred); r.Stdout != "" {
 		t.Errorf("push wrote %q to a non-terminal stdout", r.Stdout)
 	}
@@ -303,8 +275,8 @@ func TestCLISpoolWhileServerDownThenFlushOnce(t *testing.T) {
 	// The server is gone: each push retries, then spools and exits 0.
 	files := []string{
 		writeJSON(t, dir, "i2.json", insightBody(c.OrganizationID, c.ProjectID, 2)),
-		writeJSON(t, dir, "a1.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-1")),
-		writeJSON(t, dir, "g1.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-1")),
+		writeJSON(t, dir, "a1.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-1", true)),
+		writeJSON(t, dir, "g1.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-1", "staging", true)),
 	}
 	products := []string{"insight", "autopilot", "guardian"}
 	for i, f := range files {
@@ -376,7 +348,7 @@ func TestCLINextCommandFlushesSpool(t *testing.T) {
 	cred := filepath.Join(s.Data, credentialsFile)
 	cli := newCLI(t, nil)
 	s.Stop()
-	r := cli.run("push", "autopilot", writeJSON(t, t.TempDir(), "a.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-9")), "--credentials", cred, "--retries", "2")
+	r := cli.run("push", "autopilot", writeJSON(t, t.TempDir(), "a.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-9", true)), "--credentials", cred, "--retries", "2")
 	if r.Code != 0 || !strings.Contains(r.Stderr, "spooled") {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -546,7 +518,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	// first receipt and nothing is stored twice.
 	px.then(lostAnswer)
 	var lost pushOut
-	cli.mustRun("push", "autopilot", writeJSON(t, dir, "a.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-lost")), "--json").JSON(t, &lost)
+	cli.mustRun("push", "autopilot", writeJSON(t, dir, "a.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-lost", true)), "--json").JSON(t, &lost)
 	if !lost.Receipt.Replay {
 		t.Errorf("the retry after a lost answer was not a replay: %+v", lost.Receipt)
 	}
@@ -562,7 +534,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	// A 4xx other than 429 is not retried.
 	before, n := len(cli.clock.Sleeps()), len(px.Posts())
 	px.then(answer(http.StatusConflict, nil))
-	r := cli.run("push", "guardian", writeJSON(t, dir, "g.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-c")))
+	r := cli.run("push", "guardian", writeJSON(t, dir, "g.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-c", "staging", true)))
 	if r.Code != ExitRejected || len(px.Posts()) != n+1 || len(cli.clock.Sleeps()) != before {
 		t.Errorf("409: exit %d, %d requests, %d waits; want exit 4, one request, no wait", r.Code, len(px.Posts())-n, len(cli.clock.Sleeps())-before)
 	}
@@ -573,7 +545,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	for range 5 {
 		px.then(answer(http.StatusServiceUnavailable, nil))
 	}
-	r = cli.run("push", "guardian", writeJSON(t, dir, "g2.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-d")), "--strict")
+	r = cli.run("push", "guardian", writeJSON(t, dir, "g2.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-d", "staging", true)), "--strict")
 	if r.Code != ExitSpooled {
 		t.Fatalf("always 503: exit %d, want %d: %s", r.Code, ExitSpooled, r.Stderr)
 	}
