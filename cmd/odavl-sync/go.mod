@@ -3,6 +3,7 @@ module github.com/odavl/sync/cmd/odavl-sync
 go 1.26.8
 
 replace (
+	github.com/odavl/sync/client => ../../client
 	github.com/odavl/sync/libs => ../../libs
 	github.com/odavl/sync/services/ingest => ../../services/ingest
 	github.com/odavl/sync/services/jobs => ../../services/jobs
@@ -14,6 +15,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
+	github.com/odavl/sync/client v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/libs v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/services/ingest v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/services/jobs v0.0.0-00010101000000-000000000000
