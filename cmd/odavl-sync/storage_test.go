@@ -133,10 +133,10 @@ func getFile(t *testing.T, s *served, id string) (int, rpc.File) {
 	return r.Status, f
 }
 
-// roundTrip is what every provider must do through serve: a file pending
+// storageRoundTrip is what every provider must do through serve: a file pending
 // until its bytes are there, confirmed, downloaded and counted, a
 // multipart upload of 12 MB, refusals, deletion.
-func roundTrip(t *testing.T, s *served, provider string) {
+func storageRoundTrip(t *testing.T, s *served, provider string) {
 	c := s.Cred
 	fe := watchFiles(t, s)
 	body := random(2048)
@@ -318,7 +318,7 @@ func roundTrip(t *testing.T, s *served, provider string) {
 
 func TestStorageLocal(t *testing.T) {
 	s := startServe(t, nil)
-	roundTrip(t, s, "local")
+	storageRoundTrip(t, s, "local")
 	var l rpc.ListFilesResponse
 	s.Do(http.MethodGet, "/api/v1/storage/files?status=UPLOADED", nil).JSON(t, &l)
 	if l.Total != 1 {
@@ -339,7 +339,7 @@ func TestStorageS3(t *testing.T) {
 		"STORAGE_PROVIDER": "s3", "AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
 		"S3_BUCKET_NAME": "odavl-e2e", "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
 	})
-	roundTrip(t, s, "s3")
+	storageRoundTrip(t, s, "s3")
 }
 
 func TestStorageAzure(t *testing.T) {
@@ -349,7 +349,7 @@ func TestStorageAzure(t *testing.T) {
 		"AZURE_STORAGE_ACCOUNT_NAME": srv.Account, "AZURE_STORAGE_ACCOUNT_KEY": srv.Key,
 		"AZURE_CONTAINER_NAME": "odavl-e2e", "AZURE_BLOB_ENDPOINT": srv.Endpoint,
 	})
-	roundTrip(t, s, "azure")
+	storageRoundTrip(t, s, "azure")
 }
 
 func newKey(t *testing.T, s *served, org, project string) string {

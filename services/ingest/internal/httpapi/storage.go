@@ -16,9 +16,9 @@ func (a *API) storageRoutes(g *gin.RouterGroup) {
 	s.POST("/upload-url", a.uploadURL)
 	s.GET("/upload-url", a.downloadURL)
 	s.POST("/multipart", a.multipartInit)
-	s.POST("/multipart/:id/parts/:n", a.partURL)
-	s.POST("/multipart/:id/complete", a.multipartComplete)
-	s.DELETE("/multipart/:id", a.multipartAbort)
+	s.POST("/multipart/:fileId/parts/:n", a.partURL)
+	s.POST("/multipart/:fileId/complete", a.multipartComplete)
+	s.DELETE("/multipart/:fileId", a.multipartAbort)
 	s.GET("/files", a.listFiles)
 	s.GET("/files/:id", a.fileCall(rpc.StorageGetFile))
 	s.DELETE("/files/:id", a.fileCall(rpc.StorageDeleteFile))
@@ -131,7 +131,7 @@ func (a *API) partURL(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "bad-path", "the part number must be a positive integer", rpc.FieldError{Field: "partNumber", Message: "must be a positive integer"})
 		return
 	}
-	resp, err := rpc.Call[rpc.PartURLResponse](c.Request.Context(), a.nc, rpc.StoragePartURL, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("id"), PartNumber: n})
+	resp, err := rpc.Call[rpc.PartURLResponse](c.Request.Context(), a.nc, rpc.StoragePartURL, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("fileId"), PartNumber: n})
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -158,7 +158,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "validation", "list the uploaded parts", rpc.FieldError{Field: "parts", Message: "is required"})
 		return
 	}
-	resp, err := rpc.Call[rpc.File](c.Request.Context(), a.nc, rpc.StorageMultipartDone, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("id"), Parts: b.Parts})
+	resp, err := rpc.Call[rpc.File](c.Request.Context(), a.nc, rpc.StorageMultipartDone, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("fileId"), Parts: b.Parts})
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -167,7 +167,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 }
 
 func (a *API) multipartAbort(c *gin.Context) {
-	resp, err := rpc.Call[rpc.File](c.Request.Context(), a.nc, rpc.StorageMultipartDrop, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("id")})
+	resp, err := rpc.Call[rpc.File](c.Request.Context(), a.nc, rpc.StorageMultipartDrop, rpc.PartRequest{Caller: callerOf(c), FileID: c.Param("fileId")})
 	if err != nil {
 		a.fail(c, err)
 		return
