@@ -402,6 +402,21 @@ func TestStorageAccessLevels(t *testing.T) {
 		if _, f := getFile(t, s, u.FileID); f.DownloadCount != allowed {
 			t.Errorf("%s file: downloadCount %d; want %d (refusals do not count)", level, f.DownloadCount, allowed)
 		}
+		// The permanent link of a PUBLIC file needs no key; of any other, a key.
+		publicLink := c.APIURL + "/public/files/" + u.FileID
+		st, _, got := blobDo(t, "GET", publicLink, nil, nil)
+		if level == "PUBLIC" {
+			if u.FileURL != publicLink || st != 200 || !bytes.Equal(got, body) {
+				t.Errorf("PUBLIC file: fileUrl %s, keyless GET %d %q", u.FileURL, st, got)
+			}
+		} else {
+			if st != 404 {
+				t.Errorf("%s file through the public link: %d; want 404", level, st)
+			}
+			if st, _, _ := blobDo(t, "GET", u.FileURL, nil, nil); st != 401 {
+				t.Errorf("%s file's fileUrl without a key: %d; want 401", level, st)
+			}
+		}
 	}
 	// A PRIVATE file: another key of the project can neither download nor delete it.
 	body := []byte("secret")

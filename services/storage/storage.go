@@ -8,11 +8,13 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -262,6 +264,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/blob/", s.local.Handler())
+		mux.HandleFunc("GET "+files.PublicPath+"{id}", s.publicFile)
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
 		s.log.Info("storage serving blobs", "addr", ln.Addr().String())
@@ -303,6 +306,7 @@ func (s *Service) Run(ctx context.Context) error {
 // provider's signed blob URLs under /blob/) on the gateway's router, for
 // the one process. Other providers serve their URLs themselves.
 func (s *Service) MountHTTP(r *gin.Engine) {
+	r.GET(files.PublicPath+":id", gin.WrapF(s.publicFile))
 	if s.local == nil {
 		return
 	}
@@ -310,4 +314,26 @@ func (s *Service) MountHTTP(r *gin.Engine) {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
 		r.Handle(m, "/blob/*key", h)
 	}
+}
+
+// publicFile redirects the permanent link of a PUBLIC file, which needs no
+// key, to a fresh signed download URL.
+func (s *Service) publicFile(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.URL.Path, files.PublicPath)
+	d, err := s.files.PublicDownloadURL(r.Context(), id)
+	if err != nil {
+		status := rpc.StatusOf(err)
+		if status >= 500 {
+			s.log.Error("public file", "fileId", id, "err", err)
+		} else {
+			status = http.StatusNotFound
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		b, _ := json.Marshal(map[string]any{"type": "https://odavl.dev/problems/not-found", "title": http.StatusText(status), "status": status, "detail": "no public file " + id, "instance": r.URL.Path})
+		_, _ = w.Write(b)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, d.DownloadURL, http.StatusFound)
 }

@@ -92,9 +92,19 @@ type record struct {
 	ExpiresAt      *time.Time `bson:"expiresAt,omitempty"`
 }
 
-func (f *Files) fileURL(id string) string {
-	return strings.TrimRight(f.opts.APIURL, "/") + "/api/v1/storage/files/" + id + "/content"
+// fileURL is the permanent URL of a file: for a PUBLIC file one that needs
+// no key (PublicPath), otherwise the authenticated API route; both redirect
+// to a fresh signed download URL.
+func (f *Files) fileURL(id, access string) string {
+	base := strings.TrimRight(f.opts.APIURL, "/")
+	if access == rpc.AccessPublic {
+		return base + PublicPath + id
+	}
+	return base + "/api/v1/storage/files/" + id + "/content"
 }
+
+// PublicPath prefixes the keyless permanent URLs of PUBLIC files.
+const PublicPath = "/public/files/"
 
 func (f *Files) view(r record) rpc.File {
 	status := r.Status
@@ -102,7 +112,7 @@ func (f *Files) view(r record) rpc.File {
 		ID: r.ID, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID, UploaderKeyID: r.UploaderKeyID,
 		Name: r.Name, OriginalName: r.OriginalName, ContentType: r.ContentType, Size: r.Size,
 		AccessLevel: r.AccessLevel, Status: status, DownloadCount: r.DownloadCount, Downloads: r.Downloads,
-		Multipart: r.UploadID != "", FileURL: f.fileURL(r.ID),
+		Multipart: r.UploadID != "", FileURL: f.fileURL(r.ID, r.AccessLevel),
 		CreatedAt: r.CreatedAt, UploadedAt: r.UploadedAt, ExpiresAt: r.ExpiresAt,
 	}
 }
@@ -178,7 +188,7 @@ func (f *Files) UploadURL(ctx context.Context, req rpc.UploadURLRequest) (rpc.Up
 		return rpc.UploadURLResponse{}, fmt.Errorf("storing file record: %w", err)
 	}
 	return rpc.UploadURLResponse{
-		UploadURL: s.URL, FileURL: f.fileURL(r.ID), FileID: r.ID, ExpiresAt: s.ExpiresAt,
+		UploadURL: s.URL, FileURL: f.fileURL(r.ID, r.AccessLevel), FileID: r.ID, ExpiresAt: s.ExpiresAt,
 		Instructions: rpc.UploadInstructions{Method: s.Method, Headers: s.Headers},
 	}, nil
 }
@@ -342,6 +352,21 @@ func (f *Files) DownloadURL(ctx context.Context, req rpc.FileRequest) (rpc.Downl
 	if !mayRead(req.Caller, r) {
 		return rpc.DownloadURLResponse{}, rpc.Forbidden("file %s is %s: this key may not download it", r.ID, r.AccessLevel)
 	}
+	return f.download(ctx, r, exp)
+}
+
+// PublicDownloadURL signs a short download URL of a PUBLIC file for anyone
+// with its permanent link; any other file is not found.
+func (f *Files) PublicDownloadURL(ctx context.Context, id string) (rpc.DownloadURLResponse, error) {
+	r, err := f.load(ctx, id)
+	if err != nil || r.AccessLevel != rpc.AccessPublic {
+		return rpc.DownloadURLResponse{}, rpc.NotFound("no public file %s", id)
+	}
+	return f.download(ctx, r, 5*time.Minute)
+}
+
+func (f *Files) download(ctx context.Context, r record, exp time.Duration) (rpc.DownloadURLResponse, error) {
+	var err error
 	if r.Status != rpc.FileUploaded {
 		if r.UploadID != "" {
 			return rpc.DownloadURLResponse{}, rpc.Conflict("file %s is not uploaded yet: complete the multipart upload", r.ID)
@@ -496,7 +521,7 @@ func (f *Files) MultipartInit(ctx context.Context, req rpc.UploadURLRequest) (rp
 		_ = f.p.AbortMultipart(ctx, r.Key, id)
 		return rpc.MultipartResponse{}, fmt.Errorf("storing file record: %w", err)
 	}
-	return rpc.MultipartResponse{FileID: r.ID, FileURL: f.fileURL(r.ID), UploadID: id, PartSize: PartSize, Parts: r.Parts, ExpiresAt: r.UploadBy}, nil
+	return rpc.MultipartResponse{FileID: r.ID, FileURL: f.fileURL(r.ID, r.AccessLevel), UploadID: id, PartSize: PartSize, Parts: r.Parts, ExpiresAt: r.UploadBy}, nil
 }
 
 // loadUpload loads a pending multipart upload of the caller's key.
