@@ -190,7 +190,7 @@ func (s *Store) Sweep(ctx context.Context) error {
 	for _, p := range projects {
 		mu := s.lockFor(p[0], p[1])
 		mu.Lock()
-		err := s.finishPending(ctx, p[0], p[1])
+		err := s.finishPending(ctx, p[0], p[1], nil)
 		mu.Unlock()
 		if err != nil {
 			return err
@@ -211,7 +211,7 @@ func (s *Store) Pending() int {
 }
 
 // finishPending finishes the project's unfinished changes; the caller holds its lock.
-func (s *Store) finishPending(ctx context.Context, org, project string) error {
+func (s *Store) finishPending(ctx context.Context, org, project string, hook CrashHook) error {
 	key := projectOf(org, project)
 	for {
 		s.pendMu.Lock()
@@ -220,7 +220,7 @@ func (s *Store) finishPending(ctx context.Context, org, project string) error {
 		if len(fl) == 0 {
 			return nil
 		}
-		if err := s.finish(ctx, fl[0]); err != nil {
+		if err := s.finishSteps(ctx, fl[0], stepper(hook, fl[0].ID)); err != nil {
 			return fmt.Errorf("finishing change %s: %w", fl[0].ID, err)
 		}
 		s.pendMu.Lock()
@@ -247,15 +247,10 @@ func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error
 	mu := s.lockFor(c.OrganizationID, c.ProjectID)
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID); err != nil {
+	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID, hook); err != nil {
 		return err
 	}
-	step := func(name string) error {
-		if hook != nil {
-			return hook(c.ID, name)
-		}
-		return nil
-	}
+	step := stepper(hook, c.ID)
 	counted, err := s.Counted(ctx, c.ID)
 	if err != nil {
 		return err
@@ -280,8 +275,13 @@ func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error
 	return nil
 }
 
-func (s *Store) finish(ctx context.Context, f inflight) error {
-	return s.finishSteps(ctx, f, func(string) error { return nil })
+func stepper(hook CrashHook, id string) func(string) error {
+	return func(step string) error {
+		if hook != nil {
+			return hook(id, step)
+		}
+		return nil
+	}
 }
 
 func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) error) error {
