@@ -59,7 +59,7 @@ func insightPayload(org, project string, at time.Time, crit, high, med, low int6
 func autopilotPayload(org, project, run string, at time.Time, success bool, trust float64) map[string]any {
 	ph := map[string]any{"status": "completed", "duration": 1.5}
 	return map[string]any{"runId": run, "projectId": project, "organizationId": org, "timestamp": at,
-		"phases": map[string]any{"observe": ph, "decide": ph, "act": ph, "verify": ph, "learn": ph},
+		"phases":        map[string]any{"observe": ph, "decide": ph, "act": ph, "verify": ph, "learn": ph},
 		"filesModified": []string{"a.go"}, "trustScore": trust, "qualityImproved": success, "success": success}
 }
 
