@@ -85,3 +85,6 @@ require (
 )
 
 replace github.com/odavl/sync/services/jobs => ../jobs
+
+// Patched for ODAVL Sync: see third_party/ferretdb/ODAVL-PATCHES.md.
+replace github.com/FerretDB/FerretDB => ../../third_party/ferretdb
