@@ -19,7 +19,7 @@ import (
 )
 
 // startJobs runs the real jobs service, which stores results and publishes processed events.
-func (b *testBundle) startJobs(t *testing.T) {
+func (b *testBundle) startJobs(t testing.TB) {
 	t.Helper()
 	svc, err := jobs.New(b.log, natstest.Connect(t, b.nats.URL), b.db, jobs.DefaultConfig())
 	if err != nil {
