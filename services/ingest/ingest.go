@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,8 @@ type Service struct {
 	ln      net.Listener
 	ready   atomic.Bool
 	handler http.Handler
+	// stopping is closed as shutdown begins: event streams end then.
+	stopping chan struct{}
 }
 
 // New prepares the gateway: it opens its bucket and indexes and binds its listener.
@@ -107,9 +110,10 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db)}
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
 	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 	})
 	s.ln = opts.Listener
 	if s.ln == nil {
@@ -161,6 +165,9 @@ func (s *Service) KeyValid(ctx context.Context, key string) (bool, error) {
 // the ones in flight (an upload in flight is answered, never dropped).
 func (s *Service) Run(ctx context.Context) error {
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	// Shutdown waits for requests in flight; event streams never finish on
+	// their own, so they are told to end as it begins.
+	hs.RegisterOnShutdown(sync.OnceFunc(func() { close(s.stopping) }))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.ln) }()
 	s.ready.Store(true)

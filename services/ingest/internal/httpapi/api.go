@@ -34,6 +34,9 @@ type Options struct {
 	// (0: no limit); RateBurst the burst above it.
 	RateLimit float64
 	RateBurst int
+	// Stopping is closed when the server begins to stop: long-lived
+	// responses (the event stream) end then, so shutdown need not wait.
+	Stopping <-chan struct{}
 }
 
 // API holds the handlers' dependencies.
