@@ -9,14 +9,6 @@ import (
 	"testing"
 )
 
-type problemBody struct {
-	Type   string
-	Title  string
-	Status int
-	Detail string
-	Errors []struct{ Field, Message string }
-}
-
 func checkProblem(t *testing.T, r apiResp, status int) problemBody {
 	t.Helper()
 	if r.Status != status {

@@ -46,6 +46,9 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	served := map[string]bool{}
 	var missing, extra []string
 	for _, r := range b.router.Routes() {
+		if strings.HasPrefix(r.Path, "/dashboard/") {
+			continue // the dashboard's static assets are not API operations
+		}
 		k := r.Method + " " + openapiPath(r.Path)
 		served[k] = true
 		if !documented[k] {
