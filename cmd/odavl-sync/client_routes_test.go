@@ -28,6 +28,7 @@ var clientRoutes = map[string]string{
 	"GET /api/v1/sync/jobs":           "ListJobs",
 	"POST /api/v1/sync/jobs":          "RetryJob, CancelJob",
 	"GET /api/v1/alerts":              "Alerts",
+	"GET /api/v1/events/stream":       "Events",
 
 	"POST /api/v1/storage/upload-url":                            "UploadURL, UploadFile",
 	"GET /api/v1/storage/upload-url":                             "DownloadURL",
@@ -80,6 +81,27 @@ func TestClientCoversEveryDocumentedRoute(t *testing.T) {
 	if err != nil || !strings.HasPrefix(k.Key, "odavl_") || k.ProjectID != "ci" {
 		t.Fatalf("CreateKey: %+v %v", k, err)
 	}
+	// The live stream sees the upload processed.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	opened := make(chan struct{})
+	processed := make(chan client.Event, 16)
+	streamErr := make(chan error, 1)
+	go func() {
+		streamErr <- cl.Events(sctx, func() { close(opened) }, func(ev client.Event) error {
+			if strings.HasSuffix(ev.Type, ".processed.v1") {
+				processed <- ev
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-opened:
+	case err := <-streamErr:
+		t.Fatalf("event stream: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("event stream not open after 10s")
+	}
 	rc, err := cl.PushInsight(ctx, client.InsightResult{
 		OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Timestamp: time.Now().UTC().Add(-time.Minute),
 		Detectors: []string{"eslint"}, TotalIssues: 1, IssuesBySeverity: client.IssuesBySeverity{Critical: 1},
@@ -87,6 +109,20 @@ func TestClientCoversEveryDocumentedRoute(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case ev := <-processed:
+		if ev.OrganizationID != c.OrganizationID || !strings.Contains(string(ev.Data), rc.UploadID) {
+			t.Errorf("processed event %+v for upload %s", ev, rc.UploadID)
+		}
+	case err := <-streamErr:
+		t.Fatalf("event stream ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no processed event in 10s")
+	}
+	stop()
+	if err := <-streamErr; err != nil {
+		t.Errorf("Events after cancel: %v, want nil", err)
 	}
 	var alerts *client.AlertList
 	eventually(t, "the critical alert", func() bool {
