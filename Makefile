@@ -31,7 +31,7 @@ build: ## Build every binary into ./bin
 	@for s in ingest jobs storage stats; do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
 
 gowork-off: ## Build each module on its own (GOWORK=off), as its container does
-	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build -o /dev/null ./...); done
 
 tidy: ## go mod tidy every module
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done

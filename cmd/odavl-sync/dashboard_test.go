@@ -279,8 +279,8 @@ func TestEventStreamCarriesOnlyTheCallersTenantAndEndsAtShutdown(t *testing.T) {
 	}
 }
 
-// guardianBody is a valid Guardian upload.
-func guardianBody(org, project, id string) map[string]any {
+// dashGuardianBody is a valid Guardian upload.
+func dashGuardianBody(org, project, id string) map[string]any {
 	return map[string]any{
 		"testRunId": id, "organizationId": org, "projectId": project,
 		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
@@ -294,8 +294,8 @@ func guardianBody(org, project, id string) map[string]any {
 	}
 }
 
-// autopilotBody is a valid Autopilot upload whose verify phase failed.
-func autopilotBody(org, project, id string) map[string]any {
+// dashAutopilotBody is a valid Autopilot upload whose verify phase failed.
+func dashAutopilotBody(org, project, id string) map[string]any {
 	ph := func(status string, d float64) map[string]any { return map[string]any{"status": status, "duration": d} }
 	return map[string]any{
 		"runId": id, "organizationId": org, "projectId": project,
@@ -504,10 +504,10 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 
 	// Autopilot and Guardian uploads, then their tabs.
-	if r := s.Do(http.MethodPost, "/api/v1/sync/autopilot", autopilotBody(c.OrganizationID, c.ProjectID, "run-42")); r.Status != http.StatusAccepted {
+	if r := s.Do(http.MethodPost, "/api/v1/sync/autopilot", dashAutopilotBody(c.OrganizationID, c.ProjectID, "run-42")); r.Status != http.StatusAccepted {
 		t.Fatalf("autopilot upload: %d %s", r.Status, r.Body)
 	}
-	if r := s.Do(http.MethodPost, "/api/v1/sync/guardian", guardianBody(c.OrganizationID, c.ProjectID, "tr-7")); r.Status != http.StatusAccepted {
+	if r := s.Do(http.MethodPost, "/api/v1/sync/guardian", dashGuardianBody(c.OrganizationID, c.ProjectID, "tr-7")); r.Status != http.StatusAccepted {
 		t.Fatalf("guardian upload: %d %s", r.Status, r.Body)
 	}
 	eventually(t, "the guardian run listed", func() bool {

@@ -3,6 +3,7 @@ module github.com/odavl/sync/cmd/odavl-sync
 go 1.26.8
 
 replace (
+	github.com/odavl/sync/client => ../../client
 	github.com/odavl/sync/libs => ../../libs
 	github.com/odavl/sync/services/ingest => ../../services/ingest
 	github.com/odavl/sync/services/jobs => ../../services/jobs
@@ -14,6 +15,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
+	github.com/odavl/sync/client v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/libs v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/services/ingest v0.0.0-00010101000000-000000000000
 	github.com/odavl/sync/services/jobs v0.0.0-00010101000000-000000000000
@@ -49,7 +51,7 @@ require (
 	github.com/go-playground/universal-translator v0.18.1 // indirect
 	github.com/go-playground/validator/v10 v10.30.1 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
-	github.com/goccy/go-json v0.10.5 // indirect
+	github.com/goccy/go-json v0.10.6 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
@@ -64,7 +66,7 @@ require (
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
-	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
@@ -104,7 +106,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.6.0 // indirect
 	golang.org/x/arch v0.22.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/exp v0.0.0-20250506013437-ce4c2cf36ca6 // indirect
+	golang.org/x/exp v0.0.0-20260813180055-c1d0aacb2297 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -122,3 +124,6 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+// Patched for ODAVL Sync: see third_party/ferretdb/ODAVL-PATCHES.md.
+replace github.com/FerretDB/FerretDB => ../../third_party/ferretdb

@@ -40,11 +40,15 @@ type Config struct {
 	StreamReplicas int
 	// ShutdownTimeout bounds the wait for in-flight requests at stop.
 	ShutdownTimeout time.Duration
+	// RateLimit is the sustained requests per second per API key (RATE_LIMIT_RPS, 0: none),
+	// RateBurst the burst above it (RATE_LIMIT_BURST).
+	RateLimit float64
+	RateBurst int
 }
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second}
+	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -57,6 +61,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", d.IdempotencyTTL),
 		StreamReplicas:  r.Int("STREAM_REPLICAS", d.StreamReplicas),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", d.ShutdownTimeout),
+		RateLimit:       float64(r.Int("RATE_LIMIT_RPS", int(d.RateLimit))),
+		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
 	}
 	return c, r.Err()
 }
@@ -105,7 +111,10 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 		return nil, err
 	}
 	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
-	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping})
+	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+	})
 	s.ln = opts.Listener
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

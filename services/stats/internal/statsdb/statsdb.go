@@ -1,0 +1,417 @@
+// Package statsdb keeps the stats service's aggregates in MongoDB: one
+// document per organization, project and UTC day (and one per project for
+// all time) holding sums and counts, maintained with $inc upserts, plus the
+// ledger that makes each counted change take effect exactly once.
+//
+// # Exactly once without transactions
+//
+// A change (one event) is applied in idempotent steps, under the lock of
+// its project:
+//
+//  1. If the ledger holds the change's id, it was counted: done.
+//  2. An in-flight record keyed by the change id is inserted (a duplicate
+//     means an earlier attempt got this far).
+//  3. Each aggregate document the change touches gets its $inc with a
+//     filter {last: {$ne: id}} and $set {last: id}, upserted: a repeat
+//     matches nothing and its upsert fails with a duplicate key, so it
+//     cannot apply twice.
+//  4. The change id goes into the ledger; 5. the in-flight record is deleted.
+//
+// Step 3 is safe because no other change is applied to a document while a
+// change touching it is in flight: before applying a change, every
+// unfinished change of the same project is finished first (the store keeps
+// them in memory, and Recover loads them from the in-flight records a crash
+// left). A crash at any point leaves the event unacknowledged, so it is
+// redelivered, and its steps resume where they stopped.
+//
+// The embedded store can lose one of two concurrent updates of one
+// document, so updates are serialised per project in-process: the embedded
+// deployment runs exactly one stats instance.
+//
+// # Generations
+//
+// Every aggregate belongs to a generation. A rebuild writes a fresh
+// generation from the source documents and then switches the current one
+// (see Rebuild); readers always read the current generation.
+package statsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/odavl/sync/services/stats/internal/tally"
+)
+
+// Collections of the stats service.
+const (
+	AggregatesCollection = "stats_aggregates"
+	LedgerCollection     = "stats_ledger"
+	InflightCollection   = "stats_inflight"
+	MetaCollection       = "stats_meta"
+)
+
+// AllTime is the day field of a project's all-time aggregate.
+const AllTime = "all"
+
+const metaID = "meta"
+
+// Aggregate is one aggregate document.
+type Aggregate struct {
+	ID             string         `bson:"_id"`
+	Generation     int64          `bson:"gen"`
+	OrganizationID string         `bson:"org"`
+	ProjectID      string         `bson:"project"`
+	Day            string         `bson:"day"`
+	Counters       tally.Counters `bson:"c"`
+	Last           string         `bson:"last,omitempty"`
+}
+
+type inflight struct {
+	ID             string           `bson:"_id"`
+	Generation     int64            `bson:"gen"`
+	OrganizationID string           `bson:"org"`
+	ProjectID      string           `bson:"project"`
+	Day            string           `bson:"day"`
+	Inc            map[string]int64 `bson:"inc"`
+}
+
+type meta struct {
+	ID         string `bson:"_id"`
+	Generation int64  `bson:"gen"`
+	// Rebuilding is the generation a rebuild is writing, 0 when none runs.
+	Rebuilding int64 `bson:"rebuilding"`
+}
+
+const stripes = 256
+
+// Store keeps the aggregates.
+type Store struct {
+	db                           *mongo.Database
+	agg, ledger, inflights, meta *mongo.Collection
+	now                          func() time.Time
+
+	// genMu: Apply holds it shared, a generation switch exclusively.
+	genMu sync.RWMutex
+	gen   atomic.Int64
+
+	locks [stripes]sync.Mutex
+	// pending are unfinished changes by project, finished before the next change of that project.
+	pendMu  sync.Mutex
+	pending map[string][]inflight
+
+	regMu sync.Mutex
+	known sync.Map // registry key -> true once the project is registered
+}
+
+// New returns a Store over db. Call Recover before Apply.
+func New(db *mongo.Database, now func() time.Time) *Store {
+	return &Store{
+		db: db, now: now,
+		agg: db.Collection(AggregatesCollection), ledger: db.Collection(LedgerCollection),
+		inflights: db.Collection(InflightCollection), meta: db.Collection(MetaCollection),
+		pending: map[string][]inflight{},
+	}
+}
+
+// DayKey is the _id of a project's day aggregate.
+func DayKey(gen int64, org, project, day string) string {
+	return fmt.Sprintf("g%d|%s|%s|%s", gen, org, project, day)
+}
+
+// AllKey is the _id of a project's all-time aggregate.
+func AllKey(gen int64, org, project string) string { return DayKey(gen, org, project, AllTime) }
+
+// RegistryKey is the _id of an organization's list of projects.
+func RegistryKey(gen int64, org string) string { return fmt.Sprintf("g%d|%s|~projects", gen, org) }
+
+func projectOf(org, project string) string { return org + "|" + project }
+
+func (s *Store) lockFor(org, project string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(projectOf(org, project)))
+	return &s.locks[h.Sum32()%stripes]
+}
+
+// Generation is the current generation.
+func (s *Store) Generation() int64 { return s.gen.Load() }
+
+// Recover loads the current generation, finishes every change a crash left
+// in flight, and reports a rebuild that was interrupted (its generation, or 0).
+func (s *Store) Recover(ctx context.Context) (int64, error) {
+	var m meta
+	err := s.meta.FindOne(ctx, bson.D{{Key: "_id", Value: metaID}}).Decode(&m)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		m = meta{ID: metaID, Generation: 1}
+		if _, err := s.meta.InsertOne(ctx, m); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return 0, fmt.Errorf("creating stats meta: %w", err)
+		}
+	case err != nil:
+		return 0, fmt.Errorf("reading stats meta: %w", err)
+	}
+	s.gen.Store(m.Generation)
+	cur, err := s.inflights.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+	}
+	var fl []inflight
+	if err := cur.All(ctx, &fl); err != nil {
+		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+	}
+	s.pendMu.Lock()
+	for _, f := range fl {
+		p := projectOf(f.OrganizationID, f.ProjectID)
+		s.pending[p] = append(s.pending[p], f)
+	}
+	s.pendMu.Unlock()
+	return m.Rebuilding, s.Sweep(ctx)
+}
+
+// Sweep finishes every unfinished change.
+func (s *Store) Sweep(ctx context.Context) error {
+	s.pendMu.Lock()
+	var projects [][2]string
+	for _, fl := range s.pending {
+		if len(fl) > 0 {
+			projects = append(projects, [2]string{fl[0].OrganizationID, fl[0].ProjectID})
+		}
+	}
+	s.pendMu.Unlock()
+	for _, p := range projects {
+		mu := s.lockFor(p[0], p[1])
+		mu.Lock()
+		err := s.finishPending(ctx, p[0], p[1])
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pending counts the unfinished changes held in memory.
+func (s *Store) Pending() int {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	n := 0
+	for _, fl := range s.pending {
+		n += len(fl)
+	}
+	return n
+}
+
+// finishPending finishes the project's unfinished changes; the caller holds its lock.
+func (s *Store) finishPending(ctx context.Context, org, project string) error {
+	key := projectOf(org, project)
+	for {
+		s.pendMu.Lock()
+		fl := s.pending[key]
+		s.pendMu.Unlock()
+		if len(fl) == 0 {
+			return nil
+		}
+		if err := s.finish(ctx, fl[0]); err != nil {
+			return fmt.Errorf("finishing change %s: %w", fl[0].ID, err)
+		}
+		s.pendMu.Lock()
+		s.pending[key] = s.pending[key][1:]
+		if len(s.pending[key]) == 0 {
+			delete(s.pending, key)
+		}
+		s.pendMu.Unlock()
+	}
+}
+
+// ErrCrash is returned by Apply when a test's crash hook stops it between steps.
+var ErrCrash = errors.New("simulated crash")
+
+// CrashHook, when set, is called before each step of Apply with the
+// change's id and the step's name; an error stops Apply there, as a failure
+// or a crash would (tests only).
+type CrashHook func(change, step string) error
+
+// Apply counts c exactly once; repeating it after any failure is safe.
+func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
+	s.genMu.RLock()
+	defer s.genMu.RUnlock()
+	mu := s.lockFor(c.OrganizationID, c.ProjectID)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID); err != nil {
+		return err
+	}
+	step := func(name string) error {
+		if hook != nil {
+			return hook(c.ID, name)
+		}
+		return nil
+	}
+	counted, err := s.Counted(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if counted {
+		return nil
+	}
+	f := inflight{ID: c.ID, Generation: s.gen.Load(), OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Day: c.Day, Inc: c.Inc}
+	if err := step("inflight"); err != nil {
+		return err
+	}
+	if _, err := s.inflights.InsertOne(ctx, f); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("recording in-flight change: %w", err)
+	}
+	if err := s.finishSteps(ctx, f, step); err != nil {
+		s.pendMu.Lock()
+		k := projectOf(c.OrganizationID, c.ProjectID)
+		s.pending[k] = append(s.pending[k], f)
+		s.pendMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) finish(ctx context.Context, f inflight) error {
+	return s.finishSteps(ctx, f, func(string) error { return nil })
+}
+
+func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) error) error {
+	for i, key := range []string{DayKey(f.Generation, f.OrganizationID, f.ProjectID, f.Day), AllKey(f.Generation, f.OrganizationID, f.ProjectID)} {
+		if err := step(fmt.Sprintf("aggregate%d", i)); err != nil {
+			return err
+		}
+		day := f.Day
+		if i == 1 {
+			day = AllTime
+		}
+		if err := s.inc(ctx, key, f, day); err != nil {
+			return err
+		}
+	}
+	if err := step("registry"); err != nil {
+		return err
+	}
+	if err := s.register(ctx, f.Generation, f.OrganizationID, f.ProjectID); err != nil {
+		return err
+	}
+	if err := step("ledger"); err != nil {
+		return err
+	}
+	if _, err := s.ledger.InsertOne(ctx, bson.D{{Key: "_id", Value: f.ID}, {Key: "at", Value: s.now().UTC()}}); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("recording change in ledger: %w", err)
+	}
+	if err := step("done"); err != nil {
+		return err
+	}
+	if _, err := s.inflights.DeleteOne(ctx, bson.D{{Key: "_id", Value: f.ID}}); err != nil {
+		return fmt.Errorf("clearing in-flight change: %w", err)
+	}
+	return nil
+}
+
+// inc applies f's increments to one aggregate unless it is f's last change.
+func (s *Store) inc(ctx context.Context, key string, f inflight, day string) error {
+	incs := bson.D{}
+	names := make([]string, 0, len(f.Inc))
+	for k := range f.Inc {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		incs = append(incs, bson.E{Key: "c." + k, Value: f.Inc[k]})
+	}
+	update := bson.D{
+		{Key: "$inc", Value: incs},
+		{Key: "$set", Value: bson.D{{Key: "last", Value: f.ID}, {Key: "gen", Value: f.Generation},
+			{Key: "org", Value: f.OrganizationID}, {Key: "project", Value: f.ProjectID}, {Key: "day", Value: day}}},
+	}
+	filter := bson.D{{Key: "_id", Value: key}, {Key: "last", Value: bson.D{{Key: "$ne", Value: f.ID}}}}
+	_, err := s.agg.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // the aggregate exists and f is its last change: applied already
+	}
+	if err != nil {
+		return fmt.Errorf("updating aggregate %s: %w", key, err)
+	}
+	return nil
+}
+
+// register adds the project to its organization's list (idempotent).
+func (s *Store) register(ctx context.Context, gen int64, org, project string) error {
+	key := RegistryKey(gen, org)
+	if _, ok := s.known.Load(key + "|" + project); ok {
+		return nil
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	_, err := s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}, {Key: "gen", Value: gen}, {Key: "org", Value: org}, {Key: "day", Value: "~projects"}}}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		_, err = s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}}}})
+	}
+	if err != nil {
+		return fmt.Errorf("registering project %s: %w", project, err)
+	}
+	s.known.Store(key+"|"+project, true)
+	return nil
+}
+
+// Projects lists an organization's projects with figures, sorted.
+func (s *Store) Projects(ctx context.Context, org string) ([]string, error) {
+	var doc struct {
+		Projects map[string]bool `bson:"projects"`
+	}
+	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: RegistryKey(s.gen.Load(), org)}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading projects of %s: %w", org, err)
+	}
+	out := make([]string, 0, len(doc.Projects))
+	for p := range doc.Projects {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Counters reads one aggregate of the current generation (day is a UTC day
+// or AllTime); a missing aggregate is all zeros.
+func (s *Store) Counters(ctx context.Context, org, project, day string) (tally.Counters, error) {
+	var a Aggregate
+	key := DayKey(s.gen.Load(), org, project, day)
+	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&a)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return tally.Counters{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading aggregate %s: %w", key, err)
+	}
+	if a.Counters == nil {
+		a.Counters = tally.Counters{}
+	}
+	return a.Counters, nil
+}
+
+// Counted reports whether the ledger holds change id.
+func (s *Store) Counted(ctx context.Context, id string) (bool, error) {
+	err := s.ledger.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading ledger: %w", err)
+	}
+	return true, nil
+}
