@@ -19,7 +19,9 @@ import (
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/stats/internal/report"
 	"github.com/odavl/sync/services/stats/internal/statsdb"
+	"github.com/odavl/sync/services/stats/internal/tally"
 )
 
 type testBundle struct {
@@ -30,7 +32,7 @@ type testBundle struct {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newBundle(t *testing.T) *testBundle {
+func newBundle(t testing.TB) *testBundle {
 	t.Helper()
 	return &testBundle{nats: natstest.Start(t), db: mongotest.Start(t).DB, log: quiet()}
 }
@@ -43,7 +45,7 @@ type running struct {
 
 // start runs a stats service on the bundle; its own connection, so a test can
 // start a second one after killing the first.
-func (b *testBundle) start(t *testing.T, crash statsdb.CrashHook) *running {
+func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AckWait, cfg.RetryDelay = 2*time.Second, 100*time.Millisecond
@@ -263,3 +265,5 @@ func natsJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	}
 	return js
 }
+
+func reportFigures(c tally.Counters) rpc.Figures { return report.FiguresOf(c) }
