@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDashboardAssetsServeUnderAStrictPolicy(t *testing.T) {
@@ -86,5 +89,58 @@ func TestSSEFrame(t *testing.T) {
 				t.Errorf("sseFrame(%q) = %v %q, want %v %q", tc.in, ok, b.String(), tc.ok, tc.want)
 			}
 		})
+	}
+}
+
+func TestEventStreamsPerKeyAreBounded(t *testing.T) {
+	b := setup(t)
+	srv := httptest.NewServer(b.router)
+	defer srv.Close()
+	open := func() (*http.Response, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/events/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+b.key)
+		req.Header.Set("X-Organization-Id", b.org)
+		req.Header.Set("X-Project-Id", b.project)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return resp, cancel
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for i := 0; i < maxStreamsPerKey; i++ {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, cancel := open()
+	b2, _ := io.ReadAll(resp.Body)
+	cancel()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b2), "too-many-streams") {
+		t.Fatalf("stream %d: %d %s %s, want 429 problem", maxStreamsPerKey+1, resp.StatusCode, resp.Header.Get("Content-Type"), b2)
+	}
+	// Closing one gives its place back.
+	cancels[0]()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing a stream a new one is still %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
