@@ -156,8 +156,8 @@
     const box = $('stats');
     if (jobs.unavailable || !jobs.ok) {
       const why = jobs.unavailable ? 'not available' : 'error: ' + jobs.message;
-      box.replaceChildren(...['Total jobs', 'Completed', 'Failed', 'Pending', 'Active'].map(
-        (l) => card(l, '—', 'na', why, { 'data-stat': l, title: jobs.message })));
+      box.replaceChildren(...[['Total jobs', 'total'], ['Completed', 'completed'], ['Failed', 'failed'], ['Pending', 'pending'], ['Active', 'active']].map(
+        ([label, key]) => card(label, '—', 'na', why, { 'data-stat': key, title: jobs.message })));
       return;
     }
     const { by, total, paused } = jobs.stats;
