@@ -141,6 +141,11 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	if p.Status == nil || p.Status.State != client.StateStored {
 		t.Fatalf("push --wait ended in %+v, want stored", p.Status)
 	}
+	var job client.Job
+	cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
+	if job.Status != "COMPLETED" || job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
+		t.Errorf("jobs get: %+v", job)
+	}
 	var got map[string]any
 	cli.mustRun("results", "get", "insight", p.Receipt.EventID, "--credentials", cred, "--json").JSON(t, &got)
 	if got["totalIssues"] != float64(3) {

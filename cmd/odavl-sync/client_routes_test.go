@@ -37,6 +37,15 @@ var clientRoutes = map[string]string{
 	"POST /api/v1/storage/multipart/{fileId}/parts/{n}":          "PartURL",
 	"POST /api/v1/storage/multipart/{fileId}/complete":           "CompleteMultipart",
 	"POST /api/v1/storage/multipart/{fileId}/parts/{partNumber}": "PartURL",
+	"DELETE /api/v1/storage/multipart/{fileId}":                  "AbortMultipart",
+	"GET /api/v1/storage/files":                                  "ListFiles",
+	"GET /api/v1/storage/files/{id}":                             "GetFile",
+	"DELETE /api/v1/storage/files/{id}":                          "DeleteFile",
+	"GET /api/v1/storage/files/{id}/content":                     "ContentURL",
+	"GET /api/v1/storage/stats":                                  "StorageStats",
+	"GET /api/v1/stats/summary":                                  "StatsSummary",
+	"GET /api/v1/stats/trends":                                   "StatsTrends",
+	"POST /api/v1/admin/stats/rebuild":                           "RebuildStats",
 }
 
 func TestClientCoversEveryDocumentedRoute(t *testing.T) {
@@ -132,6 +141,20 @@ func TestClientCoversEveryDocumentedRoute(t *testing.T) {
 	if alerts.Items[0].UploadID != rc.UploadID || alerts.Items[0].Critical != 1 || len(alerts.Items[0].Messages) == 0 {
 		t.Errorf("alert %+v for upload %s", alerts.Items[0], rc.UploadID)
 	}
+	// Statistics count the upload.
+	eventually(t, "the upload in the statistics", func() bool {
+		sum, err := cl.StatsSummary(ctx, client.StatsOptions{})
+		return err == nil && sum.Insight.Analyses == 1 && sum.Insight.IssuesBySeverity.Critical == 1
+	})
+	tr, err := cl.StatsTrends(ctx, client.StatsOptions{From: time.Now().UTC().AddDate(0, 0, -6)})
+	if err != nil || len(tr.Days) == 0 || tr.PreviousFrom == "" {
+		t.Errorf("trends: %+v %v", tr, err)
+	}
+	rb, err := cl.RebuildStats(ctx)
+	if err != nil || rb.Results < 1 {
+		t.Errorf("rebuild: %+v %v", rb, err)
+	}
+
 	// A key of another project cannot read this one: a rejection value with its status.
 	other, _ := client.New(client.Config{BaseURL: c.APIURL, APIKey: k.Key, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID})
 	_, err = other.List(ctx, client.Insight, client.ListOptions{})
