@@ -259,4 +259,3 @@ func (s *served) createKey(t *testing.T, project, scope string) string {
 	r.JSON(t, &out)
 	return out.Key
 }
-
