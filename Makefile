@@ -38,3 +38,6 @@ tidy: ## go mod tidy every module
 
 bench: ## Run the benchmarks
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime 2x ./...); done
+
+bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
+	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)
