@@ -78,3 +78,6 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+// Patched for ODAVL Sync: see third_party/ferretdb/ODAVL-PATCHES.md.
+replace github.com/FerretDB/FerretDB => ../third_party/ferretdb

@@ -179,10 +179,16 @@ func (s *served) DoAs(key, org, project, method, path string, body any, hdr ...s
 	return apiResp{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
-// Eventually polls f every 10ms until it returns true or 10s pass.
+// eventually polls f every 10ms until it returns true or 10s pass.
 func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	eventuallyWithin(t, 10*time.Second, what, f)
+}
+
+// eventuallyWithin polls f every 10ms until it returns true or d passes.
+func eventuallyWithin(t testing.TB, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !f() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,11 +40,15 @@ type Config struct {
 	StreamReplicas int
 	// ShutdownTimeout bounds the wait for in-flight requests at stop.
 	ShutdownTimeout time.Duration
+	// RateLimit is the sustained requests per second per API key (RATE_LIMIT_RPS, 0: none),
+	// RateBurst the burst above it (RATE_LIMIT_BURST).
+	RateLimit float64
+	RateBurst int
 }
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second}
+	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -56,6 +61,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		IdempotencyTTL:  r.Duration("IDEMPOTENCY_TTL", d.IdempotencyTTL),
 		StreamReplicas:  r.Int("STREAM_REPLICAS", d.StreamReplicas),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", d.ShutdownTimeout),
+		RateLimit:       float64(r.Int("RATE_LIMIT_RPS", int(d.RateLimit))),
+		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
 	}
 	return c, r.Err()
 }
@@ -82,6 +89,8 @@ type Service struct {
 	ln      net.Listener
 	ready   atomic.Bool
 	handler http.Handler
+	// stopping is closed as shutdown begins: event streams end then.
+	stopping chan struct{}
 }
 
 // New prepares the gateway: it opens its bucket and indexes and binds its listener.
@@ -101,8 +110,11 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db)}
-	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra})
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
+	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+	})
 	s.ln = opts.Listener
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -153,6 +165,9 @@ func (s *Service) KeyValid(ctx context.Context, key string) (bool, error) {
 // the ones in flight (an upload in flight is answered, never dropped).
 func (s *Service) Run(ctx context.Context) error {
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	// Shutdown waits for requests in flight; event streams never finish on
+	// their own, so they are told to end as it begins.
+	hs.RegisterOnShutdown(sync.OnceFunc(func() { close(s.stopping) }))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.ln) }()
 	s.ready.Store(true)

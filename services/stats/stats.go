@@ -1,73 +1,208 @@
-// Package stats is the stats service of ODAVL Sync. Run starts it; the one
-// binary and the service's own binary both go through New and Run.
+// Package stats is the stats service of ODAVL Sync: it consumes processed
+// uploads, job lifecycle events and file events into aggregates per
+// organization, project and UTC day (exactly once, see internal/statsdb),
+// answers summaries, trends and trend signals from those aggregates only,
+// and rebuilds them from the jobs service's result documents on request.
+// Run starts it; the one binary and the service's own binary both go
+// through New and Run.
+//
+// The embedded store can lose one of two concurrent updates of a document,
+// so the service serialises updates per project in its own memory: run
+// exactly one stats instance against a store.
 package stats
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
+	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/stats/internal/statsdb"
 )
 
 // Version of the service, reported through micro.
 const Version = "0.1.0"
 
 // Config is the stats service's configuration.
-type Config struct{}
+type Config struct {
+	// Workers is how many events each consumer handles at once (STATS_WORKERS).
+	Workers int
+	// AckWait is how long an unacknowledged event waits before redelivery,
+	// e.g. after a crash (STATS_ACK_WAIT).
+	AckWait time.Duration
+	// RetryDelay is the delay before a failed event is retried (STATS_RETRY_DELAY).
+	RetryDelay time.Duration
+	// RebuildTimeout bounds a rebuild (STATS_REBUILD_TIMEOUT).
+	RebuildTimeout time.Duration
+}
 
 // DefaultConfig is the configuration with every default.
-func DefaultConfig() Config { return Config{} }
+func DefaultConfig() Config {
+	return Config{Workers: 4, AckWait: 60 * time.Second, RetryDelay: time.Second, RebuildTimeout: 30 * time.Minute}
+}
 
 // ConfigFromEnv reads the configuration from the environment.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	d := DefaultConfig()
 	r := config.NewReader(getenv)
-	return DefaultConfig(), r.Err()
+	c := Config{
+		Workers:        r.Int("STATS_WORKERS", d.Workers),
+		AckWait:        r.Duration("STATS_ACK_WAIT", d.AckWait),
+		RetryDelay:     r.Duration("STATS_RETRY_DELAY", d.RetryDelay),
+		RebuildTimeout: r.Duration("STATS_REBUILD_TIMEOUT", d.RebuildTimeout),
+	}
+	return c, r.Err()
 }
+
+// Durable consumer names.
+const (
+	ConsumerProcessed = "stats-processed"
+	ConsumerJobs      = "stats-jobs"
+	ConsumerFiles     = "stats-files"
+)
 
 // Service is a running stats service.
 type Service struct {
 	log   *slog.Logger
 	nc    *nats.Conn
+	js    jetstream.JetStream
 	db    *mongo.Database
 	cfg   Config
+	now   func() time.Time
 	ready atomic.Bool
+	store *statsdb.Store
+	loops []*bus.Loop
+
+	runCtx    context.Context
+	finishing atomic.Bool
+
+	// crash, when set by a test, is called before each step of counting a change.
+	crash statsdb.CrashHook
 }
 
 // New returns a stats service over the given connections.
 func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Service, error) {
-	return &Service{log: log, nc: nc, db: db, cfg: cfg}, nil
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if cfg.Workers <= 0 {
+		return nil, errors.New("stats: Workers must be positive")
+	}
+	if cfg.AckWait <= 0 || cfg.RetryDelay <= 0 || cfg.RebuildTimeout <= 0 {
+		return nil, errors.New("stats: AckWait, RetryDelay and RebuildTimeout must be positive")
+	}
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now}
+	s.store = statsdb.New(db, func() time.Time { return s.now() })
+	return s, nil
 }
 
-// Ready reports whether the service answers.
+// Ready reports whether the service consumes and answers.
 func (s *Service) Ready() bool { return s.ready.Load() }
 
 // Status is the answer of the service's status request.
 type Status struct {
-	Service string `json:"service"`
-	Version string `json:"version"`
+	Service    string `json:"service"`
+	Version    string `json:"version"`
+	Generation int64  `json:"generation"`
 }
 
-// Run runs the service until ctx is done.
+func (s *Service) consumerConfigs() []bus.ConsumerConfig {
+	mk := func(stream, durable, filter string) bus.ConsumerConfig {
+		return bus.ConsumerConfig{Stream: stream, Durable: durable, Filters: []string{filter},
+			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers}
+	}
+	return []bus.ConsumerConfig{
+		mk(events.StreamSync, ConsumerProcessed, events.AllProcessed),
+		mk(events.StreamJobs, ConsumerJobs, events.AllJobEvents),
+		mk(events.StreamStorage, ConsumerFiles, events.AllFiles),
+	}
+}
+
+// Run runs the service until ctx is done, then stops taking events, lets
+// the events in hand finish, and returns.
 func (s *Service) Run(ctx context.Context) error {
-	svc, err := rpc.AddService(s.nc, "stats", Version, "ODAVL Sync stats", []rpc.Endpoint{
-		{Name: "status", Subject: "odavl.stats.v1.status", Handler: rpc.Handler(ctx, s.log, 5*time.Second,
-			func(context.Context, struct{}) (Status, error) {
-				return Status{Service: "stats", Version: Version}, nil
-			})},
-	})
+	s.runCtx = ctx
+	rebuilding, err := s.store.Recover(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := s.addEndpoints(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = svc.Stop() }()
+	if rebuilding != 0 {
+		// An interrupted rebuild is finished before anything else is counted.
+		if err := s.finishRebuild(ctx); err != nil {
+			return err
+		}
+	}
+	for _, cc := range s.consumerConfigs() {
+		cons, err := bus.EnsureConsumer(ctx, s.js, cc)
+		if err != nil {
+			return err
+		}
+		loop, err := bus.Consume(ctx, s.log, cons, cc, s.handle)
+		if err != nil {
+			return err
+		}
+		s.loops = append(s.loops, loop)
+	}
 	s.ready.Store(true)
-	s.log.Info("stats service ready")
+	s.log.Info("stats service ready", "generation", s.store.Generation(), "workers", s.cfg.Workers, "ackWait", s.cfg.AckWait)
 	<-ctx.Done()
 	s.ready.Store(false)
+	for _, l := range s.loops {
+		l.Stop()
+	}
+	s.log.Info("stats service stopped")
 	return nil
+}
+
+// kill stops the consumers at once, as a crash would (tests only).
+func (s *Service) kill() {
+	for _, l := range s.loops {
+		l.Kill()
+	}
+}
+
+func (s *Service) finishRebuild(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		_, err := s.store.Rebuild(ctx, s.exportedResults)
+		if err == nil {
+			return nil
+		}
+		s.log.Warn("finishing interrupted rebuild", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
+		}
+	}
+}
+
+// Status is answered on odavl.stats.v1.status.
+func (s *Service) status(context.Context, struct{}) (Status, error) {
+	return Status{Service: "stats", Version: Version, Generation: s.store.Generation()}, nil
+}
+
+func (s *Service) addEndpoints(ctx context.Context) (interface{ Stop() error }, error) {
+	const timeout = 30 * time.Second
+	return rpc.AddService(s.nc, "stats", Version, "ODAVL Sync stats", []rpc.Endpoint{
+		{Name: "status", Subject: "odavl.stats.v1.status", Handler: rpc.Handler(ctx, s.log, 5*time.Second, s.status)},
+		{Name: "summary", Subject: rpc.StatsSummary, Handler: rpc.Handler(ctx, s.log, timeout, s.summary)},
+		{Name: "trends", Subject: rpc.StatsTrends, Handler: rpc.Handler(ctx, s.log, timeout, s.trends)},
+		{Name: "rebuild", Subject: rpc.StatsRebuild, Handler: rpc.Handler(ctx, s.log, s.cfg.RebuildTimeout, s.rebuildRequest)},
+	})
 }

@@ -30,6 +30,13 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Extra mounts more handlers on the router (the local blob endpoint).
 	Extra func(r *gin.Engine)
+	// RateLimit is the sustained requests per second allowed per API key
+	// (0: no limit); RateBurst the burst above it.
+	RateLimit float64
+	RateBurst int
+	// Stopping is closed when the server begins to stop: long-lived
+	// responses (the event stream) end then, so shutdown need not wait.
+	Stopping <-chan struct{}
 }
 
 // API holds the handlers' dependencies.
@@ -42,12 +49,16 @@ type API struct {
 	opts      Options
 	now       func() time.Time
 	metrics   *metrics
+	limits    *limiter
 }
 
 // New returns the API's handler.
 func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Uploads, v *schema.Validator, opts Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics()}
+	if opts.RateLimit > 0 {
+		a.limits = newLimiter(opts.RateLimit, max(opts.RateBurst, 1))
+	}
 	r := gin.New()
 	r.Use(a.recover, a.observe)
 	r.HandleMethodNotAllowed = true
@@ -61,11 +72,12 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	r.GET("/api/v1/openapi.json", a.openapiHandler())
 	if opts.Extra != nil {
 		opts.Extra(r)
 	}
 
-	v1 := r.Group("/api/v1", a.authenticate)
+	v1 := r.Group("/api/v1", a.authenticate, a.rateLimit)
 	a.syncRoutes(v1)
 	a.adminRoutes(v1.Group("/admin", requireAdmin))
 	a.storageRoutes(v1)

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,9 @@ type Record struct {
 	Product        events.Product `json:"product"`
 	PayloadHash    string         `json:"payloadHash"`
 	ReceivedAt     time.Time      `json:"receivedAt"`
+	// Published is set once JetStream has stored the received event, so a
+	// retry after the stream's dedupe window does not publish it again.
+	Published bool `json:"published,omitempty"`
 }
 
 // Receipt is the answer to an accepted upload.
@@ -52,9 +56,10 @@ type Receipt struct {
 
 // Uploads accepts uploads.
 type Uploads struct {
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	now func() time.Time
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	now   func() time.Time
+	marks sync.WaitGroup
 }
 
 // Open creates or opens the idempotency bucket, keeping records for ttl.
@@ -92,43 +97,42 @@ type Upload struct {
 }
 
 // Accept makes u durable and returns its receipt. The same key with the same
-// payload returns the first receipt (Replay true) and publishes the event
-// again under the same id, which is harmless — JetStream drops it inside its
-// dedupe window and the consumers are idempotent after it — and closes the
-// window where the record was written but the publish was lost. The same key
-// with another payload is ErrConflict.
+// payload returns the first receipt (Replay true); the same key with another
+// payload is ErrConflict. Only one of concurrent uploads with one key creates
+// the record (a KV create is atomic); the others are replays.
+//
+// A replay publishes the event again (under the same id, which JetStream
+// drops inside its dedupe window) only while the record is not marked
+// published: that closes the window where the record was written but the
+// first publish was lost, without a second event long after the window.
 func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 	id := UploadID(up.OrganizationID, up.ProjectID, up.Product, up.IdempotencyKey)
 	rec := Record{UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product, PayloadHash: Hash(up.Canonical), ReceivedAt: u.now().UTC().Truncate(time.Millisecond)}
 	b, _ := json.Marshal(rec)
 	replay := false
-	if _, err := u.kv.Create(ctx, id, b); err != nil {
+	rev, err := u.kv.Create(ctx, id, b)
+	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return Receipt{}, fmt.Errorf("recording upload %s: %w", id, err)
 		}
-		first, err := u.Lookup(ctx, id)
+		first, frev, err := u.lookup(ctx, id)
 		if err != nil {
 			return Receipt{}, err
 		}
 		if first.PayloadHash != rec.PayloadHash {
 			return Receipt{}, fmt.Errorf("%w: upload %s", ErrConflict, id)
 		}
-		rec, replay = first, true
+		rec, rev, replay = first, frev, true
 	}
-	ev, err := events.New(id, Source, events.ReceivedType(up.Product), rec.ReceivedAt, up.OrganizationID, up.ProjectID, events.Received{
-		UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
-		IdempotencyKey: up.IdempotencyKey, PayloadHash: rec.PayloadHash, KeyID: up.KeyID, ReceivedAt: rec.ReceivedAt,
-		Payload: up.Canonical,
-	})
-	if err != nil {
-		return Receipt{}, err
-	}
-	if _, err := bus.Publish(ctx, u.js, events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product), ev); err != nil {
-		if !replay {
-			// Not accepted: forget the record so the client's retry starts afresh.
-			_ = u.kv.Delete(context.WithoutCancel(ctx), id)
+	if !rec.Published {
+		if err := u.publish(ctx, up, rec); err != nil {
+			if !replay {
+				// Not accepted: forget the record so the client's retry starts afresh.
+				_ = u.kv.Delete(context.WithoutCancel(ctx), id, jetstream.LastRevision(rev))
+			}
+			return Receipt{}, err
 		}
-		return Receipt{}, err
+		u.markPublished(rec, rev)
 	}
 	return Receipt{
 		EventID: id, JobID: id, UploadID: id, Status: "queued", StatusURL: "/api/v1/sync/jobs/" + id,
@@ -136,21 +140,57 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 	}, nil
 }
 
+func (u *Uploads) publish(ctx context.Context, up Upload, rec Record) error {
+	ev, err := events.New(rec.UploadID, Source, events.ReceivedType(up.Product), rec.ReceivedAt, up.OrganizationID, up.ProjectID, events.Received{
+		UploadID: rec.UploadID, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
+		IdempotencyKey: up.IdempotencyKey, PayloadHash: rec.PayloadHash, KeyID: up.KeyID, ReceivedAt: rec.ReceivedAt,
+		Payload: up.Canonical,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = bus.Publish(ctx, u.js, events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product), ev)
+	return err
+}
+
+// markPublished records, off the request's path, that the event is stored.
+// Losing the mark (a crash, a concurrent mark) costs at most one harmless
+// re-publish by a later replay.
+func (u *Uploads) markPublished(rec Record, rev uint64) {
+	rec.Published = true
+	b, _ := json.Marshal(rec)
+	u.marks.Add(1)
+	go func() {
+		defer u.marks.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = u.kv.Update(ctx, rec.UploadID, b, rev)
+	}()
+}
+
+// Wait waits for the published marks in flight (at shutdown, and in tests).
+func (u *Uploads) Wait() { u.marks.Wait() }
+
 // ErrUnknown is returned by Lookup for an upload that was never accepted.
 var ErrUnknown = errors.New("unknown upload")
 
 // Lookup returns the record of an accepted upload.
 func (u *Uploads) Lookup(ctx context.Context, id string) (Record, error) {
+	r, _, err := u.lookup(ctx, id)
+	return r, err
+}
+
+func (u *Uploads) lookup(ctx context.Context, id string) (Record, uint64, error) {
 	e, err := u.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Record{}, ErrUnknown
+		return Record{}, 0, ErrUnknown
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("reading upload record %s: %w", id, err)
+		return Record{}, 0, fmt.Errorf("reading upload record %s: %w", id, err)
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, fmt.Errorf("decoding upload record %s: %w", id, err)
+		return Record{}, 0, fmt.Errorf("decoding upload record %s: %w", id, err)
 	}
-	return r, nil
+	return r, e.Revision(), nil
 }

@@ -182,7 +182,8 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 		f.TotalIssues, f.IssuesBySeverity = in.TotalIssues, &sev
 		if sev.Critical > 0 {
 			a := &events.CriticalAlert{AlertID: "alert-" + rc.UploadID, UploadID: rc.UploadID,
-				OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Critical: sev.Critical, RaisedAt: rc.ReceivedAt}
+				OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Critical: sev.Critical, RaisedAt: rc.ReceivedAt,
+				Issues: []events.InsightIssue{}}
 			for _, is := range in.Issues {
 				if is.Severity == events.SeverityCritical && len(a.Issues) < 20 {
 					a.Issues = append(a.Issues, is)
@@ -210,10 +211,7 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 }
 
 func (p *Processor) raise(ctx context.Context, rc events.Received, a events.CriticalAlert) error {
-	msgs := make([]string, 0, len(a.Issues))
-	for _, is := range a.Issues {
-		msgs = append(msgs, fmt.Sprintf("%s:%d:%d %s (%s)", is.File, is.Line, is.Column, is.Message, is.Detector))
-	}
+	msgs := alertMessages(a)
 	if err := p.results.InsertAlert(ctx, results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
 		ProjectID: a.ProjectID, Critical: a.Critical, Messages: msgs, RaisedAt: a.RaisedAt}); err != nil {
 		return err
@@ -224,4 +222,32 @@ func (p *Processor) raise(ctx context.Context, rc events.Received, a events.Crit
 	}
 	_, err = bus.Publish(ctx, p.js, events.CriticalAlertSubject(rc.OrganizationID, rc.ProjectID), ev)
 	return err
+}
+
+// alertMessages names the critical issues of an alert, one line each
+// (file:line:column message (detector)); the upload may count more critical
+// issues than it lists, and an alert lists at most 20: a last line says so.
+func alertMessages(a events.CriticalAlert) []string {
+	msgs := make([]string, 0, len(a.Issues)+1)
+	for _, is := range a.Issues {
+		where := is.File
+		if where == "" {
+			where = "(no file)"
+		}
+		if is.Line > 0 {
+			where += fmt.Sprintf(":%d", is.Line)
+			if is.Column > 0 {
+				where += fmt.Sprintf(":%d", is.Column)
+			}
+		}
+		msgs = append(msgs, fmt.Sprintf("%s %s (%s)", where, is.Message, is.Detector))
+	}
+	if rest := a.Critical - int64(len(a.Issues)); rest > 0 {
+		if len(a.Issues) == 0 {
+			msgs = append(msgs, fmt.Sprintf("%d critical issue(s) counted; the upload lists none of them", rest))
+		} else {
+			msgs = append(msgs, fmt.Sprintf("and %d more critical issue(s)", rest))
+		}
+	}
+	return msgs
 }

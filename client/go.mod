@@ -1,0 +1,3 @@
+module github.com/odavl/sync/client
+
+go 1.26.8

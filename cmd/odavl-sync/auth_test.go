@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func checkProblem(t *testing.T, r apiResp, status int) problemBody {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Errorf("content type %q, want application/problem+json", ct)
+	}
+	var p problemBody
+	r.JSON(t, &p)
+	if p.Status != status || p.Type == "" || p.Title == "" || p.Detail == "" {
+		t.Errorf("problem body incomplete: %s", r.Body)
+	}
+	return p
+}
+
+func fields(p problemBody) map[string]string {
+	m := map[string]string{}
+	for _, e := range p.Errors {
+		m[e.Field] = e.Message
+	}
+	return m
+}
+
+func TestServeRejectsWithProblems(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	good := insightBody(c.OrganizationID, c.ProjectID, 1)
+
+	t.Run("no key is 401", func(t *testing.T) {
+		checkProblem(t, s.DoAs("", c.OrganizationID, c.ProjectID, http.MethodPost, "/api/v1/sync/insight", good), http.StatusUnauthorized)
+	})
+	t.Run("unknown key is 401", func(t *testing.T) {
+		checkProblem(t, s.DoAs("odavl_nope", c.OrganizationID, c.ProjectID, http.MethodGet, "/api/v1/sync/insight", nil), http.StatusUnauthorized)
+	})
+	t.Run("another tenant is 403", func(t *testing.T) {
+		checkProblem(t, s.DoAs(c.APIKey, "other-org", c.ProjectID, http.MethodGet, "/api/v1/sync/insight", nil), http.StatusForbidden)
+	})
+	t.Run("missing tenant headers are 400", func(t *testing.T) {
+		p := checkProblem(t, s.DoAs(c.APIKey, "", "bad project!", http.MethodGet, "/api/v1/sync/insight", nil), http.StatusBadRequest)
+		f := fields(p)
+		if f["X-Organization-Id"] == "" || f["X-Project-Id"] == "" {
+			t.Errorf("fields %v, want both headers named", f)
+		}
+	})
+	t.Run("invalid body names every bad field", func(t *testing.T) {
+		bad := insightBody(c.OrganizationID, c.ProjectID, 2)
+		delete(bad, "detectors")
+		bad["totalIssues"] = -1
+		bad["issues"].([]map[string]any)[0]["severity"] = "urgent"
+		bad["unexpected"] = true
+		p := checkProblem(t, s.Do(http.MethodPost, "/api/v1/sync/insight", bad), http.StatusBadRequest)
+		f := fields(p)
+		for _, want := range []string{"detectors", "totalIssues", "issues[0].severity", "unexpected"} {
+			if f[want] == "" {
+				t.Errorf("field %s not named; got %v", want, f)
+			}
+		}
+	})
+	t.Run("inconsistent totals are 400", func(t *testing.T) {
+		bad := insightBody(c.OrganizationID, c.ProjectID, 3)
+		bad["totalIssues"] = 7
+		p := checkProblem(t, s.Do(http.MethodPost, "/api/v1/sync/insight", bad), http.StatusBadRequest)
+		if fields(p)["totalIssues"] == "" {
+			t.Errorf("totalIssues not named: %+v", p)
+		}
+	})
+	t.Run("wrong content type is 415", func(t *testing.T) {
+		checkProblem(t, s.Do(http.MethodPost, "/api/v1/sync/insight", "a=b", "Content-Type", "application/x-www-form-urlencoded"), http.StatusUnsupportedMediaType)
+	})
+	t.Run("oversized body is 413", func(t *testing.T) {
+		big := bytes.Repeat([]byte(" "), 5<<20)
+		checkProblem(t, s.Do(http.MethodPost, "/api/v1/sync/insight", big), http.StatusRequestEntityTooLarge)
+	})
+	t.Run("not JSON is 400", func(t *testing.T) {
+		checkProblem(t, s.Do(http.MethodPost, "/api/v1/sync/insight", "{"), http.StatusBadRequest)
+	})
+}
+
+func TestKeysCreate(t *testing.T) {
+	s := startServe(t, nil)
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"keys", "create", "--org", "acme", "--project", "web", "--credentials", filepath.Join(s.Data, credentialsFile)},
+		func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
+	if code != 0 {
+		t.Fatalf("keys create exited %d: %s", code, errOut.String())
+	}
+	key := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(key, "odavl_") || strings.Contains(key, "\n") {
+		t.Fatalf("stdout %q, want the key alone", out.String())
+	}
+	r := s.DoAs(key, "acme", "web", http.MethodPost, "/api/v1/sync/insight", insightBody("acme", "web", 1))
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload with the new key: %d %s", r.Status, r.Body)
+	}
+	checkProblem(t, s.DoAs(key, "acme", "other", http.MethodGet, "/api/v1/sync/insight", nil), http.StatusForbidden)
+	checkProblem(t, s.DoAs(key, c(s).OrganizationID, c(s).ProjectID, http.MethodGet, "/api/v1/sync/insight", nil), http.StatusForbidden)
+	// A sync key cannot create keys.
+	checkProblem(t, s.DoAs(key, "acme", "web", http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "x", "projectId": "y"}), http.StatusForbidden)
+	code = run(context.Background(), []string{"keys", "create", "--org", "bad org", "--project", "web", "--credentials", filepath.Join(s.Data, credentialsFile)},
+		func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
+	if code != ExitRejected {
+		t.Errorf("bad org id: exit %d, want %d", code, ExitRejected)
+	}
+}
+
+func c(s *served) credentials { return s.Cred }
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	s := startServe(t, map[string]string{"RATE_LIMIT_RPS": "1", "RATE_LIMIT_BURST": "3"})
+	var last apiResp
+	for i := 0; i < 6; i++ {
+		last = s.Do(http.MethodGet, "/api/v1/sync/insight", nil)
+		if last.Status == http.StatusTooManyRequests {
+			break
+		}
+	}
+	checkProblem(t, last, http.StatusTooManyRequests)
+	if ra := last.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q, want seconds", ra)
+	}
+}

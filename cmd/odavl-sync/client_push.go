@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/odavl/sync/client"
+	"github.com/odavl/sync/client/spool"
+)
+
+// pushResult is what push prints with --json.
+type pushResult struct {
+	Product string               `json:"product"`
+	File    string               `json:"file"`
+	State   string               `json:"state"` // accepted, spooled
+	Receipt *client.Receipt      `json:"receipt,omitempty"`
+	Spooled string               `json:"spooled,omitempty"`
+	Reason  string               `json:"reason,omitempty"`
+	Status  *client.UploadStatus `json:"status,omitempty"`
+	Files   []uploadedFile       `json:"screenshots,omitempty"`
+}
+
+func newPush(e *env) *cobra.Command {
+	var f clientFlags
+	var key, screenshots string
+	var wait bool
+	var waitFor time.Duration
+	push := &cobra.Command{
+		Use:   "push insight|autopilot|guardian FILE|-",
+		Short: "Upload a result file (JSON; - reads stdin), retrying safely and spooling it when the server is unreachable",
+		Long: `push uploads one result document of the Insight, Autopilot or Guardian CLI.
+
+Every upload carries an idempotency key (Autopilot: runId, Guardian: testRunId,
+Insight: the SHA-256 of the canonical JSON), so a retry never stores twice.
+Network errors, 5xx and 429 are retried with exponential backoff and jitter,
+honouring Retry-After. When the server stays unreachable the upload is written
+to the spool and sent by the next command or by 'odavl-sync spool flush'
+(exit 0, or 3 with --strict). A rejected upload prints the server's field
+errors and exits 4.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return withCode(ExitUsage, errors.New("push takes a product (insight, autopilot, guardian) and a FILE or -"))
+			}
+			if _, err := client.ParseProduct(args[0]); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			if screenshots != "" && args[0] != string(client.Guardian) {
+				return withCode(ExitUsage, errors.New("--screenshots is for push guardian"))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _ := client.ParseProduct(args[0])
+			ctx := cmd.Context()
+			if _, err := resolveConfig(e, &f); err != nil {
+				return err
+			}
+			body, err := readInput(e, args[1])
+			if err != nil {
+				return err
+			}
+			if _, err := client.CanonicalJSON(body); err != nil {
+				return withCode(ExitRejected, fmt.Errorf("%s: %w", args[1], err))
+			}
+			s, err := connect(ctx, e, &f, true)
+			if err != nil {
+				return err
+			}
+			res := pushResult{Product: string(p), File: args[1]}
+			var files []string
+			if screenshots != "" {
+				if files, err = listScreenshots(screenshots); err != nil {
+					return withCode(ExitUsage, fmt.Errorf("--screenshots: %w", err))
+				}
+			}
+			rc, up, err := s.push(ctx, p, body, key, files)
+			res.Files = up
+			switch {
+			case err == nil:
+			case client.IsRejected(err):
+				s.printError(err)
+				return rejection(string(p)+" upload", err)
+			case client.IsTransient(err):
+				it, serr := s.spool.Put(spool.Entry{
+					Product: string(p), OrganizationID: s.cfg.OrganizationID, ProjectID: s.cfg.ProjectID,
+					IdempotencyKey: spoolKey(p, body, key), Body: body, Files: files, Reason: err.Error(),
+				})
+				if serr != nil {
+					return fmt.Errorf("the server is unreachable (%v) and the upload could not be spooled: %w", err, serr)
+				}
+				res.State, res.Spooled, res.Reason = "spooled", it.Path, err.Error()
+				s.out.warn("the server did not take the %s upload (%v); spooled it to %s — the next odavl-sync command or 'odavl-sync spool flush' sends it", p, err, it.Path)
+				s.out.result(res, false, func(io.Writer) {})
+				if f.strict {
+					return withCode(ExitSpooled, errors.New("upload spooled, not delivered (--strict)"))
+				}
+				return nil
+			default:
+				return err
+			}
+			res.State, res.Receipt = "accepted", rc
+			if wait {
+				st, werr := s.wait(ctx, rc.EventID, waitFor)
+				res.Status = st
+				if werr != nil {
+					s.out.result(res, false, func(io.Writer) {})
+					return werr
+				}
+			}
+			s.out.result(res, false, func(w io.Writer) {
+				replay := ""
+				if rc.Replay {
+					replay = " (already accepted before; nothing stored twice)"
+				}
+				fmt.Fprintf(w, "%s upload accepted: %s%s\n", p, rc.EventID, replay)
+				if res.Status != nil {
+					fmt.Fprintf(w, "state: %s\n", res.Status.State)
+				}
+			})
+			if res.Status != nil && res.Status.State == client.StateFailed {
+				return withCode(ExitFailed, fmt.Errorf("processing %s failed: %s", rc.EventID, res.Status.Reason))
+			}
+			return nil
+		},
+	}
+	f.register(push)
+	fl := push.Flags()
+	fl.StringVar(&key, "idempotency-key", "", "Insight only: the idempotency key (default: SHA-256 of the canonical JSON)")
+	fl.StringVar(&screenshots, "screenshots", "", "guardian only: upload the images in DIR first and reference them in the run")
+	fl.BoolVar(&wait, "wait", false, "wait until the upload is stored or failed (exit 5 when processing failed)")
+	fl.DurationVar(&waitFor, "wait-timeout", 5*time.Minute, "how long --wait waits")
+	return push
+}
+
+// spoolKey is the idempotency key a spooled upload is sent with.
+func spoolKey(p client.Product, body []byte, key string) string {
+	if key != "" {
+		return key
+	}
+	k, _ := client.IdempotencyKey(p, body)
+	return k
+}
+
+// readInput reads FILE, or stdin for "-".
+func readInput(e *env, name string) ([]byte, error) {
+	if name == "-" {
+		b, err := io.ReadAll(e.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading stdin: %w", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return b, nil
+}
+
+// push uploads the screenshots (if any), references them in the body, and
+// pushes it.
+func (s *session) push(ctx context.Context, p client.Product, body []byte, key string, files []string) (*client.Receipt, []uploadedFile, error) {
+	var up []uploadedFile
+	if len(files) > 0 {
+		var err error
+		if up, err = s.uploadScreenshots(ctx, files); err != nil {
+			return nil, up, err
+		}
+		if body, err = withScreenshots(body, up); err != nil {
+			return nil, up, err
+		}
+	}
+	rc, err := s.cl.Push(ctx, p, body, client.PushOptions{IdempotencyKey: key})
+	return rc, up, err
+}
+
+// printError shows a rejection with --json on stdout.
+func (s *session) printError(err error) {
+	if !s.out.json {
+		return
+	}
+	var ae *client.Error
+	_ = errors.As(err, &ae)
+	s.out.result(problemJSON{Error: err.Error(), Problem: ae}, true, nil)
+}
+
+// wait polls id until stored or failed, at most d.
+func (s *session) wait(ctx context.Context, id string, d time.Duration) (*client.UploadStatus, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	last := ""
+	st, err := s.cl.Wait(wctx, id, client.WaitOptions{OnPoll: func(st *client.UploadStatus) {
+		if st.State != last {
+			last = st.State
+			s.out.info("%s: %s", id, st.State)
+		}
+	}})
+	if err != nil {
+		if client.IsRejected(err) {
+			return st, rejection("status of "+id, err)
+		}
+		return st, err
+	}
+	return st, nil
+}
+
+func newStatus(e *env) *cobra.Command {
+	var f clientFlags
+	var wait bool
+	var waitFor time.Duration
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show where an upload is: queued, processing, stored or failed (--wait: until stored or failed)",
+		Args:  exactArgs(1, "status takes an upload or job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := connect(ctx, e, &f, true)
+			if err != nil {
+				return err
+			}
+			var st *client.UploadStatus
+			if wait {
+				st, err = s.wait(ctx, args[0], waitFor)
+			} else {
+				st, err = s.cl.Status(ctx, args[0])
+				if client.IsRejected(err) {
+					err = rejection("status of "+args[0], err)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			s.out.result(st, true, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %s (%s)\n", args[0], st.State, st.Status)
+				if st.Reason != "" {
+					fmt.Fprintf(w, "reason: %s\n", st.Reason)
+				}
+				if st.ResultURL != "" {
+					fmt.Fprintf(w, "result: %s\n", st.ResultURL)
+				}
+			})
+			if st.State == client.StateFailed {
+				return withCode(ExitFailed, fmt.Errorf("processing %s failed: %s", args[0], st.Reason))
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", false, "poll until stored or failed")
+	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return withCode(ExitUsage, errors.New(msg))
+		}
+		return nil
+	}
+}
+
+func newResults(e *env) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{Use: "results", Short: "Read stored results back"}
+	f.register(cmd)
+	var limit, offset int
+	list := &cobra.Command{
+		Use:   "list insight|autopilot|guardian",
+		Short: "List a project's results, newest first",
+		Args:  exactArgs(1, "results list takes a product"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := client.ParseProduct(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			s, err := connect(cmd.Context(), e, &f, true)
+			if err != nil {
+				return err
+			}
+			l, err := s.cl.List(cmd.Context(), p, client.ListOptions{Limit: limit, Offset: offset})
+			if err != nil {
+				if client.IsRejected(err) {
+					return rejection("list", err)
+				}
+				return err
+			}
+			s.out.result(l, true, func(w io.Writer) {
+				fmt.Fprintf(w, "%d %s result(s)", l.Total, p)
+				if len(l.Items) < int(l.Total) {
+					fmt.Fprintf(w, ", showing %d from %d", len(l.Items), l.Offset)
+				}
+				fmt.Fprintln(w)
+				for _, it := range l.Items {
+					var v struct {
+						ID        string `json:"id"`
+						Timestamp string `json:"timestamp"`
+					}
+					_ = json.Unmarshal(it, &v)
+					fmt.Fprintf(w, "  %s  %s\n", v.ID, v.Timestamp)
+				}
+			})
+			return nil
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 20, "page size (1-100)")
+	list.Flags().IntVar(&offset, "offset", 0, "skip this many")
+	get := &cobra.Command{
+		Use:   "get insight|autopilot|guardian ID",
+		Short: "Print one stored result as JSON",
+		Args:  exactArgs(2, "results get takes a product and an id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := client.ParseProduct(args[0])
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			s, err := connect(cmd.Context(), e, &f, true)
+			if err != nil {
+				return err
+			}
+			raw, err := s.cl.Get(cmd.Context(), p, args[1])
+			if err != nil {
+				if client.IsRejected(err) {
+					return rejection("get", err)
+				}
+				return err
+			}
+			s.out.result(raw, true, func(w io.Writer) {
+				var v any
+				_ = json.Unmarshal(raw, &v)
+				b, _ := json.MarshalIndent(v, "", "  ")
+				fmt.Fprintln(w, string(b))
+			})
+			return nil
+		},
+	}
+	cmd.AddCommand(list, get)
+	return cmd
+}

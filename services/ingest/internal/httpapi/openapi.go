@@ -1,0 +1,232 @@
+package httpapi
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/ingest/internal/schema"
+)
+
+// The OpenAPI document is built at start from openapi/base.json (info,
+// shared components, the operational routes) and one fragment per room,
+// openapi/<room>.json, each {"paths": {...}} with optional
+// {"components": {"schemas": {...}, ...}}. Fragments may $ref the base's
+// components (#/components/schemas/Problem, #/components/responses/BadRequest,
+// #/components/parameters/Limit, ...). The tenant headers are added to every
+// authenticated /api/v1 operation that does not list them. The upload schemas
+// come from the schema package, the same bytes the validator compiles.
+//
+//go:embed openapi/*.json
+var openapiFiles embed.FS
+
+// openapiBase is the file every fragment is merged into.
+const openapiBase = "openapi/base.json"
+
+// OpenAPILimits fill the limits the document states.
+type OpenAPILimits struct {
+	MaxBodyBytes int64
+}
+
+// OpenAPIDocument builds the OpenAPI 3.1 document. It fails when a fragment
+// does not parse or two files define the same operation or a different
+// component under one name.
+func OpenAPIDocument(lim OpenAPILimits) ([]byte, error) {
+	raw, err := openapiFiles.ReadFile(openapiBase)
+	if err != nil {
+		return nil, err
+	}
+	raw = bytes.ReplaceAll(raw, []byte("${MAX_BODY_BYTES}"), []byte(strconv.FormatInt(lim.MaxBodyBytes, 10)))
+	raw = bytes.ReplaceAll(raw, []byte("${IDEMPOTENCY_TTL}"), []byte("30 days (IDEMPOTENCY_TTL)"))
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", openapiBase, err)
+	}
+	paths := objectAt(doc, "paths")
+	comps := objectAt(doc, "components")
+	owner := map[string]string{} // "GET /x" or "schemas/X" -> file
+	for p, item := range paths {
+		for m := range item.(map[string]any) {
+			owner[strings.ToUpper(m)+" "+p] = openapiBase
+		}
+	}
+	for sec, v := range comps {
+		for name := range v.(map[string]any) {
+			owner[sec+"/"+name] = openapiBase
+		}
+	}
+	for _, p := range events.Products {
+		up, res, err := productSchemas(p)
+		if err != nil {
+			return nil, err
+		}
+		name := productTitle(p)
+		objectAt(comps, "schemas")[name+"Upload"] = up
+		objectAt(comps, "schemas")[name+"Result"] = res
+		owner["schemas/"+name+"Upload"], owner["schemas/"+name+"Result"] = "schema/"+string(p)+".json", "schema/"+string(p)+".json"
+	}
+
+	names, err := fs.Glob(openapiFiles, "openapi/*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	for _, file := range names {
+		if file == openapiBase {
+			continue
+		}
+		b, err := openapiFiles.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		var frag struct {
+			Paths      map[string]map[string]any `json:"paths"`
+			Components map[string]map[string]any `json:"components"`
+		}
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&frag); err != nil {
+			return nil, fmt.Errorf("%s: want {\"paths\": {...}, \"components\": {...}}: %w", file, err)
+		}
+		for p, ops := range frag.Paths {
+			item, _ := paths[p].(map[string]any)
+			if item == nil {
+				item = map[string]any{}
+				paths[p] = item
+			}
+			for m, op := range ops {
+				k := strings.ToUpper(m) + " " + p
+				if prev, ok := owner[k]; ok {
+					return nil, fmt.Errorf("%s: %s is documented in %s already", file, k, prev)
+				}
+				owner[k] = file
+				item[m] = op
+			}
+		}
+		for sec, entries := range frag.Components {
+			dst := objectAt(comps, sec)
+			for name, v := range entries {
+				k := sec + "/" + name
+				if prev, ok := owner[k]; ok && !reflect.DeepEqual(dst[name], v) {
+					return nil, fmt.Errorf("%s: components %s is defined differently in %s", file, k, prev)
+				}
+				owner[k] = file
+				dst[name] = v
+			}
+		}
+	}
+	addTenantHeaders(paths)
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// productSchemas are the upload schema of p as the validator uses it, and the
+// result schema: the upload's fields plus the ones the store adds.
+func productSchemas(p events.Product) (upload, result map[string]any, err error) {
+	if err := json.Unmarshal(schema.Raw(p), &upload); err != nil {
+		return nil, nil, fmt.Errorf("schema %s: %w", p, err)
+	}
+	if err := json.Unmarshal(schema.Raw(p), &result); err != nil {
+		return nil, nil, err
+	}
+	result["$id"] = strings.Replace(result["$id"].(string), ".v1.json", "-result.v1.json", 1)
+	result["title"] = result["title"].(string) + ", as stored"
+	props := result["properties"].(map[string]any)
+	props["id"] = map[string]any{"type": "string", "description": "The result's id (the receipt's uploadId)."}
+	props["receivedAt"] = map[string]any{"type": "string", "format": "date-time", "description": "When the upload was accepted."}
+	props["processedAt"] = map[string]any{"type": "string", "format": "date-time", "description": "When it was stored."}
+	props["jobId"] = map[string]any{"type": "string", "description": "The job that stored it."}
+	req := result["required"].([]any)
+	result["required"] = append(req, "id", "receivedAt", "processedAt", "jobId")
+	return upload, result, nil
+}
+
+func productTitle(p events.Product) string { return strings.ToUpper(string(p[:1])) + string(p[1:]) }
+
+// addTenantHeaders adds the X-Organization-Id and X-Project-Id parameters to
+// every authenticated /api/v1 operation that lacks them.
+func addTenantHeaders(paths map[string]any) {
+	for p, item := range paths {
+		if !strings.HasPrefix(p, "/api/v1/") {
+			continue
+		}
+		for m, v := range item.(map[string]any) {
+			op, ok := v.(map[string]any)
+			if !ok || !isMethod(m) {
+				continue
+			}
+			if sec, ok := op["security"].([]any); ok && len(sec) == 0 {
+				continue
+			}
+			params, _ := op["parameters"].([]any)
+			has := map[string]bool{}
+			for _, prm := range params {
+				if pm, ok := prm.(map[string]any); ok {
+					has[fmt.Sprint(pm["$ref"])] = true
+					has[fmt.Sprint(pm["name"])] = true
+				}
+			}
+			var add []any
+			for _, h := range []string{"OrganizationId", "ProjectId"} {
+				if !has["#/components/parameters/"+h] && !has["X-"+strings.Replace(h, "Id", "-Id", 1)] {
+					add = append(add, map[string]any{"$ref": "#/components/parameters/" + h})
+				}
+			}
+			if len(add) > 0 {
+				op["parameters"] = append(add, params...)
+			}
+		}
+	}
+}
+
+func isMethod(m string) bool {
+	switch strings.ToLower(m) {
+	case "get", "put", "post", "delete", "options", "head", "patch", "trace":
+		return true
+	}
+	return false
+}
+
+func objectAt(m map[string]any, k string) map[string]any {
+	v, ok := m[k].(map[string]any)
+	if !ok {
+		v = map[string]any{}
+		m[k] = v
+	}
+	return v
+}
+
+// openapiPath turns a gin route (/a/:id/*rest) into an OpenAPI path (/a/{id}/{rest}).
+func openapiPath(route string) string {
+	parts := strings.Split(route, "/")
+	for i, s := range parts {
+		if strings.HasPrefix(s, ":") || strings.HasPrefix(s, "*") {
+			parts[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// openapiHandler builds the document once and serves it.
+func (a *API) openapiHandler() gin.HandlerFunc {
+	doc, err := OpenAPIDocument(OpenAPILimits{MaxBodyBytes: a.opts.MaxBodyBytes})
+	if err != nil {
+		a.log.Error("building the openapi document", "err", err)
+	}
+	return func(c *gin.Context) {
+		if err != nil {
+			problem(c, http.StatusInternalServerError, "internal", "the OpenAPI document could not be built")
+			return
+		}
+		c.Data(http.StatusOK, "application/json", doc)
+	}
+}

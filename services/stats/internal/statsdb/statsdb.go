@@ -1,0 +1,441 @@
+// Package statsdb keeps the stats service's aggregates in MongoDB: sums and
+// counts per organization, project and UTC day, maintained with $inc
+// upserts, plus the ledger that makes each counted change take effect
+// exactly once. A project's days are kept in one document per month (field
+// d.<DD>.<counter>), so a 30-day range is read with two lookups by _id, and
+// a second document per project holds its all-time sums (c.<counter>).
+//
+// # Exactly once without transactions
+//
+// A change (one event) is applied in idempotent steps, under the lock of
+// its project:
+//
+//  1. If the ledger holds the change's id, it was counted: done.
+//  2. An in-flight record keyed by the change id is inserted (a duplicate
+//     means an earlier attempt got this far).
+//  3. Each aggregate document the change touches gets its $inc with a
+//     filter {last: {$ne: id}} and $set {last: id}, upserted: a repeat
+//     matches nothing and its upsert fails with a duplicate key, so it
+//     cannot apply twice.
+//  4. The change id goes into the ledger; 5. the in-flight record is deleted.
+//
+// Step 3 is safe because no other change is applied to a document while a
+// change touching it is in flight: before applying a change, every
+// unfinished change of the same project is finished first (the store keeps
+// them in memory, and Recover loads them from the in-flight records a crash
+// left). A crash at any point leaves the event unacknowledged, so it is
+// redelivered, and its steps resume where they stopped.
+//
+// The embedded store can lose one of two concurrent updates of one
+// document, so updates are serialised per project in-process: the embedded
+// deployment runs exactly one stats instance.
+//
+// # Generations
+//
+// Every aggregate belongs to a generation. A rebuild writes a fresh
+// generation from the source documents and then switches the current one
+// (see Rebuild); readers always read the current generation.
+package statsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/odavl/sync/services/stats/internal/tally"
+)
+
+// Collections of the stats service.
+const (
+	AggregatesCollection = "stats_aggregates"
+	LedgerCollection     = "stats_ledger"
+	InflightCollection   = "stats_inflight"
+	MetaCollection       = "stats_meta"
+)
+
+// AllTime is the period field of a project's all-time aggregate.
+const AllTime = "all"
+
+// MonthFormat is the layout of a month aggregate's period.
+const MonthFormat = "2006-01"
+
+const metaID = "meta"
+
+// Aggregate is one aggregate document: a project's month (Days by day of
+// the month, "01".."31") or its all time (Counters).
+type Aggregate struct {
+	ID             string                    `bson:"_id"`
+	Generation     int64                     `bson:"gen"`
+	OrganizationID string                    `bson:"org"`
+	ProjectID      string                    `bson:"project"`
+	Period         string                    `bson:"period"`
+	Counters       tally.Counters            `bson:"c,omitempty"`
+	Days           map[string]tally.Counters `bson:"d,omitempty"`
+	Last           string                    `bson:"last,omitempty"`
+}
+
+type inflight struct {
+	ID             string           `bson:"_id"`
+	Generation     int64            `bson:"gen"`
+	OrganizationID string           `bson:"org"`
+	ProjectID      string           `bson:"project"`
+	Day            string           `bson:"day"`
+	Inc            map[string]int64 `bson:"inc"`
+}
+
+type meta struct {
+	ID         string `bson:"_id"`
+	Generation int64  `bson:"gen"`
+	// Rebuilding is the generation a rebuild is writing, 0 when none runs.
+	Rebuilding int64 `bson:"rebuilding"`
+}
+
+const stripes = 256
+
+// Store keeps the aggregates.
+type Store struct {
+	db                           *mongo.Database
+	agg, ledger, inflights, meta *mongo.Collection
+	now                          func() time.Time
+
+	// genMu: Apply holds it shared, a generation switch exclusively.
+	genMu sync.RWMutex
+	gen   atomic.Int64
+
+	locks [stripes]sync.Mutex
+	// pending are unfinished changes by project, finished before the next change of that project.
+	pendMu  sync.Mutex
+	pending map[string][]inflight
+
+	regMu sync.Mutex
+	known sync.Map // registry key -> true once the project is registered
+
+	// unfinished is set while a rebuild that may have written the ledger has not finished.
+	unfinished atomic.Bool
+}
+
+// ErrRebuildUnfinished is returned by Apply while an interrupted rebuild
+// waits to be finished: nothing can be counted until it is.
+var ErrRebuildUnfinished = errors.New("a stats rebuild is unfinished")
+
+// RebuildUnfinished reports whether a rebuild must finish before anything is counted.
+func (s *Store) RebuildUnfinished() bool { return s.unfinished.Load() }
+
+// New returns a Store over db. Call Recover before Apply.
+func New(db *mongo.Database, now func() time.Time) *Store {
+	return &Store{
+		db: db, now: now,
+		agg: db.Collection(AggregatesCollection), ledger: db.Collection(LedgerCollection),
+		inflights: db.Collection(InflightCollection), meta: db.Collection(MetaCollection),
+		pending: map[string][]inflight{},
+	}
+}
+
+// Key is the _id of a project's aggregate of period (a month or AllTime).
+func Key(gen int64, org, project, period string) string {
+	return fmt.Sprintf("g%d|%s|%s|%s", gen, org, project, period)
+}
+
+// MonthOf splits a UTC day (YYYY-MM-DD) into its month and day of the month.
+func MonthOf(day string) (month, dd string) {
+	if len(day) != len(tally.DayFormat) {
+		return day, "00"
+	}
+	return day[:7], day[8:]
+}
+
+// RegistryKey is the _id of an organization's list of projects.
+func RegistryKey(gen int64, org string) string { return fmt.Sprintf("g%d|%s|~projects", gen, org) }
+
+func projectOf(org, project string) string { return org + "|" + project }
+
+func (s *Store) lockFor(org, project string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(projectOf(org, project)))
+	return &s.locks[h.Sum32()%stripes]
+}
+
+// Generation is the current generation.
+func (s *Store) Generation() int64 { return s.gen.Load() }
+
+// Recover loads the current generation, finishes every change a crash left
+// in flight, and reports a rebuild that was interrupted (its generation, or 0).
+func (s *Store) Recover(ctx context.Context) (int64, error) {
+	var m meta
+	err := s.meta.FindOne(ctx, bson.D{{Key: "_id", Value: metaID}}).Decode(&m)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		m = meta{ID: metaID, Generation: 1}
+		if _, err := s.meta.InsertOne(ctx, m); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return 0, fmt.Errorf("creating stats meta: %w", err)
+		}
+	case err != nil:
+		return 0, fmt.Errorf("reading stats meta: %w", err)
+	}
+	s.gen.Store(m.Generation)
+	s.unfinished.Store(m.Rebuilding != 0)
+	cur, err := s.inflights.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+	}
+	var fl []inflight
+	if err := cur.All(ctx, &fl); err != nil {
+		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+	}
+	s.pendMu.Lock()
+	for _, f := range fl {
+		p := projectOf(f.OrganizationID, f.ProjectID)
+		s.pending[p] = append(s.pending[p], f)
+	}
+	s.pendMu.Unlock()
+	return m.Rebuilding, s.Sweep(ctx)
+}
+
+// Sweep finishes every unfinished change.
+func (s *Store) Sweep(ctx context.Context) error {
+	s.pendMu.Lock()
+	var projects [][2]string
+	for _, fl := range s.pending {
+		if len(fl) > 0 {
+			projects = append(projects, [2]string{fl[0].OrganizationID, fl[0].ProjectID})
+		}
+	}
+	s.pendMu.Unlock()
+	for _, p := range projects {
+		mu := s.lockFor(p[0], p[1])
+		mu.Lock()
+		err := s.finishPending(ctx, p[0], p[1], nil)
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pending counts the unfinished changes held in memory.
+func (s *Store) Pending() int {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	n := 0
+	for _, fl := range s.pending {
+		n += len(fl)
+	}
+	return n
+}
+
+// finishPending finishes the project's unfinished changes; the caller holds its lock.
+func (s *Store) finishPending(ctx context.Context, org, project string, hook CrashHook) error {
+	key := projectOf(org, project)
+	for {
+		s.pendMu.Lock()
+		fl := s.pending[key]
+		s.pendMu.Unlock()
+		if len(fl) == 0 {
+			return nil
+		}
+		if err := s.finishSteps(ctx, fl[0], stepper(hook, fl[0].ID)); err != nil {
+			return fmt.Errorf("finishing change %s: %w", fl[0].ID, err)
+		}
+		s.pendMu.Lock()
+		s.pending[key] = s.pending[key][1:]
+		if len(s.pending[key]) == 0 {
+			delete(s.pending, key)
+		}
+		s.pendMu.Unlock()
+	}
+}
+
+// ErrCrash is returned by Apply when a test's crash hook stops it between steps.
+var ErrCrash = errors.New("simulated crash")
+
+// CrashHook, when set, is called before each step of Apply with the
+// change's id and the step's name; an error stops Apply there, as a failure
+// or a crash would (tests only).
+type CrashHook func(change, step string) error
+
+// Apply counts c exactly once; repeating it after any failure is safe.
+func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
+	s.genMu.RLock()
+	defer s.genMu.RUnlock()
+	if s.unfinished.Load() {
+		return ErrRebuildUnfinished
+	}
+	mu := s.lockFor(c.OrganizationID, c.ProjectID)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID, hook); err != nil {
+		return err
+	}
+	step := stepper(hook, c.ID)
+	counted, err := s.Counted(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if counted {
+		return nil
+	}
+	f := inflight{ID: c.ID, Generation: s.gen.Load(), OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Day: c.Day, Inc: c.Inc}
+	if err := step("inflight"); err != nil {
+		return err
+	}
+	if _, err := s.inflights.InsertOne(ctx, f); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("recording in-flight change: %w", err)
+	}
+	if err := s.finishSteps(ctx, f, step); err != nil {
+		s.pendMu.Lock()
+		k := projectOf(c.OrganizationID, c.ProjectID)
+		s.pending[k] = append(s.pending[k], f)
+		s.pendMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func stepper(hook CrashHook, id string) func(string) error {
+	return func(step string) error {
+		if hook != nil {
+			return hook(id, step)
+		}
+		return nil
+	}
+}
+
+func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) error) error {
+	month, dd := MonthOf(f.Day)
+	for i, period := range []string{month, AllTime} {
+		if err := step(fmt.Sprintf("aggregate%d", i)); err != nil {
+			return err
+		}
+		prefix := "d." + dd + "."
+		if period == AllTime {
+			prefix = "c."
+		}
+		if err := s.inc(ctx, Key(f.Generation, f.OrganizationID, f.ProjectID, period), f, period, prefix); err != nil {
+			return err
+		}
+	}
+	if err := step("registry"); err != nil {
+		return err
+	}
+	if err := s.register(ctx, f.Generation, f.OrganizationID, f.ProjectID); err != nil {
+		return err
+	}
+	if err := step("ledger"); err != nil {
+		return err
+	}
+	if _, err := s.ledger.InsertOne(ctx, bson.D{{Key: "_id", Value: f.ID}, {Key: "at", Value: s.now().UTC()}}); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("recording change in ledger: %w", err)
+	}
+	if err := step("done"); err != nil {
+		return err
+	}
+	if _, err := s.inflights.DeleteOne(ctx, bson.D{{Key: "_id", Value: f.ID}}); err != nil {
+		return fmt.Errorf("clearing in-flight change: %w", err)
+	}
+	return nil
+}
+
+// inc applies f's increments (under prefix) to one aggregate unless it is f's last change.
+func (s *Store) inc(ctx context.Context, key string, f inflight, period, prefix string) error {
+	incs := bson.D{}
+	names := make([]string, 0, len(f.Inc))
+	for k := range f.Inc {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		incs = append(incs, bson.E{Key: prefix + k, Value: f.Inc[k]})
+	}
+	update := bson.D{
+		{Key: "$inc", Value: incs},
+		{Key: "$set", Value: bson.D{{Key: "last", Value: f.ID}, {Key: "gen", Value: f.Generation},
+			{Key: "org", Value: f.OrganizationID}, {Key: "project", Value: f.ProjectID}, {Key: "period", Value: period}}},
+	}
+	filter := bson.D{{Key: "_id", Value: key}, {Key: "last", Value: bson.D{{Key: "$ne", Value: f.ID}}}}
+	_, err := s.agg.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // the aggregate exists and f is its last change: applied already
+	}
+	if err != nil {
+		return fmt.Errorf("updating aggregate %s: %w", key, err)
+	}
+	return nil
+}
+
+// register adds the project to its organization's list (idempotent).
+func (s *Store) register(ctx context.Context, gen int64, org, project string) error {
+	key := RegistryKey(gen, org)
+	if _, ok := s.known.Load(key + "|" + project); ok {
+		return nil
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	_, err := s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}, {Key: "gen", Value: gen}, {Key: "org", Value: org}, {Key: "period", Value: "~projects"}}}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		_, err = s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}}}})
+	}
+	if err != nil {
+		return fmt.Errorf("registering project %s: %w", project, err)
+	}
+	s.known.Store(key+"|"+project, true)
+	return nil
+}
+
+// Projects lists an organization's projects with figures, sorted.
+func (s *Store) Projects(ctx context.Context, org string) ([]string, error) {
+	var doc struct {
+		Projects map[string]bool `bson:"projects"`
+	}
+	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: RegistryKey(s.gen.Load(), org)}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading projects of %s: %w", org, err)
+	}
+	out := make([]string, 0, len(doc.Projects))
+	for p := range doc.Projects {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Read reads one aggregate of the current generation (period is a month or
+// AllTime); a missing aggregate is all zeros.
+func (s *Store) Read(ctx context.Context, org, project, period string) (Aggregate, error) {
+	a := Aggregate{Counters: tally.Counters{}, Days: map[string]tally.Counters{}}
+	key := Key(s.gen.Load(), org, project, period)
+	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&a)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return a, nil
+	}
+	if err != nil {
+		return Aggregate{}, fmt.Errorf("reading aggregate %s: %w", key, err)
+	}
+	return a, nil
+}
+
+// Counted reports whether the ledger holds change id.
+func (s *Store) Counted(ctx context.Context, id string) (bool, error) {
+	err := s.ledger.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading ledger: %w", err)
+	}
+	return true, nil
+}
