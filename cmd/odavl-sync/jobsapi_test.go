@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -258,4 +259,87 @@ func (s *served) createKey(t *testing.T, project, scope string) string {
 	}
 	r.JSON(t, &out)
 	return out.Key
+}
+
+func TestExportAndReportJobsGoThroughStorage(t *testing.T) {
+	s := startServe(t, nil)
+	var ids []string
+	for i := range 3 {
+		r := s.Do("POST", "/api/v1/sync/insight", insightBody(s.Cred.OrganizationID, s.Cred.ProjectID, i))
+		var rc struct {
+			JobID string `json:"jobId"`
+		}
+		r.JSON(t, &rc)
+		ids = append(ids, rc.JobID)
+	}
+	for _, id := range ids {
+		eventually(t, "upload stored", func() bool {
+			return strings.Contains(string(s.Do("GET", "/api/v1/sync/jobs/"+id, nil).Body), `"state":"stored"`)
+		})
+	}
+	fetch := func(u string) string {
+		if strings.HasPrefix(u, "/") {
+			u = s.Cred.APIURL + u
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	output := func(id string) map[string]json.RawMessage {
+		j := s.waitJob(t, id, "COMPLETED")
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(j.Output, &out); err != nil {
+			t.Fatalf("output of %s: %v %s", id, err, j.Output)
+		}
+		return out
+	}
+
+	r := s.Do("POST", "/api/v1/jobs", map[string]any{"type": "DATA_EXPORT", "payload": map[string]any{"products": []string{"insight"}}})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("export: %d %s", r.Status, r.Body)
+	}
+	var ex apiJob
+	r.JSON(t, &ex)
+	out := output(ex.ID)
+	var files []struct {
+		Name        string `json:"name"`
+		Rows        int    `json:"rows"`
+		DownloadURL string `json:"downloadUrl"`
+	}
+	if err := json.Unmarshal(out["files"], &files); err != nil || len(files) != 2 {
+		t.Fatalf("export files: %v %s", err, out["files"])
+	}
+	nd := fetch(files[0].DownloadURL)
+	if lines := strings.Split(strings.TrimSpace(nd), "\n"); len(lines) != 3 || !strings.Contains(nd, "eval is evil #2") {
+		t.Fatalf("ndjson export (%d lines):\n%s", len(lines), nd)
+	}
+	csvText := fetch(files[1].DownloadURL)
+	rows := strings.Split(strings.TrimSpace(csvText), "\n")
+	if len(rows) != 4 || !strings.HasPrefix(rows[0], "product,id,receivedAt,timestamp,totalIssues,issuesBySeverity.critical") ||
+		!strings.Contains(rows[1], "insight,") || !strings.Contains(rows[1], ",3,1,1,1,0,eslint;typescript") {
+		t.Fatalf("csv export:\n%s", csvText)
+	}
+
+	r = s.Do("POST", "/api/v1/jobs", map[string]any{"type": "REPORT_GENERATION", "priority": "CRITICAL", "payload": map[string]any{"title": "Weekly <quality>"}})
+	var rp apiJob
+	r.JSON(t, &rp)
+	out = output(rp.ID)
+	var url string
+	_ = json.Unmarshal(out["downloadUrl"], &url)
+	page := fetch(url)
+	for _, want := range []string{"<title>Weekly &lt;quality&gt;</title>", `<b id="insight-count">3</b>`, "3 critical", s.Cred.ProjectID} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("report lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "src=\"http") {
+		t.Fatal("the report is not self-contained")
+	}
 }

@@ -285,12 +285,12 @@ func benchBullMQ(ctx context.Context, dir, tools string, n, conc, size, latN, ra
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(tools, "node_modules", "bullmq")); err != nil {
-		fmt.Println("installing bullmq@6.7.0 (npm) into", tools)
+	if _, err := os.Stat(filepath.Join(tools, "node_modules", "ioredis")); err != nil {
+		fmt.Println("installing bullmq@6.7.0 and ioredis@5 (npm) into", tools)
 		if err := os.MkdirAll(tools, 0o755); err != nil {
 			return nil, err
 		}
-		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefix", tools, "bullmq@6.7.0")
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefix", tools, "bullmq@6.7.0", "ioredis@5")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("npm install bullmq: %v\n%s", err, out)
 		}
