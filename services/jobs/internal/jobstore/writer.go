@@ -506,7 +506,14 @@ func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]err
 		if len(e.rec.History) == 0 || e.rec.History[0].Status == Active {
 			e.rec.History = append([]Transition{{Status: Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
 		}
-		docs[j] = e.rec
+		doc := e.rec
+		if doc.Status == Completed {
+			// A completed job keeps its output; its payload is only needed
+			// to run it again, which a completed job is not. Halving the
+			// document is most of the write's cost in the embedded store.
+			doc.Payload = ""
+		}
+		docs[j] = doc
 	}
 	_, err := w.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err == nil {
