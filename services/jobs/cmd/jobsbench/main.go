@@ -207,12 +207,22 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int) (
 		return figures{}, err
 	default:
 	}
-	// Process: resume and wait until every job's final record is in the store.
+	// Process: resume and wait until every job's final record is in the
+	// store (its COMPLETED event is published with the record's batch; the
+	// count checks the store itself once at the end).
+	completed, err := count(nc, events.JobEventSubject("org", "proj", jobstore.Completed))
+	if err != nil {
+		return figures{}, err
+	}
 	t0 = time.Now()
 	if err := q.Resume(ctx); err != nil {
 		return figures{}, err
 	}
-	if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), 5*time.Minute); err != nil {
+	if err := completed.wait(int64(n), 5*time.Minute); err != nil {
+		return figures{}, err
+	}
+	q.Writer().Flush()
+	if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), time.Minute); err != nil {
 		return figures{}, err
 	}
 	proc := time.Since(t0)
@@ -232,7 +242,7 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int) (
 		}()
 	}
 	lwg.Wait()
-	if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n+latN), 2*time.Minute); err != nil {
+	if err := completed.wait(int64(n+latN), 2*time.Minute); err != nil {
 		return figures{}, err
 	}
 	latMu.Lock()
@@ -257,6 +267,32 @@ func pct(a []float64, p float64) float64 {
 	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
+// counter counts the messages on a subject (core NATS: the events the
+// services publish as they finish), so that waiting does not poll the store:
+// a count scans the whole collection in the embedded store and would eat
+// the CPU the system under test needs.
+type counter struct{ n atomic.Int64 }
+
+func count(nc *nats.Conn, subject string) (*counter, error) {
+	c := &counter{}
+	if _, err := nc.Subscribe(subject, func(*nats.Msg) { c.n.Add(1) }); err != nil {
+		return nil, err
+	}
+	return c, nc.Flush()
+}
+
+func (c *counter) wait(want int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for c.n.Load() < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d after %v", c.n.Load(), want, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// waitCount waits until the collection holds want documents, polling slowly.
 func waitCount(ctx context.Context, c *mongo.Collection, want int64, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
@@ -270,7 +306,7 @@ func waitCount(ctx context.Context, c *mongo.Collection, want int64, limit time.
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d records after %v", got, want, limit)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -369,6 +405,10 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 		time.Sleep(5 * time.Millisecond)
 	}
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	processed, err := count(nc, events.ProcessedSubject("org", "proj", events.Insight))
+	if err != nil {
+		return 0, 0, err
+	}
 	now := time.Now().UTC()
 	var docs []any
 	var futs []jetstream.PubAckFuture
@@ -404,10 +444,13 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 			return 0, 0, err
 		}
 	}
-	if err := waitCount(ctx, db.Collection("insight_results"), int64(n), 5*time.Minute); err != nil {
+	if err := processed.wait(int64(n), 5*time.Minute); err != nil {
 		return 0, 0, err
 	}
 	landed = float64(n) / time.Since(t0).Seconds()
+	if err := waitCount(ctx, db.Collection("insight_results"), int64(n), time.Minute); err != nil {
+		return 0, 0, err
+	}
 	coll := db.Collection("raw_insert")
 	t0 = time.Now()
 	for i := 0; i < len(docs); i += 100 {
