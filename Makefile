@@ -43,6 +43,6 @@ bench: ## Run the benchmarks
 bench-ingest: ## Uploads/s and p50/p99 of ~10 KB Insight uploads through serve vs raw JetStream publishes of the same bytes
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
 
-fuzz: ## Fuzz the three upload bodies through the real router, NATS and store, FUZZTIME each (make fuzz FUZZTIME=8s)
+fuzz: ## Fuzz the three upload bodies through a real serve (router, NATS, store, storage), FUZZTIME each (make fuzz FUZZTIME=8s)
 	@set -e; for f in FuzzUploadInsight FuzzUploadAutopilot FuzzUploadGuardian; do \
-		(cd services/ingest && go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/httpapi/); done
+		(cd cmd/odavl-sync && go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .); done

@@ -40,6 +40,7 @@ func f64(v float64) *float64 { return &v }
 // so does a restart.
 func TestStatsEndToEnd(t *testing.T) {
 	s := startServe(t, nil)
+	k := s.contract() // every stats answer is checked against the served OpenAPI document
 	c := s.Cred
 	org, project := c.OrganizationID, c.ProjectID
 	var receipts []receiptBody
@@ -72,7 +73,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	summary := func(query string) statsSummary {
 		t.Helper()
-		r := s.Do(http.MethodGet, "/api/v1/stats/summary"+query, nil)
+		r := k.do(t, s, http.MethodGet, "/api/v1/stats/summary"+query, nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("GET /api/v1/stats/summary%s: %d %s", query, r.Status, r.Body)
 		}
@@ -124,7 +125,7 @@ func TestStatsEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	r := s.Do(http.MethodGet, "/api/v1/stats/trends?from="+today+"&to="+today, nil)
+	r := k.do(t, s, http.MethodGet, "/api/v1/stats/trends?from="+today+"&to="+today, nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("trends: %d %s", r.Status, r.Body)
 	}
@@ -136,7 +137,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	// Bad queries are 400 naming the field.
 	for q, field := range map[string]string{"?scope=world": "scope", "?from=yesterday": "from", "?from=2026-02-01&to=2026-01-01": "from", "?from=2020-01-01&to=2026-01-01": "from", "?to=2026-01-01": "from"} {
-		r := s.Do(http.MethodGet, "/api/v1/stats/summary"+q, nil)
+		r := k.do(t, s, http.MethodGet, "/api/v1/stats/summary"+q, nil)
 		p := checkProblem(t, r, http.StatusBadRequest)
 		if _, ok := fields(p)[field]; !ok {
 			t.Errorf("summary%s: problem %+v does not name %s", q, p, field)
@@ -148,10 +149,13 @@ func TestStatsEndToEnd(t *testing.T) {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("creating a sync key: %d %s", r.Status, r.Body)
 	}
-	var k struct{ Key string }
-	r.JSON(t, &k)
-	checkProblem(t, s.DoAs(k.Key, org, project, http.MethodPost, "/api/v1/admin/stats/rebuild", nil), http.StatusForbidden)
-	checkProblem(t, s.DoAs(k.Key, org, project, http.MethodGet, "/api/v1/stats/summary?scope=organization", nil), http.StatusForbidden)
+	var key struct{ Key string }
+	r.JSON(t, &key)
+	for _, req := range [][2]string{{http.MethodPost, "/api/v1/admin/stats/rebuild"}, {http.MethodGet, "/api/v1/stats/summary?scope=organization"}} {
+		r := s.DoAs(key.Key, org, project, req[0], req[1], nil)
+		k.check(t, req[0], req[1], r)
+		checkProblem(t, r, http.StatusForbidden)
+	}
 
 	var out, errOut strings.Builder
 	code := run(context.Background(), []string{"stats", "rebuild", "--credentials", filepath.Join(s.Data, credentialsFile)},
@@ -163,6 +167,14 @@ func TestStatsEndToEnd(t *testing.T) {
 		t.Errorf("summary after the rebuild (-incremental +rebuilt):\n%s", cmp.Diff(want, got))
 	}
 	checkLists("rebuilt")
+
+	// The admin route itself, answered as documented.
+	if r := k.do(t, s, http.MethodPost, "/api/v1/admin/stats/rebuild", nil); r.Status != http.StatusOK {
+		t.Fatalf("POST /api/v1/admin/stats/rebuild: %d %s", r.Status, r.Body)
+	}
+	if got := summary(""); !cmp.Equal(got, want) {
+		t.Errorf("summary after a second rebuild (-want +got):\n%s", cmp.Diff(want, got))
+	}
 
 	s = s.Restart()
 	if got := summary(""); !cmp.Equal(got, want) {

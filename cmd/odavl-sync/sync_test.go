@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
 )
 
 func autopilotBody(org, project, runID string, success bool) map[string]any {
@@ -605,6 +606,48 @@ func TestSyncListFiltersAndPaging(t *testing.T) {
 		r.JSON(t, &pb)
 		if r.Status != http.StatusBadRequest || strings.Join(pb.fields(), ",") != tc.fields {
 			t.Errorf("GET %s: %d %s, want 400 naming %s", tc.path, r.Status, r.Body, tc.fields)
+		}
+	}
+}
+
+// Guardian screenshots are http(s) URLs or ids of files uploaded to the same
+// project; other ids are refused, naming the screenshot.
+func TestSyncGuardianScreenshotFiles(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	k := s.contract()
+	png := append([]byte("\x89PNG\r\n\x1a\n"), random(2048)...)
+	shot := func(key, project string) string {
+		u := upload(t, s, key, c.OrganizationID, project, map[string]any{"filename": "checkout.png", "contentType": "image/png", "size": len(png)}, png)
+		return u.FileID
+	}
+	mine := shot(c.APIKey, c.ProjectID)
+	other := shot(newKey(t, s, c.OrganizationID, "other-project"), "other-project")
+	r := s.Do(http.MethodPost, "/api/v1/storage/upload-url", map[string]any{"filename": "later.png", "contentType": "image/png", "size": 10})
+	var pending rpc.UploadURLResponse
+	r.JSON(t, &pending)
+
+	ok := guardianBody(c.OrganizationID, c.ProjectID, "tr-shots", "production", true)
+	ok["screenshots"] = []string{"https://cdn.example.com/a.png", mine}
+	rc := s.post(events.Guardian, ok)
+	s.stored(rc)
+	var got map[string]any
+	k.do(t, s, http.MethodGet, "/api/v1/sync/guardian/"+rc.EventID, nil).JSON(t, &got)
+	if !jsonEqual(got["screenshots"], ok["screenshots"]) {
+		t.Errorf("screenshots read back %v", got["screenshots"])
+	}
+
+	bad := guardianBody(c.OrganizationID, c.ProjectID, "tr-shots-bad", "production", true)
+	bad["screenshots"] = []string{mine, other, pending.FileID, "file_doesnotexist", "not a url or id"}
+	r = k.do(t, s, http.MethodPost, "/api/v1/sync/guardian", bad)
+	var pb problemBody
+	r.JSON(t, &pb)
+	if r.Status != http.StatusBadRequest || strings.Join(pb.fields(), ",") != "screenshots[1],screenshots[2],screenshots[3],screenshots[4]" {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	for _, e := range pb.Errors {
+		if e.Field == "screenshots[2]" && !strings.Contains(e.Message, "not uploaded") {
+			t.Errorf("pending file: %q", e.Message)
 		}
 	}
 }

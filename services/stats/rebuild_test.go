@@ -198,3 +198,21 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+// TestRebuildWithoutJobsService: with nobody exporting results the rebuild
+// fails at once with 503 and the figures stay as they were.
+func TestRebuildWithoutJobsService(t *testing.T) {
+	b := newBundle(t)
+	r := b.start(t, nil)
+	s, e := processed("o1", "p1", events.Insight, "i1", day1, events.Figures{TotalIssues: 1, IssuesBySeverity: &events.IssuesBySeverity{Low: 1}})
+	publishRaw(t, b.nats.Conn, s, e)
+	eventually(t, "counted", func() bool { return summaryOf(t, b.nats.Conn, p1Query()).Insight.Analyses == 1 })
+	start := time.Now()
+	_, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
+	if rpc.StatusOf(err) != 503 || time.Since(start) > 10*time.Second {
+		t.Fatalf("rebuild without the jobs service: %v after %s, want a 503 at once", err, time.Since(start))
+	}
+	if r.svc.store.Generation() != 1 || summaryOf(t, b.nats.Conn, p1Query()).Insight.Analyses != 1 {
+		t.Errorf("a failed rebuild changed the figures")
+	}
+}

@@ -159,6 +159,10 @@ func fixture() []pubEvent {
 	add(fileEvent("o1", "p1", "f1", "uploaded", 1000, day1))
 	add(fileEvent("o1", "p1", "f2", "uploaded", 24, day1))
 	add(fileEvent("o1", "p1", "f1", "deleted", 1000, day1))
+	// A progress report of j1 (ACTIVE → ACTIVE) is no status change: not counted.
+	progress, _ := events.New("j1-progress-2-50", "/odavl-sync/jobs", events.TypeJobStatus, day1, "o1", "p1",
+		events.JobStatusChanged{JobID: "j1", Type: "INSIGHT_ANALYSIS", OrganizationID: "o1", ProjectID: "p1", Status: "ACTIVE", Previous: "ACTIVE", Progress: 50, Attempt: 2, At: day1})
+	add(events.JobEventSubject("o1", "p1", "progress"), progress)
 	return out
 }
 

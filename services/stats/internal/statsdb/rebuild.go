@@ -33,9 +33,26 @@ type RebuildResult struct {
 // and Recover reports it so that the service finishes the rebuild before it
 // counts anything else (the ledger may already hold ids that only the new
 // generation counts).
-func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) {
+func (s *Store) Rebuild(ctx context.Context, src Source) (res RebuildResult, err error) {
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
+	wroteLedger := false
+	defer func() {
+		switch {
+		case err == nil:
+			s.unfinished.Store(false)
+		case !wroteLedger:
+			// Nothing the current generation relies on changed: go on counting into it.
+			if _, uerr := s.meta.UpdateOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: metaID}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "rebuilding", Value: int64(0)}}}}); uerr != nil {
+				s.unfinished.Store(true)
+			}
+		default:
+			// The ledger may hold ids the current generation does not count:
+			// nothing is counted until a rebuild finishes.
+			s.unfinished.Store(true)
+		}
+	}()
 	if err := s.Sweep(ctx); err != nil {
 		return RebuildResult{}, err
 	}
@@ -82,14 +99,14 @@ func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) 
 		}
 		projects[org][project] = true
 	}
-	var res RebuildResult
-	err := src(ctx, func(cs []tally.Change) error {
+	err = src(ctx, func(cs []tally.Change) error {
 		ids := make([]any, 0, len(cs))
 		for _, c := range cs {
 			add(c.OrganizationID, c.ProjectID, c.Day, c.Inc)
 			ids = append(ids, bson.D{{Key: "_id", Value: c.ID}, {Key: "at", Value: s.now().UTC()}})
 		}
 		res.Changes += int64(len(cs))
+		wroteLedger = true
 		return s.insertIgnoringDuplicates(ctx, s.ledger, ids)
 	})
 	if err != nil {

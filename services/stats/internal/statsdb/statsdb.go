@@ -118,7 +118,17 @@ type Store struct {
 
 	regMu sync.Mutex
 	known sync.Map // registry key -> true once the project is registered
+
+	// unfinished is set while a rebuild that may have written the ledger has not finished.
+	unfinished atomic.Bool
 }
+
+// ErrRebuildUnfinished is returned by Apply while an interrupted rebuild
+// waits to be finished: nothing can be counted until it is.
+var ErrRebuildUnfinished = errors.New("a stats rebuild is unfinished")
+
+// RebuildUnfinished reports whether a rebuild must finish before anything is counted.
+func (s *Store) RebuildUnfinished() bool { return s.unfinished.Load() }
 
 // New returns a Store over db. Call Recover before Apply.
 func New(db *mongo.Database, now func() time.Time) *Store {
@@ -172,6 +182,7 @@ func (s *Store) Recover(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("reading stats meta: %w", err)
 	}
 	s.gen.Store(m.Generation)
+	s.unfinished.Store(m.Rebuilding != 0)
 	cur, err := s.inflights.Find(ctx, bson.D{})
 	if err != nil {
 		return 0, fmt.Errorf("reading in-flight changes: %w", err)
@@ -256,6 +267,9 @@ type CrashHook func(change, step string) error
 func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
 	s.genMu.RLock()
 	defer s.genMu.RUnlock()
+	if s.unfinished.Load() {
+		return ErrRebuildUnfinished
+	}
 	mu := s.lockFor(c.OrganizationID, c.ProjectID)
 	mu.Lock()
 	defer mu.Unlock()
