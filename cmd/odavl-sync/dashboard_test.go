@@ -290,7 +290,7 @@ func dashGuardianBody(org, project, id string) map[string]any {
 			"performance":   map[string]any{"loadTime": 1840, "ttfb": 120, "fcp": 640, "lcp": 1500},
 			"security":      map[string]any{"vulnerabilities": 1, "warnings": 4},
 		},
-		"screenshots": []string{"home.png", "checkout.png"},
+		"screenshots": []string{"https://cdn.example.com/shots/home.png", "https://cdn.example.com/shots/checkout.png"},
 	}
 }
 

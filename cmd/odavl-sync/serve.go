@@ -167,9 +167,24 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	defer func() { _ = mc.Disconnect(context.Background()) }()
 	db := mc.Database(mongoDB)
 
+	// The API's listener comes first: the local storage provider signs
+	// absolute URLs of it.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
+	}
+	defer ln.Close()
+	apiURL := "http://" + ln.Addr().String()
+
 	// Services, each on its own connection as it would be in its own container.
 	if storageCfg.DataDir == "" {
 		storageCfg.DataDir = filepath.Join(data, "blobs")
+	}
+	if storageCfg.PublicURL == "" {
+		storageCfg.PublicURL = apiURL
+	}
+	if storageCfg.APIURL == "" {
+		storageCfg.APIURL = apiURL
 	}
 	storageNC, err := connect("storage")
 	if err != nil {
@@ -199,10 +214,6 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	backends := []namedService{{"storage", storageSvc}, {"jobs", jobsSvc}, {"stats", statsSvc}}
 
 	// HTTP.
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
-	}
 	ingestNC, err := connect("ingest")
 	if err != nil {
 		_ = ln.Close()

@@ -16,8 +16,32 @@ const (
 	StorageMultipartInit = "odavl.storage.v1.multipart.init" // UploadURLRequest -> MultipartResponse
 	StoragePartURL       = "odavl.storage.v1.multipart.part" // PartRequest -> PartURLResponse
 	StorageMultipartDone = "odavl.storage.v1.multipart.complete"
-	StorageMultipartDrop = "odavl.storage.v1.multipart.abort"
+	StorageMultipartDrop = "odavl.storage.v1.multipart.abort" // PartRequest -> File
+	StorageCleanup       = "odavl.storage.v1.cleanup"         // struct{} -> CleanupResponse
 )
+
+// Limits of the storage requests.
+const (
+	MaxFileSize        = 100 << 20 // bytes
+	MultipartThreshold = 5 << 20   // files larger than this may (and should) use multipart
+	MinExpiresIn       = 60        // seconds
+	MaxExpiresIn       = 3600
+	DefaultExpiresIn   = 3600
+)
+
+// Statuses of a file.
+const (
+	FilePending  = "PENDING"
+	FileUploaded = "UPLOADED"
+	FileDeleted  = "DELETED"
+)
+
+// CleanupResponse counts what one cleanup round removed.
+type CleanupResponse struct {
+	Expired   int `json:"expired"`
+	Abandoned int `json:"abandoned"`
+	Confirmed int `json:"confirmed"`
+}
 
 // Access levels of a file.
 const (
@@ -41,6 +65,10 @@ type UploadURLRequest struct {
 	Size        int64  `json:"size"`
 	ExpiresIn   int    `json:"expiresIn,omitempty"` // seconds, 60-3600, default 3600
 	AccessLevel string `json:"accessLevel,omitempty"`
+	// RetainFor keeps the file that many seconds after the request; then
+	// the cleanup job removes it. Zero keeps it (or applies the service's
+	// default retention).
+	RetainFor int64 `json:"retainFor,omitempty"`
 	// Generated marks a file a service generates itself (an HTML report);
 	// the gateway never sets it.
 	Generated bool `json:"generated,omitempty"`
@@ -77,20 +105,25 @@ type DownloadURLResponse struct {
 
 // File is a file record as the API shows it.
 type File struct {
-	ID             string     `json:"id"`
-	OrganizationID string     `json:"organizationId"`
-	ProjectID      string     `json:"projectId"`
-	UploaderKeyID  string     `json:"uploaderKeyId"`
-	Name           string     `json:"name"`
-	OriginalName   string     `json:"originalName"`
-	ContentType    string     `json:"contentType"`
-	Size           int64      `json:"size"`
-	AccessLevel    string     `json:"accessLevel"`
-	Status         string     `json:"status"` // PENDING, UPLOADED, DELETED
-	DownloadCount  int64      `json:"downloadCount"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	UploadedAt     *time.Time `json:"uploadedAt,omitempty"`
-	ExpiresAt      *time.Time `json:"expiresAt,omitempty"`
+	ID             string `json:"id"`
+	OrganizationID string `json:"organizationId"`
+	ProjectID      string `json:"projectId"`
+	UploaderKeyID  string `json:"uploaderKeyId"`
+	Name           string `json:"name"`
+	OriginalName   string `json:"originalName"`
+	ContentType    string `json:"contentType"`
+	Size           int64  `json:"size"`
+	AccessLevel    string `json:"accessLevel"`
+	Status         string `json:"status"`        // PENDING, UPLOADED, DELETED
+	DownloadCount  int64  `json:"downloadCount"` // download URLs issued
+	// Downloads counts the bytes actually served (local provider only: the
+	// cloud stores serve them without us).
+	Downloads  int64      `json:"downloads,omitempty"`
+	Multipart  bool       `json:"multipart,omitempty"`
+	FileURL    string     `json:"fileUrl,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	UploadedAt *time.Time `json:"uploadedAt,omitempty"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
 }
 
 // ListFilesRequest asks for a page of files.
@@ -126,6 +159,7 @@ type ContentStats struct {
 // MultipartResponse starts a multipart upload.
 type MultipartResponse struct {
 	FileID    string    `json:"fileId"`
+	FileURL   string    `json:"fileUrl"`
 	UploadID  string    `json:"uploadId"`
 	PartSize  int64     `json:"partSize"`
 	Parts     int       `json:"parts"`
@@ -148,8 +182,10 @@ type CompletedPart struct {
 
 // PartURLResponse is the signed URL of one part.
 type PartURLResponse struct {
-	URL       string            `json:"url"`
-	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers"`
-	ExpiresAt time.Time         `json:"expiresAt"`
+	PartNumber int               `json:"partNumber"`
+	Size       int64             `json:"size"`
+	URL        string            `json:"url"`
+	Method     string            `json:"method"`
+	Headers    map[string]string `json:"headers"`
+	ExpiresAt  time.Time         `json:"expiresAt"`
 }

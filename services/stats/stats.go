@@ -83,6 +83,9 @@ type Service struct {
 	store *statsdb.Store
 	loops []*bus.Loop
 
+	runCtx    context.Context
+	finishing atomic.Bool
+
 	// crash, when set by a test, is called before each step of counting a change.
 	crash statsdb.CrashHook
 }
@@ -129,6 +132,7 @@ func (s *Service) consumerConfigs() []bus.ConsumerConfig {
 // Run runs the service until ctx is done, then stops taking events, lets
 // the events in hand finish, and returns.
 func (s *Service) Run(ctx context.Context) error {
+	s.runCtx = ctx
 	rebuilding, err := s.store.Recover(ctx)
 	if err != nil {
 		return err
@@ -175,7 +179,7 @@ func (s *Service) kill() {
 
 func (s *Service) finishRebuild(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		_, err := s.rebuild(ctx)
+		_, err := s.store.Rebuild(ctx, s.exportedResults)
 		if err == nil {
 			return nil
 		}

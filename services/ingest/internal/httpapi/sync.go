@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
 	"github.com/odavl/sync/services/ingest/internal/uploads"
 )
 
@@ -34,11 +36,24 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			return
 		}
 		key := keyOf(c)
-		if errs := a.validator.Validate(p, key.OrganizationID, key.ProjectID, body); len(errs) > 0 {
-			fields := make([]rpc.FieldError, len(errs))
-			for i, e := range errs {
-				fields[i] = rpc.FieldError{Field: e.Field, Message: e.Message}
+		errs := a.validator.Validate(p, key.OrganizationID, key.ProjectID, body)
+		fields := make([]rpc.FieldError, 0, len(errs))
+		bad := map[string]bool{}
+		for _, e := range errs {
+			fields = append(fields, rpc.FieldError{Field: e.Field, Message: e.Message})
+			bad[e.Field] = true
+		}
+		if p == events.Guardian {
+			more, err := a.screenshotFiles(c.Request.Context(), key, body, bad)
+			if err != nil {
+				a.log.Warn("checking screenshot files", "err", err)
+				c.Header("Retry-After", "1")
+				problem(c, http.StatusServiceUnavailable, "unavailable", "the screenshots' files could not be checked with the storage service; the upload was not accepted — retry")
+				return
 			}
+			fields = append(fields, more...)
+		}
+		if len(fields) > 0 {
 			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
 			return
 		}
@@ -72,6 +87,41 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 		c.Header("Location", rc.StatusURL)
 		c.JSON(http.StatusAccepted, rc)
 	}
+}
+
+// screenshotFiles checks the Guardian screenshots that are storage file ids
+// rather than http(s) URLs: each must name a file of the uploader's project
+// whose bytes are uploaded. It returns the screenshots that do not, or an
+// error when the storage service cannot say.
+func (a *API) screenshotFiles(ctx context.Context, key tenancy.Key, body []byte, bad map[string]bool) ([]rpc.FieldError, error) {
+	var v struct {
+		Screenshots []json.RawMessage `json:"screenshots"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return nil, nil // the schema names what is wrong
+	}
+	var out []rpc.FieldError
+	for i, raw := range v.Screenshots {
+		field := "screenshots[" + strconv.Itoa(i) + "]"
+		var id string
+		if bad[field] || json.Unmarshal(raw, &id) != nil || strings.HasPrefix(id, "http://") || strings.HasPrefix(id, "https://") {
+			continue
+		}
+		f, err := rpc.Call[rpc.File](ctx, a.nc, rpc.StorageGetFile, rpc.FileRequest{
+			Caller: rpc.Caller{Tenant: rpc.Tenant{OrganizationID: key.OrganizationID, ProjectID: key.ProjectID}, KeyID: key.ID}, FileID: id,
+		})
+		switch st := rpc.StatusOf(err); {
+		case st == http.StatusNotFound || st == http.StatusForbidden || st == http.StatusBadRequest || st == http.StatusGone:
+			out = append(out, rpc.FieldError{Field: field, Message: "is neither an http(s) URL nor a file of this project (" + id + ")"})
+		case err != nil:
+			return nil, err
+		case f.OrganizationID != key.OrganizationID || f.ProjectID != key.ProjectID:
+			out = append(out, rpc.FieldError{Field: field, Message: "is neither an http(s) URL nor a file of this project (" + id + ")"})
+		case f.Status != rpc.FileUploaded:
+			out = append(out, rpc.FieldError{Field: field, Message: "names file " + id + " whose bytes are not uploaded (" + strings.ToLower(f.Status) + ")"})
+		}
+	}
+	return out, nil
 }
 
 // idempotencyKey is the natural key of Autopilot and Guardian uploads, and for

