@@ -1,8 +1,9 @@
 # ODAVL Sync — every target runs over every module of the workspace.
 MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
+FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off bench tools
+.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest fuzz tools
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -31,10 +32,20 @@ build: ## Build every binary into ./bin
 	@for s in ingest jobs storage stats; do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
 
 gowork-off: ## Build each module on its own (GOWORK=off), as its container does
-	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build -o $$(mktemp -d)/ ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build -o /dev/null ./...); done
 
 tidy: ## go mod tidy every module
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
 
 bench: ## Run the benchmarks
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime 2x ./...); done
+
+bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
+	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)
+
+bench-ingest: ## Uploads/s and p50/p99 of ~10 KB Insight uploads through serve vs raw JetStream publishes of the same bytes
+	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
+
+fuzz: ## Fuzz the three upload bodies through a real serve (router, NATS, store, storage), FUZZTIME each (make fuzz FUZZTIME=8s)
+	@set -e; for f in FuzzUploadInsight FuzzUploadAutopilot FuzzUploadGuardian; do \
+		(cd cmd/odavl-sync && go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .); done

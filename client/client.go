@@ -230,6 +230,10 @@ func (c *Client) once(ctx context.Context, r request, target string) (http.Heade
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the method and URL are said once
+		}
 		return nil, nil, &TransportError{Method: r.method, URL: target, Err: err}
 	}
 	defer resp.Body.Close()

@@ -28,6 +28,9 @@ type UploadURLRequest struct {
 	Size        int64  `json:"size"`
 	ExpiresIn   int    `json:"expiresIn,omitempty"` // seconds, 60-3600
 	AccessLevel string `json:"accessLevel,omitempty"`
+	// RetainFor keeps the file that many seconds, then the server removes
+	// it; 0 keeps it (or applies the server's retention).
+	RetainFor int64 `json:"retainFor,omitempty"`
 }
 
 // UploadInstructions say how to send the bytes.
@@ -48,19 +51,21 @@ type UploadURLResponse struct {
 // MultipartResponse starts a multipart upload.
 type MultipartResponse struct {
 	FileID    string    `json:"fileId"`
+	FileURL   string    `json:"fileUrl"`
 	UploadID  string    `json:"uploadId"`
 	PartSize  int64     `json:"partSize"`
 	Parts     int       `json:"parts"`
-	FileURL   string    `json:"fileUrl,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // PartURLResponse is the signed URL of one part.
 type PartURLResponse struct {
-	URL       string            `json:"url"`
-	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers"`
-	ExpiresAt time.Time         `json:"expiresAt"`
+	PartNumber int               `json:"partNumber"`
+	Size       int64             `json:"size"`
+	URL        string            `json:"url"`
+	Method     string            `json:"method"`
+	Headers    map[string]string `json:"headers"`
+	ExpiresAt  time.Time         `json:"expiresAt"`
 }
 
 // CompletedPart is a part sent, with the ETag the store answered.
@@ -71,20 +76,116 @@ type CompletedPart struct {
 
 // File is a file record.
 type File struct {
-	ID             string     `json:"id"`
-	OrganizationID string     `json:"organizationId"`
-	ProjectID      string     `json:"projectId"`
-	Name           string     `json:"name"`
-	OriginalName   string     `json:"originalName"`
-	ContentType    string     `json:"contentType"`
-	Size           int64      `json:"size"`
-	AccessLevel    string     `json:"accessLevel"`
-	Status         string     `json:"status"` // PENDING, UPLOADED, DELETED
-	DownloadCount  int64      `json:"downloadCount"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	UploadedAt     *time.Time `json:"uploadedAt,omitempty"`
-	ExpiresAt      *time.Time `json:"expiresAt,omitempty"`
-	URL            string     `json:"url,omitempty"`
+	ID             string `json:"id"`
+	OrganizationID string `json:"organizationId"`
+	ProjectID      string `json:"projectId"`
+	Name           string `json:"name"`
+	OriginalName   string `json:"originalName"`
+	ContentType    string `json:"contentType"`
+	Size           int64  `json:"size"`
+	AccessLevel    string `json:"accessLevel"`
+	Status         string `json:"status"`        // PENDING, UPLOADED, DELETED
+	DownloadCount  int64  `json:"downloadCount"` // download URLs issued
+	Downloads      int64  `json:"downloads,omitempty"`
+	Multipart      bool   `json:"multipart,omitempty"`
+	// FileURL is permanent: it redirects to a fresh signed download URL.
+	FileURL    string     `json:"fileUrl,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	UploadedAt *time.Time `json:"uploadedAt,omitempty"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+}
+
+// FileListOptions filter and page the file list.
+type FileListOptions struct {
+	Status      string // PENDING or UPLOADED
+	ContentType string
+	Limit       int
+	Offset      int
+}
+
+// FileList is a page of files.
+type FileList struct {
+	Items  []File `json:"items"`
+	Total  int64  `json:"total"`
+	Limit  int    `json:"limit"`
+	Offset int    `json:"offset"`
+}
+
+// StorageStats counts the project's files and bytes by content type.
+type StorageStats struct {
+	TotalFiles    int64                   `json:"totalFiles"`
+	TotalBytes    int64                   `json:"totalBytes"`
+	ByContentType map[string]ContentStats `json:"byContentType"`
+}
+
+// ContentStats is the count and bytes of one content type.
+type ContentStats struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
+}
+
+// ListFiles returns a page of the project's files.
+func (c *Client) ListFiles(ctx context.Context, o FileListOptions) (*FileList, error) {
+	q := url.Values{}
+	if o.Status != "" {
+		q.Set("status", o.Status)
+	}
+	if o.ContentType != "" {
+		q.Set("contentType", o.ContentType)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Offset > 0 {
+		q.Set("offset", strconv.Itoa(o.Offset))
+	}
+	var l FileList
+	if err := c.getJSON(ctx, "/api/v1/storage/files", q, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// GetFile returns a file record.
+func (c *Client) GetFile(ctx context.Context, id string) (*File, error) {
+	var f File
+	if err := c.getJSON(ctx, "/api/v1/storage/files/"+url.PathEscape(id), nil, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// DeleteFile deletes a file.
+func (c *Client) DeleteFile(ctx context.Context, id string) (*File, error) {
+	var f File
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/storage/files/" + url.PathEscape(id), auth: true}, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Stats returns the project's storage statistics.
+func (c *Client) StorageStats(ctx context.Context) (*StorageStats, error) {
+	var s StorageStats
+	if err := c.getJSON(ctx, "/api/v1/storage/stats", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// AbortMultipart drops an unfinished multipart upload and its parts.
+func (c *Client) AbortMultipart(ctx context.Context, fileID string) (*File, error) {
+	var f File
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/storage/multipart/" + url.PathEscape(fileID), auth: true}, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Content returns the permanent URL of a file's bytes (an authenticated GET
+// of it redirects to a fresh signed download URL).
+func (c *Client) ContentURL(id string) string {
+	return c.url("/api/v1/storage/files/"+url.PathEscape(id)+"/content", nil)
 }
 
 // DownloadURLResponse is a signed download URL.
@@ -173,7 +274,7 @@ func (c *Client) send(ctx context.Context, method, target string, headers map[st
 	var sent atomic.Int64
 	hdr, err := c.do(ctx, request{
 		method: method, path: c.url(target, nil), header: h, contentType: ct, size: size, timeout: c.cfg.TransferTimeout,
-		auth: sameOrigin(c.base, target),
+		// A signed URL carries its own authorization; the key is never sent to it.
 		body: func() (io.Reader, error) {
 			if n := sent.Swap(0); n != 0 && onBytes != nil {
 				onBytes(-n)
@@ -188,16 +289,6 @@ func (c *Client) send(ctx context.Context, method, target string, headers map[st
 		return "", err
 	}
 	return strings.Trim(hdr.Get("ETag"), `"`), nil
-}
-
-// sameOrigin reports whether target is relative or on the API's origin; the
-// key is sent there only (the local provider's blob route is on the API).
-func sameOrigin(base *url.URL, target string) bool {
-	u, err := url.Parse(target)
-	if err != nil {
-		return false
-	}
-	return u.Host == "" || (u.Scheme == base.Scheme && u.Host == base.Host)
 }
 
 type countingReader struct {
@@ -217,8 +308,12 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// MultipartThreshold is the size from which UploadFile uses a multipart upload.
+// MultipartThreshold is the size above which UploadFile uses a multipart
+// upload (the server refuses multipart for smaller files).
 const MultipartThreshold = 5 << 20
+
+// MaxFileSize is the largest file the server takes.
+const MaxFileSize = 100 << 20
 
 // UploadOptions adjust UploadFile.
 type UploadOptions struct {
@@ -262,7 +357,7 @@ type UploadedFile struct {
 }
 
 // UploadFile uploads size bytes of r as name: through one signed URL, or in
-// parts (concurrently, each retried) from MultipartThreshold on.
+// parts (concurrently, each retried) above MultipartThreshold.
 func (c *Client) UploadFile(ctx context.Context, r io.ReaderAt, size int64, name string, o UploadOptions) (*UploadedFile, error) {
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
@@ -279,7 +374,7 @@ func (c *Client) UploadFile(ctx context.Context, r io.ReaderAt, size int64, name
 		}
 	}
 	req := UploadURLRequest{Filename: name, ContentType: o.ContentType, Size: size, AccessLevel: o.AccessLevel}
-	if size < threshold && o.Resume == nil {
+	if size <= threshold && o.Resume == nil {
 		u, err := c.UploadURL(ctx, req)
 		if err != nil {
 			return nil, err
@@ -375,8 +470,8 @@ func (c *Client) UploadFile(ctx context.Context, r io.ReaderAt, size int64, name
 		return res, err
 	}
 	res.File = f
-	if res.FileURL == "" && f.URL != "" {
-		res.FileURL = f.URL
+	if res.FileURL == "" {
+		res.FileURL = f.FileURL
 	}
 	return res, nil
 }

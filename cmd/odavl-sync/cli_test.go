@@ -141,6 +141,11 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	if p.Status == nil || p.Status.State != client.StateStored {
 		t.Fatalf("push --wait ended in %+v, want stored", p.Status)
 	}
+	var job client.Job
+	cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
+	if job.Status != "COMPLETED" || job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
+		t.Errorf("jobs get: %+v", job)
+	}
 	var got map[string]any
 	cli.mustRun("results", "get", "insight", p.Receipt.EventID, "--credentials", cred, "--json").JSON(t, &got)
 	if got["totalIssues"] != float64(3) {
@@ -382,6 +387,9 @@ type faultProxy struct {
 	target *url.URL
 	script []step
 	posts  []string // the Idempotency-Key of each upload POST seen
+	// match picks the requests the script answers (default: upload POSTs).
+	match func(*http.Request) bool
+	seen  []string // method and path of each matched request
 }
 
 func newFaultProxy(t testing.TB, target string) *faultProxy {
@@ -394,12 +402,21 @@ func newFaultProxy(t testing.TB, target string) *faultProxy {
 	}, ErrorLog: log.New(io.Discard, "", 0)}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		forward := func(w http.ResponseWriter) { rp.ServeHTTP(w, r) }
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/api/v1/sync/") {
+		p.mu.Lock()
+		match := p.match
+		p.mu.Unlock()
+		if match == nil {
+			match = func(r *http.Request) bool {
+				return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/sync/")
+			}
+		}
+		if !match(r) {
 			forward(w)
 			return
 		}
 		p.mu.Lock()
 		p.posts = append(p.posts, r.Header.Get("Idempotency-Key"))
+		p.seen = append(p.seen, r.Method+" "+r.URL.Path)
 		var next step
 		if len(p.script) > 0 {
 			next, p.script = p.script[0], p.script[1:]
@@ -430,6 +447,13 @@ func (p *faultProxy) then(steps ...step) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.script = append(p.script, steps...)
+}
+
+// Seen lists the matched requests.
+func (p *faultProxy) Seen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen...)
 }
 
 func (p *faultProxy) Posts() []string {

@@ -40,7 +40,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.spoolDir, "spool", "", "spool directory for uploads the server could not take (default: $XDG_STATE_HOME/odavl-sync/spool)")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout")
 	fl.BoolVar(&f.strict, "strict", false, "exit 3 when an upload was spooled instead of delivered")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what happens even when stdout is not a terminal")
+	fl.BoolVar(&f.verbose, "verbose", false, "say what happens even when stdout is not a terminal")
 	fl.IntVar(&f.retries, "retries", 5, "attempts per request for network errors, 5xx and 429 (1: no retry)")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "timeout of one request attempt")
 }

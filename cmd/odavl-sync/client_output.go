@@ -72,17 +72,19 @@ func rejection(what string, err error) error {
 	if !errors.As(err, &ae) {
 		return withCode(ExitRejected, fmt.Errorf("%s rejected: %w", what, err))
 	}
-	return withCode(ExitRejected, &rejectedError{what: what, e: ae})
+	// Keep what the error was wrapped in ("part 3 of 3: ").
+	ctx := strings.TrimSuffix(err.Error(), ae.Error())
+	return withCode(ExitRejected, &rejectedError{what: what, ctx: ctx, e: ae})
 }
 
 type rejectedError struct {
-	what string
-	e    *client.Error
+	what, ctx string
+	e         *client.Error
 }
 
 func (r *rejectedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s rejected: %d", r.what, r.e.Status)
+	fmt.Fprintf(&b, "%s rejected: %s%d", r.what, r.ctx, r.e.Status)
 	if r.e.Title != "" {
 		b.WriteString(" " + r.e.Title)
 	}

@@ -290,7 +290,7 @@ func dashGuardianBody(org, project, id string) map[string]any {
 			"performance":   map[string]any{"loadTime": 1840, "ttfb": 120, "fcp": 640, "lcp": 1500},
 			"security":      map[string]any{"vulnerabilities": 1, "warnings": 4},
 		},
-		"screenshots": []string{"home.png", "checkout.png"},
+		"screenshots": []string{"https://cdn.example.com/shots/home.png", "https://cdn.example.com/shots/checkout.png"},
 	}
 }
 
@@ -485,9 +485,11 @@ func TestDashboardInChromium(t *testing.T) {
 	// A second upload appears without a reload, pushed by the event stream.
 	eval(`window.__notReloaded = true`)
 	second := insightBody(c.OrganizationID, c.ProjectID, 2)
-	second["issuesBySeverity"] = map[string]int{"critical": 0, "high": 2, "medium": 0, "low": 1}
-	second["totalIssues"] = 3
+	second["issuesBySeverity"] = map[string]int{"critical": 2, "high": 2, "medium": 0, "low": 1}
+	second["totalIssues"] = 5
 	second["issues"] = []map[string]any{
+		{"detector": "eslint", "severity": "critical", "message": "eval of user input", "file": "src/x.ts", "line": 1, "column": 1},
+		{"detector": "eslint", "severity": "critical", "message": "command injection", "file": "src/x.ts", "line": 5, "column": 1},
 		{"detector": "eslint", "severity": "high", "message": "no-eval", "file": "src/x.ts", "line": 1, "column": 1},
 		{"detector": "eslint", "severity": "high", "message": "no-implied-eval", "file": "src/x.ts", "line": 2, "column": 1},
 		{"detector": "typescript", "severity": "low", "message": "unused", "file": "src/y.ts", "line": 9, "column": 4},
@@ -501,6 +503,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if got := text(`[data-list=insight] article:first-child [data-severity=high] .value`); got != "2" {
 		t.Errorf("newest upload's high card %q, want 2", got)
+	}
+	// Its critical issues raise the alert banner, pushed by the stream too.
+	waitJS("the critical alert banner", `!document.getElementById('banner').hidden`)
+	if got := text("#banner"); !strings.Contains(got, "2 critical issues") {
+		t.Errorf("alert banner %q", got)
 	}
 
 	// Autopilot and Guardian uploads, then their tabs.
@@ -552,6 +559,26 @@ func TestDashboardInChromium(t *testing.T) {
 
 	run("opening the Jobs tab", chromedp.Click(chromedp.CSS("#tab-jobs")))
 	waitJS("the jobs panel", `!document.querySelector('#panel-jobs .spinner') && document.querySelector('#panel-jobs').textContent.length > 0`)
+
+	// On a phone-sized screen nothing sticks out of the page but the tab
+	// strip, which scrolls.
+	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
+	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
+		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
+		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
+			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
+		}
+	}
+	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("restoring the viewport", chromedp.ResetViewport())
 
 	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
 	// (name-<tab>.png), for a person to look at.

@@ -17,7 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
 )
 
 func autopilotBody(org, project, runID string, success bool) map[string]any {
@@ -167,6 +169,7 @@ func jsonEqual(a, b any) bool {
 func TestSyncRoundTripEachProduct(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
+	k := s.contract()
 	cases := []struct {
 		p    events.Product
 		body map[string]any
@@ -177,33 +180,37 @@ func TestSyncRoundTripEachProduct(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.p), func(t *testing.T) {
-			rc := s.post(tc.p, tc.body)
-			if rc.EventID == "" || rc.JobID == "" || rc.StatusURL != "/api/v1/sync/jobs/"+rc.JobID || rc.Replay {
+			pr := k.do(t, s, http.MethodPost, "/api/v1/sync/"+string(tc.p), tc.body)
+			var rc receiptBody
+			pr.JSON(t, &rc)
+			if pr.Status != http.StatusAccepted || rc.EventID == "" || rc.JobID == "" || rc.StatusURL != "/api/v1/sync/jobs/"+rc.JobID || rc.Replay {
 				t.Fatalf("receipt %+v", rc)
 			}
 			resultURL := s.stored(rc)
 			if resultURL != "/api/v1/sync/"+string(tc.p)+"/"+rc.EventID {
 				t.Errorf("resultUrl %q", resultURL)
 			}
-			r := s.Do(http.MethodGet, resultURL, nil)
+			k.do(t, s, http.MethodGet, rc.StatusURL, nil)
+			r := k.do(t, s, http.MethodGet, resultURL, nil)
 			if r.Status != http.StatusOK {
 				t.Fatalf("GET %s: %d %s", resultURL, r.Status, r.Body)
 			}
 			var got map[string]any
 			r.JSON(t, &got)
 			roundTrip(t, tc.body, got)
+			k.do(t, s, http.MethodGet, "/api/v1/sync/"+string(tc.p), nil)
 			l := s.list("/api/v1/sync/" + string(tc.p))
 			if l.Total != 1 || len(l.Items) != 1 {
 				t.Fatalf("list: %+v", l)
 			}
 			roundTrip(t, tc.body, l.Items[0])
-			if r := s.Do(http.MethodGet, "/api/v1/sync/"+string(tc.p)+"/up_nope", nil); r.Status != http.StatusNotFound {
+			if r := k.do(t, s, http.MethodGet, "/api/v1/sync/"+string(tc.p)+"/up_nope", nil); r.Status != http.StatusNotFound {
 				t.Errorf("unknown id: %d %s", r.Status, r.Body)
 			}
 		})
 	}
 	// Another project's key sees none of it.
-	if r := s.Do(http.MethodGet, "/api/v1/sync/jobs/up_unknown", nil); r.Status != http.StatusNotFound {
+	if r := k.do(t, s, http.MethodGet, "/api/v1/sync/jobs/up_unknown", nil); r.Status != http.StatusNotFound {
 		t.Errorf("unknown job: %d %s", r.Status, r.Body)
 	}
 }
@@ -239,7 +246,7 @@ func TestSyncCriticalAlert(t *testing.T) {
 		}
 		Total int
 	}
-	r := s.Do(http.MethodGet, "/api/v1/alerts", nil)
+	r := s.contract().do(t, s, http.MethodGet, "/api/v1/alerts", nil)
 	r.JSON(t, &al)
 	if al.Total != 1 || len(al.Items) != 1 {
 		t.Fatalf("alerts: %s", r.Body)
@@ -289,6 +296,7 @@ func TestSyncCriticalAlert(t *testing.T) {
 func TestSyncBadInput(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
+	k := s.contract()
 	type mut func(m map[string]any)
 	del := func(path ...string) mut {
 		return func(m map[string]any) { delete(walk(m, path[:len(path)-1]), path[len(path)-1]) }
@@ -342,7 +350,7 @@ func TestSyncBadInput(t *testing.T) {
 			for _, m := range tc.muts {
 				m(b)
 			}
-			r := s.Do(http.MethodPost, "/api/v1/sync/"+string(tc.p), b)
+			r := k.do(t, s, http.MethodPost, "/api/v1/sync/"+string(tc.p), b)
 			if r.Status != http.StatusBadRequest || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
 				t.Fatalf("%d %s %s", r.Status, r.Header.Get("Content-Type"), r.Body)
 			}
@@ -362,12 +370,12 @@ func TestSyncBadInput(t *testing.T) {
 			if r := s.Do(http.MethodPost, path, "[]"); r.Status != http.StatusBadRequest {
 				t.Errorf("array body: %d %s", r.Status, r.Body)
 			}
-			r := s.Do(http.MethodPost, path, "a=b", "Content-Type", "text/plain")
+			r := k.do(t, s, http.MethodPost, path, "a=b", "Content-Type", "text/plain")
 			if r.Status != http.StatusUnsupportedMediaType || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
 				t.Errorf("text/plain: %d %s", r.Status, r.Body)
 			}
 			big := `{"detectors":["` + strings.Repeat("x", 5<<20) + `"]}`
-			if r := s.Do(http.MethodPost, path, big); r.Status != http.StatusRequestEntityTooLarge {
+			if r := k.do(t, s, http.MethodPost, path, big); r.Status != http.StatusRequestEntityTooLarge {
 				t.Errorf("5 MiB body: %d %.200s", r.Status, r.Body)
 			}
 		})
@@ -399,7 +407,9 @@ func walk(m map[string]any, path []string) map[string]any {
 func TestSyncReplayAndConflict(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
+	k := s.contract()
 	org, prj := c.OrganizationID, c.ProjectID
+	ap := autopilotBody(org, prj, "run-r", true) // retried after the restart too
 	cases := []struct {
 		name       string
 		p          events.Product
@@ -408,7 +418,7 @@ func TestSyncReplayAndConflict(t *testing.T) {
 		changed    map[string]any // same key, different payload
 		changedHdr []string
 	}{
-		{"autopilot by runId", events.Autopilot, autopilotBody(org, prj, "run-r", true), nil,
+		{"autopilot by runId", events.Autopilot, ap, nil,
 			autopilotBody(org, prj, "run-r", false), nil},
 		{"guardian by testRunId", events.Guardian, guardianBody(org, prj, "tr-r", "staging", true), nil,
 			guardianBody(org, prj, "tr-r", "staging", false), nil},
@@ -419,7 +429,7 @@ func TestSyncReplayAndConflict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			first := s.post(tc.p, tc.first, tc.hdr...)
 			s.stored(first)
-			r := s.Do(http.MethodPost, "/api/v1/sync/"+string(tc.p), tc.first, tc.hdr...)
+			r := k.do(t, s, http.MethodPost, "/api/v1/sync/"+string(tc.p), tc.first, tc.hdr...)
 			var again receiptBody
 			r.JSON(t, &again)
 			if r.Status != http.StatusAccepted || !again.Replay || r.Header.Get("Idempotent-Replayed") != "true" {
@@ -428,7 +438,7 @@ func TestSyncReplayAndConflict(t *testing.T) {
 			if again.EventID != first.EventID || again.JobID != first.JobID || !again.ReceivedAt.Equal(first.ReceivedAt) {
 				t.Errorf("retry receipt %+v, want the first %+v", again, first)
 			}
-			r = s.Do(http.MethodPost, "/api/v1/sync/"+string(tc.p), tc.changed, tc.changedHdr...)
+			r = k.do(t, s, http.MethodPost, "/api/v1/sync/"+string(tc.p), tc.changed, tc.changedHdr...)
 			if r.Status != http.StatusConflict || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
 				t.Errorf("same key, other payload: %d %s", r.Status, r.Body)
 			}
@@ -461,8 +471,7 @@ func TestSyncReplayAndConflict(t *testing.T) {
 	})
 	t.Run("survives restart", func(t *testing.T) {
 		s2 := s.Restart()
-		b := autopilotBody(org, prj, "run-r", true)
-		r := s2.Do(http.MethodPost, "/api/v1/sync/autopilot", b)
+		r := s2.Do(http.MethodPost, "/api/v1/sync/autopilot", ap)
 		var rc receiptBody
 		r.JSON(t, &rc)
 		if r.Status != http.StatusAccepted || !rc.Replay {
@@ -572,8 +581,10 @@ func TestSyncListFiltersAndPaging(t *testing.T) {
 		{"environment and passed", q("/api/v1/sync/guardian", "environment", "production", "passed", "true"), join(gd[3]), 1},
 		{"guardian range", q("/api/v1/sync/guardian", "to", gd[1].ReceivedAt.Format(time.RFC3339Nano)), join(gd[0]), 1},
 	}
+	k := s.contract()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			k.do(t, s, http.MethodGet, tc.path, nil)
 			l := s.list(tc.path)
 			if ids(l) != tc.want || l.Total != tc.total {
 				t.Errorf("got %s (total %d), want %s (total %d)", ids(l), l.Total, tc.want, tc.total)
@@ -591,11 +602,93 @@ func TestSyncListFiltersAndPaging(t *testing.T) {
 		{q("/api/v1/alerts", "limit", "x"), "limit"},
 	}
 	for _, tc := range bad {
-		r := s.Do(http.MethodGet, tc.path, nil)
+		r := k.do(t, s, http.MethodGet, tc.path, nil)
 		var pb problemBody
 		r.JSON(t, &pb)
 		if r.Status != http.StatusBadRequest || strings.Join(pb.fields(), ",") != tc.fields {
 			t.Errorf("GET %s: %d %s, want 400 naming %s", tc.path, r.Status, r.Body, tc.fields)
 		}
+	}
+}
+
+// Guardian screenshots are http(s) URLs or ids of files uploaded to the same
+// project; other ids are refused, naming the screenshot.
+func TestSyncGuardianScreenshotFiles(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	k := s.contract()
+	png := append([]byte("\x89PNG\r\n\x1a\n"), random(2048)...)
+	shot := func(key, project string) string {
+		u := upload(t, s, key, c.OrganizationID, project, map[string]any{"filename": "checkout.png", "contentType": "image/png", "size": len(png)}, png)
+		return u.FileID
+	}
+	mine := shot(c.APIKey, c.ProjectID)
+	other := shot(newKey(t, s, c.OrganizationID, "other-project"), "other-project")
+	r := s.Do(http.MethodPost, "/api/v1/storage/upload-url", map[string]any{"filename": "later.png", "contentType": "image/png", "size": 10})
+	var pending rpc.UploadURLResponse
+	r.JSON(t, &pending)
+
+	ok := guardianBody(c.OrganizationID, c.ProjectID, "tr-shots", "production", true)
+	ok["screenshots"] = []string{"https://cdn.example.com/a.png", mine}
+	rc := s.post(events.Guardian, ok)
+	s.stored(rc)
+	var got map[string]any
+	k.do(t, s, http.MethodGet, "/api/v1/sync/guardian/"+rc.EventID, nil).JSON(t, &got)
+	if !jsonEqual(got["screenshots"], ok["screenshots"]) {
+		t.Errorf("screenshots read back %v", got["screenshots"])
+	}
+
+	bad := guardianBody(c.OrganizationID, c.ProjectID, "tr-shots-bad", "production", true)
+	bad["screenshots"] = []string{mine, other, pending.FileID, "file_doesnotexist", "not a url or id"}
+	r = k.do(t, s, http.MethodPost, "/api/v1/sync/guardian", bad)
+	var pb problemBody
+	r.JSON(t, &pb)
+	if r.Status != http.StatusBadRequest || strings.Join(pb.fields(), ",") != "screenshots[1],screenshots[2],screenshots[3],screenshots[4]" {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	for _, e := range pb.Errors {
+		if e.Field == "screenshots[2]" && !strings.Contains(e.Message, "not uploaded") {
+			t.Errorf("pending file: %q", e.Message)
+		}
+	}
+}
+
+// An upload that cannot be processed says so at its status URL, with the reason.
+func TestSyncReceiptFailedWithReason(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	js, err := jetstream.New(s.natsConn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A received event another producer got wrong (the gateway never sends
+	// this: its payload is not an Insight upload).
+	const id = "up_00000000000000000000000000000bad"
+	ev, err := events.New(id, "/test/producer", events.ReceivedType(events.Insight), time.Now(), c.OrganizationID, c.ProjectID, events.Received{
+		UploadID: id, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Product: events.Insight,
+		IdempotencyKey: "key:bad", ReceivedAt: time.Now().UTC(), Payload: json.RawMessage(`{"totalIssues":"many"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), js, events.ReceivedSubject(c.OrganizationID, c.ProjectID, events.Insight), ev); err != nil {
+		t.Fatal(err)
+	}
+	k := s.contract()
+	var st struct{ State, Status, Reason string }
+	eventually(t, "the job failed", func() bool {
+		r := s.Do(http.MethodGet, "/api/v1/sync/jobs/"+id, nil)
+		if r.Status == http.StatusNotFound {
+			return false
+		}
+		k.check(t, http.MethodGet, "/api/v1/sync/jobs/"+id, r)
+		r.JSON(t, &st)
+		return st.State == "failed"
+	})
+	if st.Status != "FAILED" || !strings.Contains(st.Reason, "decoding insight payload") {
+		t.Errorf("state %+v, want failed with the decoding error as reason", st)
+	}
+	if l := s.list("/api/v1/sync/insight"); l.Total != 0 {
+		t.Errorf("%d results stored from a failed upload", l.Total)
 	}
 }

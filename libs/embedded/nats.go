@@ -6,6 +6,8 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -47,6 +49,15 @@ func StartNATS(c NATSConfig) (*server.Server, error) {
 		SyncAlways:   c.SyncAlways,
 		NoSigs:       true,
 		NoLog:        true,
+	}
+	if !c.DontListen && c.Port > 0 {
+		// The server reports a busy port only in its log; say it here.
+		addr := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("nats cannot listen on %s: %w", addr, err)
+		}
+		_ = ln.Close()
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -68,12 +68,16 @@ type Job struct {
 	CreatedAt      time.Time       `json:"createdAt"`
 	UpdatedAt      time.Time       `json:"updatedAt"`
 	RunAt          *time.Time      `json:"runAt,omitempty"`
+	ParentID       string          `json:"parentId,omitempty"`
+	StartedAt      *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt     *time.Time      `json:"finishedAt,omitempty"`
 	History        []Transition    `json:"history"`
 }
 
 // Transition is one status change of a job.
 type Transition struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-	Error  string    `json:"error,omitempty"`
+	Status  string    `json:"status"`
+	At      time.Time `json:"at"`
+	Attempt int       `json:"attempt,omitempty"`
+	Error   string    `json:"error,omitempty"`
 }

@@ -220,14 +220,14 @@ func StreamBatches[T any](ctx context.Context, nc *nats.Conn, subject string, re
 		wctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 		msg, err := sub.NextMsgWithContext(wctx)
 		cancel()
+		if errors.Is(err, nats.ErrNoResponders) || (err == nil && first && len(msg.Data) == 0 && msg.Header.Get("Status") == "503") {
+			return Errorf(503, "%s: no service answers", subject)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return Errorf(504, "%s: no batch in time", subject)
-		}
-		if first && len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
-			return Errorf(503, "%s: no service answers", subject)
 		}
 		var batch StreamBatch[T]
 		if err := json.Unmarshal(msg.Data, &batch); err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
 )
 
@@ -66,8 +66,8 @@ func (s *Service) getResult(ctx context.Context, req rpc.GetRequest) (json.RawMe
 }
 
 func (s *Service) getJob(ctx context.Context, req rpc.GetRequest) (rpc.Job, error) {
-	j, err := s.jobs.Get(ctx, req.OrganizationID, req.ProjectID, req.ID)
-	if errors.Is(err, jobstore.ErrNotFound) {
+	j, err := s.queue.Get(ctx, req.OrganizationID, req.ProjectID, req.ID)
+	if errors.Is(err, queue.ErrNotFound) {
 		return rpc.Job{}, rpc.NotFound("no job %q in this project", req.ID)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,10 @@ import (
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/services/jobs/internal/handlers"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/processor"
+	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
 )
 
@@ -34,11 +37,29 @@ type Config struct {
 	Backoff []time.Duration
 	// DataDir is where local outputs go (the email outbox) (JOBS_DATA_DIR).
 	DataDir string
+	// Workers is how many queued jobs run at once (JOBS_WORKERS).
+	Workers int
+	// AckWait is how long a job may go silent before JetStream redelivers
+	// it to another worker (JOBS_ACK_WAIT).
+	AckWait time.Duration
+	// Timeout is a job's default run time limit (JOBS_TIMEOUT).
+	Timeout time.Duration
+	// KeepCompleted is how long COMPLETED jobs are kept (JOBS_KEEP_COMPLETED).
+	KeepCompleted time.Duration
+	// RecordHold is how long a job's record changes may wait to be
+	// collapsed with its next ones (JOBS_RECORD_HOLD).
+	RecordHold time.Duration
+	// SMTP delivers EMAIL_SEND jobs (SMTP_HOST, SMTP_PORT, SMTP_USER,
+	// SMTP_PASSWORD, SMTP_FROM); without SMTP_HOST mail goes to
+	// <DataDir>/outbox.
+	SMTP handlers.SMTP
 }
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{SyncWorkers: 8, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second}}
+	return Config{SyncWorkers: 8, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
+		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, KeepCompleted: 7 * 24 * time.Hour,
+		RecordHold: 200 * time.Millisecond}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -46,9 +67,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	d := DefaultConfig()
 	r := config.NewReader(getenv)
 	c := Config{
-		SyncWorkers: r.Int("JOBS_SYNC_WORKERS", d.SyncWorkers),
-		Backoff:     r.Durations("JOBS_BACKOFF", d.Backoff),
-		DataDir:     r.String("JOBS_DATA_DIR", "./data"),
+		SyncWorkers:   r.Int("JOBS_SYNC_WORKERS", d.SyncWorkers),
+		Backoff:       r.Durations("JOBS_BACKOFF", d.Backoff),
+		DataDir:       r.String("JOBS_DATA_DIR", "./data"),
+		Workers:       r.Int("JOBS_WORKERS", d.Workers),
+		AckWait:       r.Duration("JOBS_ACK_WAIT", d.AckWait),
+		Timeout:       r.Duration("JOBS_TIMEOUT", d.Timeout),
+		KeepCompleted: r.Duration("JOBS_KEEP_COMPLETED", d.KeepCompleted),
+		RecordHold:    r.Duration("JOBS_RECORD_HOLD", d.RecordHold),
+		SMTP: handlers.SMTP{
+			Host: r.String("SMTP_HOST", ""), Port: r.Int("SMTP_PORT", 587), User: r.String("SMTP_USER", ""),
+			Password: r.String("SMTP_PASSWORD", ""), From: r.String("SMTP_FROM", ""),
+		},
 	}
 	return c, r.Err()
 }
@@ -70,6 +100,7 @@ type Service struct {
 
 	results *results.Store
 	jobs    *jobstore.Store
+	queue   *queue.Queue
 }
 
 // New returns a jobs service over the given connections.
@@ -81,10 +112,26 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	if cfg.SyncWorkers <= 0 {
 		return nil, errors.New("jobs: SyncWorkers must be positive")
 	}
-	return &Service{
+	if cfg.Workers < 2 {
+		return nil, errors.New("jobs: JOBS_WORKERS must be at least 2 (a BULK_INVITATION waits for its children on one)")
+	}
+	s := &Service{
 		log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now,
 		results: results.New(db), jobs: jobstore.New(db),
-	}, nil
+	}
+	q, err := queue.New(log, nc, s.jobs, queue.Config{
+		Workers: cfg.Workers, Backoff: cfg.Backoff, AckWait: cfg.AckWait, Timeout: cfg.Timeout,
+		RecordHold: cfg.RecordHold, KeepCompleted: cfg.KeepCompleted,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.queue = q
+	mailer := handlers.NewMailer(log, cfg.SMTP, filepath.Join(cfg.DataDir, "outbox"))
+	q.Handle(jobstore.EmailSend, mailer.Handle)
+	q.Handle(jobstore.BulkInvitation, handlers.Invitations(200*time.Millisecond))
+	s.registerFileHandlers(q)
+	return s, nil
 }
 
 // Ready reports whether the service consumes and answers.
@@ -96,7 +143,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := mongodb.EnsureIndexes(ctx, s.db, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
 		return err
 	}
-	proc := processor.New(s.log, s.js, s.results, s.jobs, s.now)
+	if err := s.queue.Start(ctx); err != nil {
+		return err
+	}
+	defer s.queue.Stop()
+	go s.queue.RunCleanup(ctx)
+	proc := processor.New(s.log, s.js, s.results, s.jobs, s.queue.Writer(), s.now)
 	cc := bus.ConsumerConfig{
 		Stream: events.StreamSync, Durable: ConsumerSync, Filters: []string{events.AllReceived},
 		Backoff: s.cfg.Backoff, Workers: s.cfg.SyncWorkers,
@@ -115,7 +167,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.ready.Store(true)
-	s.log.Info("jobs service ready", "syncWorkers", s.cfg.SyncWorkers, "backoff", s.cfg.Backoff)
+	s.log.Info("jobs service ready", "syncWorkers", s.cfg.SyncWorkers, "workers", s.cfg.Workers, "backoff", s.cfg.Backoff,
+		"ackWait", s.cfg.AckWait, "timeout", s.cfg.Timeout, "keepCompleted", s.cfg.KeepCompleted, "smtpHost", s.cfg.SMTP.Host,
+		"smtpPassword", config.Mask(s.cfg.SMTP.Password))
 	<-ctx.Done()
 	s.ready.Store(false)
 	loop.Stop()

@@ -39,6 +39,9 @@ func changeOf(ev events.Event) (tally.Change, bool, error) {
 		if err := ev.DataAs(&j); err != nil {
 			return tally.Change{}, false, err
 		}
+		if j.Status == j.Previous {
+			return tally.Change{}, false, nil // a progress report: the job entered no status
+		}
 		c, err := tally.FromJob(ev.ID, j)
 		return c, err == nil, err
 	case events.TypeFileEvent:

@@ -49,38 +49,66 @@ func badQuery(fields []rpc.FieldError) error {
 
 type cell struct{ project, day string }
 
-// read fetches the aggregates of every project and day, by _id, a few at a time.
+// read fetches the figures of every project and day (or AllTime): the
+// month aggregates the days fall in, by _id, a few at a time.
 func (s *Service) read(ctx context.Context, org string, projects, days []string) (map[cell]tally.Counters, error) {
-	out := make(map[cell]tally.Counters, len(projects)*len(days))
+	type doc struct{ project, period string }
+	var docs []doc
+	seen := map[doc]bool{}
+	for _, p := range projects {
+		for _, d := range days {
+			period := statsdb.AllTime
+			if d != statsdb.AllTime {
+				period, _ = statsdb.MonthOf(d)
+			}
+			if k := (doc{p, period}); !seen[k] {
+				seen[k] = true
+				docs = append(docs, k)
+			}
+		}
+	}
+	aggs := make(map[doc]statsdb.Aggregate, len(docs))
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	work := make(chan cell)
-	for range min(lookups, len(projects)*len(days)) {
+	work := make(chan doc)
+	for range min(lookups, len(docs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c := range work {
-				cs, err := s.store.Counters(ctx, org, c.project, c.day)
+			for d := range work {
+				a, err := s.store.Read(ctx, org, d.project, d.period)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				out[c] = cs
+				aggs[d] = a
 				mu.Unlock()
 			}
 		}()
 	}
-	for _, p := range projects {
-		for _, d := range days {
-			work <- cell{p, d}
-		}
+	for _, d := range docs {
+		work <- d
 	}
 	close(work)
 	wg.Wait()
-	return out, firstErr
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	out := make(map[cell]tally.Counters, len(projects)*len(days))
+	for _, p := range projects {
+		for _, d := range days {
+			if d == statsdb.AllTime {
+				out[cell{p, d}] = aggs[doc{p, statsdb.AllTime}].Counters
+				continue
+			}
+			month, dd := statsdb.MonthOf(d)
+			out[cell{p, d}] = aggs[doc{p, month}].Days[dd]
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) summary(ctx context.Context, q rpc.StatsQuery) (rpc.StatsSummaryResponse, error) {

@@ -8,6 +8,7 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/odavl/sync/libs v0.0.0-00010101000000-000000000000
+	github.com/odavl/sync/services/jobs v0.0.0-00010101000000-000000000000
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
 
@@ -82,6 +83,8 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+replace github.com/odavl/sync/services/jobs => ../jobs
 
 // Patched for ODAVL Sync: see third_party/ferretdb/ODAVL-PATCHES.md.
 replace github.com/FerretDB/FerretDB => ../../third_party/ferretdb

@@ -26,7 +26,14 @@ func (s *Service) rebuild(ctx context.Context) (statsdb.RebuildResult, error) {
 	start := time.Now()
 	res, err := s.store.Rebuild(ctx, s.exportedResults)
 	if err != nil {
-		s.log.Error("stats rebuild failed", "err", err)
+		s.log.Error("stats rebuild failed", "err", err, "countingHeld", s.store.RebuildUnfinished())
+		if s.store.RebuildUnfinished() && s.finishing.CompareAndSwap(false, true) {
+			// Counting waits for the rebuild: keep trying in the background.
+			go func() {
+				defer s.finishing.Store(false)
+				_ = s.finishRebuild(s.runCtx)
+			}()
+		}
 		return res, err
 	}
 	s.log.Info("stats rebuilt", "generation", res.Generation, "results", res.Changes, "aggregates", res.Aggregates, "took", time.Since(start))

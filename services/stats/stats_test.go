@@ -19,7 +19,9 @@ import (
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/stats/internal/report"
 	"github.com/odavl/sync/services/stats/internal/statsdb"
+	"github.com/odavl/sync/services/stats/internal/tally"
 )
 
 type testBundle struct {
@@ -30,7 +32,7 @@ type testBundle struct {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newBundle(t *testing.T) *testBundle {
+func newBundle(t testing.TB) *testBundle {
 	t.Helper()
 	return &testBundle{nats: natstest.Start(t), db: mongotest.Start(t).DB, log: quiet()}
 }
@@ -43,10 +45,10 @@ type running struct {
 
 // start runs a stats service on the bundle; its own connection, so a test can
 // start a second one after killing the first.
-func (b *testBundle) start(t *testing.T, crash statsdb.CrashHook) *running {
+func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.AckWait, cfg.RetryDelay = 2*time.Second, 100*time.Millisecond
+	cfg.AckWait = 2 * time.Second
 	nc := natstest.Connect(t, b.nats.URL)
 	svc, err := New(b.log, nc, b.db, cfg)
 	if err != nil {
@@ -157,6 +159,10 @@ func fixture() []pubEvent {
 	add(fileEvent("o1", "p1", "f1", "uploaded", 1000, day1))
 	add(fileEvent("o1", "p1", "f2", "uploaded", 24, day1))
 	add(fileEvent("o1", "p1", "f1", "deleted", 1000, day1))
+	// A progress report of j1 (ACTIVE → ACTIVE) is no status change: not counted.
+	progress, _ := events.New("j1-progress-2-50", "/odavl-sync/jobs", events.TypeJobStatus, day1, "o1", "p1",
+		events.JobStatusChanged{JobID: "j1", Type: "INSIGHT_ANALYSIS", OrganizationID: "o1", ProjectID: "p1", Status: "ACTIVE", Previous: "ACTIVE", Progress: 50, Attempt: 2, At: day1})
+	add(events.JobEventSubject("o1", "p1", "progress"), progress)
 	return out
 }
 
@@ -263,3 +269,5 @@ func natsJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	}
 	return js
 }
+
+func reportFigures(c tally.Counters) rpc.Figures { return report.FiguresOf(c) }

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +38,35 @@ const streamHeartbeat = 15 * time.Second
 // drops the newest ones (the page refetches its lists on the next event).
 const streamBuffer = 256
 
+// maxStreamsPerKey bounds the event streams one API key holds open on one
+// gateway replica (dashboards in many tabs share a key; a leaking client
+// must not hold unbounded connections and subscriptions).
+const maxStreamsPerKey = 32
+
+// streamCounts counts the open event streams per key.
+type streamCounts struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func (s *streamCounts) acquire(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key] >= maxStreamsPerKey {
+		return false
+	}
+	s.open[key]++
+	return true
+}
+
+func (s *streamCounts) release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key]--; s.open[key] <= 0 {
+		delete(s.open, key)
+	}
+}
+
 // dashboardRoutes mounts the dashboard and its live event stream.
 func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	sub, err := fs.Sub(dashboardFiles, "dashboard")
@@ -55,7 +86,8 @@ func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 		Name: "odavl_event_streams", Help: "Open dashboard event streams.",
 	})
 	a.metrics.reg.MustRegister(streams)
-	v1.GET("/events/stream", a.eventStream(streams))
+	counts := &streamCounts{open: map[string]int{}}
+	v1.GET("/events/stream", a.eventStream(streams, counts))
 }
 
 // staticFile serves one embedded file with its hash as ETag and the
@@ -104,8 +136,18 @@ func streamSubjects(t rpc.Tenant) []string {
 // CloudEvent as one `event: <type>`, `id: <id>`, `data: <json>` frame. It
 // reads plain NATS subscriptions (live only, no replay), so it ends when the
 // client goes away or the server stops, and never holds a consumer.
-func (a *API) eventStream(open prometheus.Gauge) gin.HandlerFunc {
-	return func(c *gin.Context) { a.streamEvents(c, open) }
+func (a *API) eventStream(open prometheus.Gauge, counts *streamCounts) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		key := keyOf(c).ID
+		if !counts.acquire(key) {
+			c.Header("Retry-After", "30")
+			problem(c, http.StatusTooManyRequests, "too-many-streams",
+				"this API key has "+strconv.Itoa(maxStreamsPerKey)+" event streams open already; close one (another tab) and retry")
+			return
+		}
+		defer counts.release(key)
+		a.streamEvents(c, open)
+	}
 }
 
 func (a *API) streamEvents(c *gin.Context, open prometheus.Gauge) {
@@ -148,14 +190,14 @@ func (a *API) streamEvents(c *gin.Context, open prometheus.Gauge) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	w := c.Writer
+	open.Inc() // before the client can see the stream open
+	defer open.Dec()
 	// retry tells EventSource-like clients when to reconnect; the opening
 	// comment lets the client know the subscription is live.
 	if _, err := w.WriteString("retry: 3000\n: open\n\n"); err != nil {
 		return
 	}
 	w.Flush()
-	open.Inc()
-	defer open.Dec()
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()

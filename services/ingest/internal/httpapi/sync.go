@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
 	"github.com/odavl/sync/services/ingest/internal/uploads"
 )
 
@@ -34,17 +35,25 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			return
 		}
 		key := keyOf(c)
-		if errs := a.validator.Validate(p, key.OrganizationID, key.ProjectID, body); len(errs) > 0 {
-			fields := make([]rpc.FieldError, len(errs))
-			for i, e := range errs {
-				fields[i] = rpc.FieldError{Field: e.Field, Message: e.Message}
-			}
-			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
-			return
+		errs, canonical := a.validator.Canonical(p, key.OrganizationID, key.ProjectID, body)
+		fields := make([]rpc.FieldError, 0, len(errs))
+		bad := map[string]bool{}
+		for _, e := range errs {
+			fields = append(fields, rpc.FieldError{Field: e.Field, Message: e.Message})
+			bad[e.Field] = true
 		}
-		canonical, err := canonicalJSON(body)
-		if err != nil {
-			problem(c, http.StatusBadRequest, "validation", "body is not valid JSON")
+		if p == events.Guardian {
+			more, err := a.screenshotFiles(c.Request.Context(), key, body, bad)
+			if err != nil {
+				a.log.Warn("checking screenshot files", "err", err)
+				c.Header("Retry-After", "1")
+				problem(c, http.StatusServiceUnavailable, "unavailable", "the screenshots' files could not be checked with the storage service; the upload was not accepted — retry")
+				return
+			}
+			fields = append(fields, more...)
+		}
+		if len(fields) > 0 {
+			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
 			return
 		}
 		idem, ferr := idempotencyKey(c, p, canonical)
@@ -74,6 +83,41 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 	}
 }
 
+// screenshotFiles checks the Guardian screenshots that are storage file ids
+// rather than http(s) URLs: each must name a file of the uploader's project
+// whose bytes are uploaded. It returns the screenshots that do not, or an
+// error when the storage service cannot say.
+func (a *API) screenshotFiles(ctx context.Context, key tenancy.Key, body []byte, bad map[string]bool) ([]rpc.FieldError, error) {
+	var v struct {
+		Screenshots []json.RawMessage `json:"screenshots"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return nil, nil // the schema names what is wrong
+	}
+	var out []rpc.FieldError
+	for i, raw := range v.Screenshots {
+		field := "screenshots[" + strconv.Itoa(i) + "]"
+		var id string
+		if bad[field] || json.Unmarshal(raw, &id) != nil || strings.HasPrefix(id, "http://") || strings.HasPrefix(id, "https://") {
+			continue
+		}
+		f, err := rpc.Call[rpc.File](ctx, a.nc, rpc.StorageGetFile, rpc.FileRequest{
+			Caller: rpc.Caller{Tenant: rpc.Tenant{OrganizationID: key.OrganizationID, ProjectID: key.ProjectID}, KeyID: key.ID}, FileID: id,
+		})
+		switch st := rpc.StatusOf(err); {
+		case st == http.StatusNotFound || st == http.StatusForbidden || st == http.StatusBadRequest || st == http.StatusGone:
+			out = append(out, rpc.FieldError{Field: field, Message: "is neither an http(s) URL nor a file of this project (" + id + ")"})
+		case err != nil:
+			return nil, err
+		case f.OrganizationID != key.OrganizationID || f.ProjectID != key.ProjectID:
+			out = append(out, rpc.FieldError{Field: field, Message: "is neither an http(s) URL nor a file of this project (" + id + ")"})
+		case f.Status != rpc.FileUploaded:
+			out = append(out, rpc.FieldError{Field: field, Message: "names file " + id + " whose bytes are not uploaded (" + strings.ToLower(f.Status) + ")"})
+		}
+	}
+	return out, nil
+}
+
 // idempotencyKey is the natural key of Autopilot and Guardian uploads, and for
 // Insight the Idempotency-Key header or, without one, the payload's hash.
 func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string, *rpc.FieldError) {
@@ -99,24 +143,6 @@ func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string,
 		return "", &rpc.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}
 	}
 	return "key:" + h, nil
-}
-
-// canonicalJSON re-encodes a JSON document with sorted keys and no spaces,
-// keeping numbers as written, so equal payloads hash equally.
-func canonicalJSON(b []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(out.Bytes(), "\n"), nil
 }
 
 // page reads limit (1-100, default 20) and offset (≥ 0) and the time range.

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,13 +75,35 @@ func New(now func() time.Time) (*Validator, error) {
 // Validate checks body as an upload of product p for the tenant org/project.
 // It returns every bad field, sorted by path; none means the body is valid.
 func (v *Validator) Validate(p events.Product, org, project string, body []byte) []FieldError {
+	errs, _ := v.Canonical(p, org, project, body)
+	return errs
+}
+
+// Canonical validates body as Validate does and, when it is valid, returns it
+// re-encoded canonically: keys sorted, no insignificant spaces, numbers as
+// written, so equal payloads hash equally.
+func (v *Validator) Canonical(p events.Product, org, project string, body []byte) ([]FieldError, []byte) {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		return []FieldError{{Field: "", Message: "body is not valid JSON: " + err.Error()}}
+		return []FieldError{{Field: "", Message: "body is not valid JSON: " + err.Error()}}, nil
 	}
 	if _, ok := inst.(map[string]any); !ok {
-		return []FieldError{{Field: "", Message: "body must be a JSON object"}}
+		return []FieldError{{Field: "", Message: "body must be a JSON object"}}, nil
 	}
+	errs := v.check(p, org, project, body, inst)
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(inst); err != nil {
+		return []FieldError{{Field: "", Message: "body cannot be re-encoded: " + err.Error()}}, nil
+	}
+	return nil, bytes.TrimRight(out.Bytes(), "\n")
+}
+
+func (v *Validator) check(p events.Product, org, project string, body []byte, inst any) []FieldError {
 	var errs []FieldError
 	if err := v.schemas[p].Validate(inst); err != nil {
 		if ve, ok := err.(*jsonschema.ValidationError); ok {
@@ -100,6 +123,11 @@ func (v *Validator) Validate(p events.Product, org, project string, body []byte)
 }
 
 func (v *Validator) leaves(ve *jsonschema.ValidationError, out []FieldError) []FieldError {
+	if _, ok := ve.ErrorKind.(*kind.PropertyNames); ok {
+		// The library locates these errors wrongly (a reused location
+		// slice); the business checks name the bad names instead.
+		return out
+	}
 	if len(ve.Causes) == 0 {
 		at := path(ve.InstanceLocation)
 		switch k := ve.ErrorKind.(type) {
@@ -155,6 +183,9 @@ func dedupe(errs []FieldError) []FieldError {
 	return out
 }
 
+// metricName is the pattern of Autopilot phase metric names (the schema's propertyNames).
+var metricName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
+
 // Oldest and Skew bound upload timestamps: none before 2000, none more than a day ahead.
 var (
 	Oldest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -207,6 +238,20 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 			}
 		}
 	case events.Autopilot:
+		// Metric names first, read on their own so other bad fields do not hide them.
+		var names struct {
+			Phases map[string]struct {
+				Metrics map[string]json.RawMessage `json:"metrics"`
+			} `json:"phases"`
+		}
+		_ = json.Unmarshal(body, &names)
+		for ph, v := range names.Phases {
+			for name := range v.Metrics {
+				if !metricName.MatchString(name) {
+					add("phases."+ph+".metrics."+name, "is not an allowed metric name: want a letter, then up to 63 letters, digits or '_'")
+				}
+			}
+		}
 		var in events.AutopilotLedger
 		if json.Unmarshal(body, &in) != nil {
 			return errs
@@ -225,6 +270,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 		if in.TotalDuration > 0 && in.TotalDuration+1e-6 < sum {
 			add("totalDuration", "is %g but the phases took %g", in.TotalDuration, sum)
 		}
+
 	case events.Guardian:
 		var in events.GuardianRun
 		if json.Unmarshal(body, &in) != nil {

@@ -1,11 +1,15 @@
 // Package jobstore keeps job records: one document per job with its status,
-// attempts and the history of its transitions, each with its time.
+// attempts, progress and the history of its transitions, each with its time.
+// Writes go through a Writer, which batches them and collapses the
+// transitions of one job into one write.
 package jobstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -30,6 +34,12 @@ const (
 	Cancelled = "CANCELLED"
 )
 
+// Statuses lists every status.
+var Statuses = []string{Waiting, Active, Completed, Failed, Delayed, Paused, Cancelled}
+
+// Terminal reports whether a job in status s is finished.
+func Terminal(s string) bool { return s == Completed || s == Failed || s == Cancelled }
+
 // Job types.
 const (
 	InsightAnalysis  = "INSIGHT_ANALYSIS"
@@ -41,36 +51,55 @@ const (
 	DataExport       = "DATA_EXPORT"
 )
 
+// Types lists every job type.
+var Types = []string{InsightAnalysis, AutopilotCycle, GuardianTest, ReportGeneration, BulkInvitation, EmailSend, DataExport}
+
 // Record is a stored job.
 type Record struct {
-	ID             string       `bson:"_id"`
-	Type           string       `bson:"type"`
-	Status         string       `bson:"status"`
-	Priority       int          `bson:"priority"`
-	OrganizationID string       `bson:"organizationId"`
-	ProjectID      string       `bson:"projectId"`
-	Progress       int          `bson:"progress"`
-	Attempts       int          `bson:"attempts"`
-	MaxAttempts    int          `bson:"maxAttempts"`
-	Error          string       `bson:"error,omitempty"`
-	ResultID       string       `bson:"resultId,omitempty"`
-	CreatedAt      time.Time    `bson:"createdAt"`
-	UpdatedAt      time.Time    `bson:"updatedAt"`
-	History        []Transition `bson:"history"`
+	ID             string `bson:"_id"`
+	Type           string `bson:"type"`
+	Status         string `bson:"status"`
+	Priority       int    `bson:"priority"`
+	OrganizationID string `bson:"organizationId"`
+	ProjectID      string `bson:"projectId"`
+	Progress       int    `bson:"progress"`
+	// Attempts counts runs over every generation (manual retries included).
+	Attempts    int    `bson:"attempts"`
+	MaxAttempts int    `bson:"maxAttempts"`
+	Error       string `bson:"error,omitempty"`
+	ResultID    string `bson:"resultId,omitempty"`
+	// Payload and Output are JSON documents kept as text.
+	Payload  string `bson:"payload,omitempty"`
+	Output   string `bson:"output,omitempty"`
+	ParentID string `bson:"parentId,omitempty"`
+	// Generation counts manual retries: writes of an older generation are ignored.
+	Generation int          `bson:"generation"`
+	TimeoutMs  int64        `bson:"timeoutMs,omitempty"`
+	RunAt      *time.Time   `bson:"runAt,omitempty"`
+	CreatedAt  time.Time    `bson:"createdAt"`
+	UpdatedAt  time.Time    `bson:"updatedAt"`
+	StartedAt  *time.Time   `bson:"startedAt,omitempty"`
+	FinishedAt *time.Time   `bson:"finishedAt,omitempty"`
+	History    []Transition `bson:"history"`
 }
 
 // Transition is one status change.
 type Transition struct {
-	Status string    `bson:"status"`
-	At     time.Time `bson:"at"`
-	Error  string    `bson:"error,omitempty"`
+	Status  string    `bson:"status"`
+	At      time.Time `bson:"at"`
+	Attempt int       `bson:"attempt,omitempty"`
+	Error   string    `bson:"error,omitempty"`
 }
 
-// Store reads and writes job records.
+// Store reads job records and makes the writes that are not transitions
+// (manual retry, cleanup).
 type Store struct{ coll *mongo.Collection }
 
 // New returns a Store over db.
 func New(db *mongo.Database) *Store { return &Store{coll: db.Collection(Collection)} }
+
+// Coll is the records' collection.
+func (s *Store) Coll() *mongo.Collection { return s.coll }
 
 // Indexes are the indexes of the job queries.
 func Indexes() []mongodb.Index {
@@ -80,48 +109,23 @@ func Indexes() []mongodb.Index {
 	}
 }
 
-// Transit records that job j moved to status at time at, creating the record
-// on its first transition. set holds extra fields to set.
-func (s *Store) Transit(ctx context.Context, j Record, status string, at time.Time, errMsg string, set bson.D) error {
-	set = append(set,
-		bson.E{Key: "status", Value: status},
-		bson.E{Key: "updatedAt", Value: at},
-		bson.E{Key: "attempts", Value: j.Attempts},
-	)
-	if errMsg != "" {
-		set = append(set, bson.E{Key: "error", Value: errMsg})
-	}
-	upd := bson.D{
-		{Key: "$set", Value: set},
-		{Key: "$setOnInsert", Value: bson.D{
-			{Key: "type", Value: j.Type},
-			{Key: "priority", Value: j.Priority},
-			{Key: "organizationId", Value: j.OrganizationID},
-			{Key: "projectId", Value: j.ProjectID},
-			{Key: "maxAttempts", Value: j.MaxAttempts},
-			{Key: "createdAt", Value: j.CreatedAt},
-		}},
-		{Key: "$push", Value: bson.D{{Key: "history", Value: Transition{Status: status, At: at, Error: errMsg}}}},
-	}
-	_, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: j.ID}}, upd, options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		// Another writer inserted it between our match and insert: now it matches.
-		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: j.ID}}, upd)
-	}
-	if err != nil {
-		return fmt.Errorf("recording job %s %s: %w", j.ID, status, err)
-	}
-	return nil
-}
-
 // ErrNotFound is returned for an unknown job.
 var ErrNotFound = errors.New("job not found")
 
 // Get returns a job of a tenant.
 func (s *Store) Get(ctx context.Context, org, project, id string) (Record, error) {
+	r, err := s.GetAny(ctx, id)
+	if err == nil && (r.OrganizationID != org || r.ProjectID != project) {
+		return Record{}, ErrNotFound
+	}
+	return r, err
+}
+
+// GetAny returns a job whatever its tenant.
+func (s *Store) GetAny(ctx context.Context, id string) (Record, error) {
 	var r Record
 	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&r)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && (r.OrganizationID != org || r.ProjectID != project)) {
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return Record{}, ErrNotFound
 	}
 	if err != nil {
@@ -130,16 +134,132 @@ func (s *Store) Get(ctx context.Context, org, project, id string) (Record, error
 	return r, nil
 }
 
+// Query selects jobs of an organization.
+type Query struct {
+	OrganizationID string
+	// ProjectID empty: every project of the organization.
+	ProjectID     string
+	Status, Type  string
+	ParentID      string
+	Limit, Offset int
+}
+
+func (q Query) filter() bson.D {
+	f := bson.D{{Key: "organizationId", Value: q.OrganizationID}}
+	if q.ProjectID != "" {
+		f = append(f, bson.E{Key: "projectId", Value: q.ProjectID})
+	}
+	if q.Status != "" {
+		f = append(f, bson.E{Key: "status", Value: q.Status})
+	}
+	if q.Type != "" {
+		f = append(f, bson.E{Key: "type", Value: q.Type})
+	}
+	if q.ParentID != "" {
+		f = append(f, bson.E{Key: "parentId", Value: q.ParentID})
+	}
+	return f
+}
+
+// List returns a page of jobs, newest first, and the count of all that match.
+func (s *Store) List(ctx context.Context, q Query) ([]Record, int64, error) {
+	f := q.filter()
+	total, err := s.coll.CountDocuments(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("counting jobs: %w", err)
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).SetSkip(int64(q.Offset))
+	if q.Limit > 0 {
+		opts.SetLimit(int64(q.Limit))
+	}
+	cur, err := s.coll.Find(ctx, f, opts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing jobs: %w", err)
+	}
+	out := []Record{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, 0, fmt.Errorf("reading jobs: %w", err)
+	}
+	return out, total, nil
+}
+
+// Counts counts the jobs of q (its status and type filters ignored) by
+// status and by type: two pipelines of one accumulator each.
+func (s *Store) Counts(ctx context.Context, q Query) (byStatus, byType map[string]int64, err error) {
+	q.Status, q.Type = "", ""
+	count := func(field string) (map[string]int64, error) {
+		cur, err := s.coll.Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: q.filter()}},
+			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + field}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("counting jobs by %s: %w", field, err)
+		}
+		var rows []struct {
+			ID string `bson:"_id"`
+			N  int64  `bson:"n"`
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return nil, fmt.Errorf("counting jobs by %s: %w", field, err)
+		}
+		m := map[string]int64{}
+		for _, r := range rows {
+			m[r.ID] = r.N
+		}
+		return m, nil
+	}
+	if byStatus, err = count("status"); err != nil {
+		return nil, nil, err
+	}
+	byType, err = count("type")
+	return byStatus, byType, err
+}
+
+// Delete deletes the record of one generation of a job (a manual retry
+// moves the job back to the live bucket).
+func (s *Store) Delete(ctx context.Context, id string, gen int) error {
+	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "generation", Value: gen}}); err != nil {
+		return fmt.Errorf("deleting job %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClearCompleted deletes the COMPLETED jobs last updated before cutoff, of
+// one organization (and project) or, with an empty q.OrganizationID, of all.
+func (s *Store) ClearCompleted(ctx context.Context, q Query, cutoff time.Time) (int64, error) {
+	f := bson.D{{Key: "status", Value: Completed}, {Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: cutoff}}}}
+	if q.OrganizationID != "" {
+		f = append(f, bson.E{Key: "organizationId", Value: q.OrganizationID})
+		if q.ProjectID != "" {
+			f = append(f, bson.E{Key: "projectId", Value: q.ProjectID})
+		}
+	}
+	res, err := s.coll.DeleteMany(ctx, f)
+	if err != nil {
+		return 0, fmt.Errorf("clearing completed jobs: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
 // API renders a record as the API shows it.
 func (r Record) API() rpc.Job {
 	j := rpc.Job{
 		ID: r.ID, Type: r.Type, Status: r.Status, Priority: r.Priority,
 		OrganizationID: r.OrganizationID, ProjectID: r.ProjectID, Progress: r.Progress,
 		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts, Error: r.Error, ResultID: r.ResultID,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, History: []rpc.Transition{},
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RunAt: r.RunAt, History: []rpc.Transition{},
+		ParentID: r.ParentID, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}
-	for _, t := range r.History {
-		j.History = append(j.History, rpc.Transition{Status: t.Status, At: t.At, Error: t.Error})
+	if r.Payload != "" && json.Valid([]byte(r.Payload)) {
+		j.Payload = json.RawMessage(r.Payload)
+	}
+	if r.Output != "" && json.Valid([]byte(r.Output)) {
+		j.Output = json.RawMessage(r.Output)
+	}
+	hist := slices.Clone(r.History)
+	slices.SortStableFunc(hist, func(a, b Transition) int { return a.At.Compare(b.At) })
+	for _, t := range hist {
+		j.History = append(j.History, rpc.Transition{Status: t.Status, At: t.At, Error: t.Error, Attempt: t.Attempt})
 	}
 	return j
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
 )
 
@@ -29,12 +30,40 @@ type Processor struct {
 	js      jetstream.JetStream
 	results *results.Store
 	jobs    *jobstore.Store
+	writer  *jobstore.Writer
 	now     func() time.Time
 }
 
-// New returns a Processor.
-func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobstore.Store, now func() time.Time) *Processor {
-	return &Processor{log: log, js: js, results: rs, jobs: jobs, now: now}
+// New returns a Processor. Its job records go through w, the queue's
+// record writer, and its lifecycle events are the queue's.
+func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobstore.Store, w *jobstore.Writer, now func() time.Time) *Processor {
+	return &Processor{log: log, js: js, results: rs, jobs: jobs, writer: w, now: now}
+}
+
+// transit records a transition of a sync job and publishes its lifecycle
+// event; a final one is durable before it returns.
+func (p *Processor) transit(job jobstore.Record, status, previous string, attempt int, errMsg, resultID string) error {
+	now := p.now().UTC()
+	final := jobstore.Terminal(status)
+	ch := p.writer.Add(jobstore.Change{Base: job, Create: status == jobstore.Active && attempt == 1, Status: status, At: now,
+		Attempt: attempt, Error: errMsg, ResultID: resultID, Durable: final})
+	progress := 0
+	if status == jobstore.Completed {
+		progress = 100
+	}
+	wait := queue.Emit(p.js, job.ID, job.Type, job.OrganizationID, job.ProjectID, status, previous, progress, attempt, errMsg, now)
+	if !final {
+		go func() {
+			if err := wait(); err != nil {
+				p.log.Error("job event lost", "job", job.ID, "err", err)
+			}
+		}()
+		return nil
+	}
+	if err := <-ch; err != nil {
+		return err
+	}
+	return wait()
 }
 
 // JobType is the job type that processes an upload of product p.
@@ -61,26 +90,30 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	job := jobstore.Record{
 		ID: rc.UploadID, Type: JobType(rc.Product), Priority: 5,
 		OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,
-		Attempts: d.Attempt, MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt,
+		MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt, History: []jobstore.Transition{},
 	}
-	if d.Attempt == 1 {
-		if err := p.jobs.Transit(ctx, job, jobstore.Active, p.now(), "", nil); err != nil {
-			return err
+	if d.Attempt > 1 {
+		// The previous delivery may have finished and crashed before its ack.
+		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Status == jobstore.Completed {
+			return p.publishProcessed(ctx, rc, job, r.ResultID)
 		}
 	}
-	err := p.process(ctx, rc, job)
+	_ = p.transit(job, jobstore.Active, "", d.Attempt, "", "")
+	err := p.process(ctx, rc, job, d.Attempt)
 	if err == nil {
 		return nil
 	}
 	if d.Last() || bus.IsPermanent(err) {
-		if ferr := p.jobs.Transit(ctx, job, jobstore.Failed, p.now(), err.Error(), nil); ferr != nil {
+		if ferr := p.transit(job, jobstore.Failed, jobstore.Active, d.Attempt, err.Error(), ""); ferr != nil {
 			p.log.Error("recording failed job", "job", job.ID, "err", ferr)
 		}
+	} else {
+		_ = p.transit(job, jobstore.Delayed, jobstore.Active, d.Attempt, err.Error(), "")
 	}
 	return err
 }
 
-func (p *Processor) process(ctx context.Context, rc events.Received, job jobstore.Record) error {
+func (p *Processor) process(ctx context.Context, rc events.Received, job jobstore.Record, attempt int) error {
 	data, err := results.FromJSON(rc.Payload)
 	if err != nil {
 		return bus.Permanent(err)
@@ -102,9 +135,24 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 			return err
 		}
 	}
-	if err := p.jobs.Transit(ctx, job, jobstore.Completed, now, "", bsonSet("progress", 100, "resultId", r.ID)); err != nil {
+	if err := p.transit(job, jobstore.Completed, jobstore.Active, attempt, "", r.ID); err != nil {
 		return err
 	}
+	return p.announce(ctx, rc, job, r, figures, now)
+}
+
+// publishProcessed announces an upload stored by an earlier delivery.
+func (p *Processor) publishProcessed(ctx context.Context, rc events.Received, job jobstore.Record, resultID string) error {
+	r := results.Result{ID: resultID, Product: rc.Product}
+	figures, _, err := p.describe(rc, &r)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	return p.announce(ctx, rc, job, r, figures, p.now())
+}
+
+// announce publishes the processed event of a stored upload.
+func (p *Processor) announce(ctx context.Context, rc events.Received, job jobstore.Record, r results.Result, figures events.Figures, now time.Time) error {
 	ev, err := events.New("processed-"+rc.UploadID, Source, events.ProcessedType(rc.Product), now, rc.OrganizationID, rc.ProjectID,
 		events.Processed{
 			UploadID: rc.UploadID, ResultID: r.ID, JobID: job.ID, OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,

@@ -33,9 +33,26 @@ type RebuildResult struct {
 // and Recover reports it so that the service finishes the rebuild before it
 // counts anything else (the ledger may already hold ids that only the new
 // generation counts).
-func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) {
+func (s *Store) Rebuild(ctx context.Context, src Source) (res RebuildResult, err error) {
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
+	wroteLedger := false
+	defer func() {
+		switch {
+		case err == nil:
+			s.unfinished.Store(false)
+		case !wroteLedger:
+			// Nothing the current generation relies on changed: go on counting into it.
+			if _, uerr := s.meta.UpdateOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: metaID}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "rebuilding", Value: int64(0)}}}}); uerr != nil {
+				s.unfinished.Store(true)
+			}
+		default:
+			// The ledger may hold ids the current generation does not count:
+			// nothing is counted until a rebuild finishes.
+			s.unfinished.Store(true)
+		}
+	}()
 	if err := s.Sweep(ctx); err != nil {
 		return RebuildResult{}, err
 	}
@@ -54,28 +71,42 @@ func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) 
 	aggs := map[string]*Aggregate{}
 	projects := map[string]map[string]bool{}
 	add := func(org, project, day string, inc map[string]int64) {
-		for _, d := range []string{day, AllTime} {
-			key := DayKey(next, org, project, d)
+		month, dd := MonthOf(day)
+		for _, period := range []string{month, AllTime} {
+			key := Key(next, org, project, period)
 			a := aggs[key]
 			if a == nil {
-				a = &Aggregate{ID: key, Generation: next, OrganizationID: org, ProjectID: project, Day: d, Counters: tally.Counters{}}
+				a = &Aggregate{ID: key, Generation: next, OrganizationID: org, ProjectID: project, Period: period}
 				aggs[key] = a
 			}
-			a.Counters.Add(inc)
+			if period == AllTime {
+				if a.Counters == nil {
+					a.Counters = tally.Counters{}
+				}
+				a.Counters.Add(inc)
+				continue
+			}
+			if a.Days == nil {
+				a.Days = map[string]tally.Counters{}
+			}
+			if a.Days[dd] == nil {
+				a.Days[dd] = tally.Counters{}
+			}
+			a.Days[dd].Add(inc)
 		}
 		if projects[org] == nil {
 			projects[org] = map[string]bool{}
 		}
 		projects[org][project] = true
 	}
-	var res RebuildResult
-	err := src(ctx, func(cs []tally.Change) error {
+	err = src(ctx, func(cs []tally.Change) error {
 		ids := make([]any, 0, len(cs))
 		for _, c := range cs {
 			add(c.OrganizationID, c.ProjectID, c.Day, c.Inc)
 			ids = append(ids, bson.D{{Key: "_id", Value: c.ID}, {Key: "at", Value: s.now().UTC()}})
 		}
 		res.Changes += int64(len(cs))
+		wroteLedger = true
 		return s.insertIgnoringDuplicates(ctx, s.ledger, ids)
 	})
 	if err != nil {
@@ -93,17 +124,19 @@ func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) 
 			_ = cur.Close(ctx)
 			return RebuildResult{}, fmt.Errorf("decoding aggregate: %w", err)
 		}
-		if a.Day == AllTime || a.ProjectID == "" {
+		if a.Period == AllTime || a.ProjectID == "" {
 			continue // the all-time figures are re-summed from the days
 		}
-		carried := map[string]int64{}
-		for k, v := range a.Counters {
-			if strings.HasPrefix(k, tally.JobPrefix) || strings.HasPrefix(k, tally.FilePrefix) {
-				carried[k] = v
+		for dd, cs := range a.Days {
+			carried := map[string]int64{}
+			for k, v := range cs {
+				if strings.HasPrefix(k, tally.JobPrefix) || strings.HasPrefix(k, tally.FilePrefix) {
+					carried[k] = v
+				}
 			}
-		}
-		if len(carried) > 0 {
-			add(a.OrganizationID, a.ProjectID, a.Day, carried)
+			if len(carried) > 0 {
+				add(a.OrganizationID, a.ProjectID, a.Period+"-"+dd, carried)
+			}
 		}
 	}
 	if err := cur.Err(); err != nil {
@@ -120,7 +153,7 @@ func (s *Store) Rebuild(ctx context.Context, src Source) (RebuildResult, error) 
 		for p := range ps {
 			set = append(set, bson.E{Key: p, Value: true})
 		}
-		docs = append(docs, bson.D{{Key: "_id", Value: RegistryKey(next, org)}, {Key: "gen", Value: next}, {Key: "org", Value: org}, {Key: "day", Value: "~projects"}, {Key: "projects", Value: set}})
+		docs = append(docs, bson.D{{Key: "_id", Value: RegistryKey(next, org)}, {Key: "gen", Value: next}, {Key: "org", Value: org}, {Key: "period", Value: "~projects"}, {Key: "projects", Value: set}})
 	}
 	for i := 0; i < len(docs); i += 100 {
 		if _, err := s.agg.InsertMany(ctx, docs[i:min(i+100, len(docs))]); err != nil {

@@ -1,7 +1,9 @@
-// Package statsdb keeps the stats service's aggregates in MongoDB: one
-// document per organization, project and UTC day (and one per project for
-// all time) holding sums and counts, maintained with $inc upserts, plus the
-// ledger that makes each counted change take effect exactly once.
+// Package statsdb keeps the stats service's aggregates in MongoDB: sums and
+// counts per organization, project and UTC day, maintained with $inc
+// upserts, plus the ledger that makes each counted change take effect
+// exactly once. A project's days are kept in one document per month (field
+// d.<DD>.<counter>), so a 30-day range is read with two lookups by _id, and
+// a second document per project holds its all-time sums (c.<counter>).
 //
 // # Exactly once without transactions
 //
@@ -60,20 +62,25 @@ const (
 	MetaCollection       = "stats_meta"
 )
 
-// AllTime is the day field of a project's all-time aggregate.
+// AllTime is the period field of a project's all-time aggregate.
 const AllTime = "all"
+
+// MonthFormat is the layout of a month aggregate's period.
+const MonthFormat = "2006-01"
 
 const metaID = "meta"
 
-// Aggregate is one aggregate document.
+// Aggregate is one aggregate document: a project's month (Days by day of
+// the month, "01".."31") or its all time (Counters).
 type Aggregate struct {
-	ID             string         `bson:"_id"`
-	Generation     int64          `bson:"gen"`
-	OrganizationID string         `bson:"org"`
-	ProjectID      string         `bson:"project"`
-	Day            string         `bson:"day"`
-	Counters       tally.Counters `bson:"c"`
-	Last           string         `bson:"last,omitempty"`
+	ID             string                    `bson:"_id"`
+	Generation     int64                     `bson:"gen"`
+	OrganizationID string                    `bson:"org"`
+	ProjectID      string                    `bson:"project"`
+	Period         string                    `bson:"period"`
+	Counters       tally.Counters            `bson:"c,omitempty"`
+	Days           map[string]tally.Counters `bson:"d,omitempty"`
+	Last           string                    `bson:"last,omitempty"`
 }
 
 type inflight struct {
@@ -111,7 +118,17 @@ type Store struct {
 
 	regMu sync.Mutex
 	known sync.Map // registry key -> true once the project is registered
+
+	// unfinished is set while a rebuild that may have written the ledger has not finished.
+	unfinished atomic.Bool
 }
+
+// ErrRebuildUnfinished is returned by Apply while an interrupted rebuild
+// waits to be finished: nothing can be counted until it is.
+var ErrRebuildUnfinished = errors.New("a stats rebuild is unfinished")
+
+// RebuildUnfinished reports whether a rebuild must finish before anything is counted.
+func (s *Store) RebuildUnfinished() bool { return s.unfinished.Load() }
 
 // New returns a Store over db. Call Recover before Apply.
 func New(db *mongo.Database, now func() time.Time) *Store {
@@ -123,13 +140,18 @@ func New(db *mongo.Database, now func() time.Time) *Store {
 	}
 }
 
-// DayKey is the _id of a project's day aggregate.
-func DayKey(gen int64, org, project, day string) string {
-	return fmt.Sprintf("g%d|%s|%s|%s", gen, org, project, day)
+// Key is the _id of a project's aggregate of period (a month or AllTime).
+func Key(gen int64, org, project, period string) string {
+	return fmt.Sprintf("g%d|%s|%s|%s", gen, org, project, period)
 }
 
-// AllKey is the _id of a project's all-time aggregate.
-func AllKey(gen int64, org, project string) string { return DayKey(gen, org, project, AllTime) }
+// MonthOf splits a UTC day (YYYY-MM-DD) into its month and day of the month.
+func MonthOf(day string) (month, dd string) {
+	if len(day) != len(tally.DayFormat) {
+		return day, "00"
+	}
+	return day[:7], day[8:]
+}
 
 // RegistryKey is the _id of an organization's list of projects.
 func RegistryKey(gen int64, org string) string { return fmt.Sprintf("g%d|%s|~projects", gen, org) }
@@ -160,6 +182,7 @@ func (s *Store) Recover(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("reading stats meta: %w", err)
 	}
 	s.gen.Store(m.Generation)
+	s.unfinished.Store(m.Rebuilding != 0)
 	cur, err := s.inflights.Find(ctx, bson.D{})
 	if err != nil {
 		return 0, fmt.Errorf("reading in-flight changes: %w", err)
@@ -190,7 +213,7 @@ func (s *Store) Sweep(ctx context.Context) error {
 	for _, p := range projects {
 		mu := s.lockFor(p[0], p[1])
 		mu.Lock()
-		err := s.finishPending(ctx, p[0], p[1])
+		err := s.finishPending(ctx, p[0], p[1], nil)
 		mu.Unlock()
 		if err != nil {
 			return err
@@ -211,7 +234,7 @@ func (s *Store) Pending() int {
 }
 
 // finishPending finishes the project's unfinished changes; the caller holds its lock.
-func (s *Store) finishPending(ctx context.Context, org, project string) error {
+func (s *Store) finishPending(ctx context.Context, org, project string, hook CrashHook) error {
 	key := projectOf(org, project)
 	for {
 		s.pendMu.Lock()
@@ -220,7 +243,7 @@ func (s *Store) finishPending(ctx context.Context, org, project string) error {
 		if len(fl) == 0 {
 			return nil
 		}
-		if err := s.finish(ctx, fl[0]); err != nil {
+		if err := s.finishSteps(ctx, fl[0], stepper(hook, fl[0].ID)); err != nil {
 			return fmt.Errorf("finishing change %s: %w", fl[0].ID, err)
 		}
 		s.pendMu.Lock()
@@ -244,18 +267,16 @@ type CrashHook func(change, step string) error
 func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
 	s.genMu.RLock()
 	defer s.genMu.RUnlock()
+	if s.unfinished.Load() {
+		return ErrRebuildUnfinished
+	}
 	mu := s.lockFor(c.OrganizationID, c.ProjectID)
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID); err != nil {
+	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID, hook); err != nil {
 		return err
 	}
-	step := func(name string) error {
-		if hook != nil {
-			return hook(c.ID, name)
-		}
-		return nil
-	}
+	step := stepper(hook, c.ID)
 	counted, err := s.Counted(ctx, c.ID)
 	if err != nil {
 		return err
@@ -280,20 +301,26 @@ func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error
 	return nil
 }
 
-func (s *Store) finish(ctx context.Context, f inflight) error {
-	return s.finishSteps(ctx, f, func(string) error { return nil })
+func stepper(hook CrashHook, id string) func(string) error {
+	return func(step string) error {
+		if hook != nil {
+			return hook(id, step)
+		}
+		return nil
+	}
 }
 
 func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) error) error {
-	for i, key := range []string{DayKey(f.Generation, f.OrganizationID, f.ProjectID, f.Day), AllKey(f.Generation, f.OrganizationID, f.ProjectID)} {
+	month, dd := MonthOf(f.Day)
+	for i, period := range []string{month, AllTime} {
 		if err := step(fmt.Sprintf("aggregate%d", i)); err != nil {
 			return err
 		}
-		day := f.Day
-		if i == 1 {
-			day = AllTime
+		prefix := "d." + dd + "."
+		if period == AllTime {
+			prefix = "c."
 		}
-		if err := s.inc(ctx, key, f, day); err != nil {
+		if err := s.inc(ctx, Key(f.Generation, f.OrganizationID, f.ProjectID, period), f, period, prefix); err != nil {
 			return err
 		}
 	}
@@ -318,8 +345,8 @@ func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) e
 	return nil
 }
 
-// inc applies f's increments to one aggregate unless it is f's last change.
-func (s *Store) inc(ctx context.Context, key string, f inflight, day string) error {
+// inc applies f's increments (under prefix) to one aggregate unless it is f's last change.
+func (s *Store) inc(ctx context.Context, key string, f inflight, period, prefix string) error {
 	incs := bson.D{}
 	names := make([]string, 0, len(f.Inc))
 	for k := range f.Inc {
@@ -327,12 +354,12 @@ func (s *Store) inc(ctx context.Context, key string, f inflight, day string) err
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		incs = append(incs, bson.E{Key: "c." + k, Value: f.Inc[k]})
+		incs = append(incs, bson.E{Key: prefix + k, Value: f.Inc[k]})
 	}
 	update := bson.D{
 		{Key: "$inc", Value: incs},
 		{Key: "$set", Value: bson.D{{Key: "last", Value: f.ID}, {Key: "gen", Value: f.Generation},
-			{Key: "org", Value: f.OrganizationID}, {Key: "project", Value: f.ProjectID}, {Key: "day", Value: day}}},
+			{Key: "org", Value: f.OrganizationID}, {Key: "project", Value: f.ProjectID}, {Key: "period", Value: period}}},
 	}
 	filter := bson.D{{Key: "_id", Value: key}, {Key: "last", Value: bson.D{{Key: "$ne", Value: f.ID}}}}
 	_, err := s.agg.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
@@ -354,7 +381,7 @@ func (s *Store) register(ctx context.Context, gen int64, org, project string) er
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	_, err := s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}, {Key: "gen", Value: gen}, {Key: "org", Value: org}, {Key: "day", Value: "~projects"}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}, {Key: "gen", Value: gen}, {Key: "org", Value: org}, {Key: "period", Value: "~projects"}}}},
 		options.UpdateOne().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		_, err = s.agg.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, bson.D{{Key: "$set", Value: bson.D{{Key: "projects." + project, Value: true}}}})
@@ -386,22 +413,19 @@ func (s *Store) Projects(ctx context.Context, org string) ([]string, error) {
 	return out, nil
 }
 
-// Counters reads one aggregate of the current generation (day is a UTC day
-// or AllTime); a missing aggregate is all zeros.
-func (s *Store) Counters(ctx context.Context, org, project, day string) (tally.Counters, error) {
-	var a Aggregate
-	key := DayKey(s.gen.Load(), org, project, day)
+// Read reads one aggregate of the current generation (period is a month or
+// AllTime); a missing aggregate is all zeros.
+func (s *Store) Read(ctx context.Context, org, project, period string) (Aggregate, error) {
+	a := Aggregate{Counters: tally.Counters{}, Days: map[string]tally.Counters{}}
+	key := Key(s.gen.Load(), org, project, period)
 	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&a)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return tally.Counters{}, nil
+		return a, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading aggregate %s: %w", key, err)
+		return Aggregate{}, fmt.Errorf("reading aggregate %s: %w", key, err)
 	}
-	if a.Counters == nil {
-		a.Counters = tally.Counters{}
-	}
-	return a.Counters, nil
+	return a, nil
 }
 
 // Counted reports whether the ledger holds change id.

@@ -149,20 +149,20 @@
     if (!found) for (const j of items) by[String(j.status).toUpperCase()] = (by[String(j.status).toUpperCase()] || 0) + 1;
     let total = typeof s.total === 'number' ? s.total : STATUS.reduce((a, st) => a + by[st], 0);
     if (!found && typeof body.total === 'number') total = body.total;
-    return { by, total };
+    return { by, total, paused: s.paused === true };
   }
 
   function renderStats(jobs) {
     const box = $('stats');
     if (jobs.unavailable || !jobs.ok) {
       const why = jobs.unavailable ? 'not available' : 'error: ' + jobs.message;
-      box.replaceChildren(...['Total jobs', 'Completed', 'Failed', 'Pending', 'Active'].map(
-        (l) => card(l, '—', 'na', why, { 'data-stat': l, title: jobs.message })));
+      box.replaceChildren(...[['Total jobs', 'total'], ['Completed', 'completed'], ['Failed', 'failed'], ['Pending', 'pending'], ['Active', 'active']].map(
+        ([label, key]) => card(label, '—', 'na', why, { 'data-stat': key, title: jobs.message })));
       return;
     }
-    const { by, total } = jobs.stats;
+    const { by, total, paused } = jobs.stats;
     box.replaceChildren(
-      card('Total jobs', fmtNum(total, 0), 'gray', null, { 'data-stat': 'total' }),
+      card('Total jobs', fmtNum(total, 0), 'gray', paused ? 'queue paused' : null, { 'data-stat': 'total' }),
       card('Completed', fmtNum(by.COMPLETED, 0), 'green', null, { 'data-stat': 'completed' }),
       card('Failed', fmtNum(by.FAILED, 0), 'red', by.CANCELLED ? by.CANCELLED + ' cancelled' : null, { 'data-stat': 'failed' }),
       card('Pending', fmtNum(by.WAITING + by.DELAYED + by.PAUSED, 0), 'yellow',
@@ -356,6 +356,7 @@
   let stream = null; // AbortController of the open stream
   let backoff = 1000;
   let events = 0;
+  let connectedOnce = false;
   const pending = new Set();
   let flushTimer = null;
 
@@ -381,6 +382,13 @@
       if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
       setLive('live', 'live');
       backoff = 1000;
+      // The stream has no replay: after a gap, read the lists again.
+      if (connectedOnce) {
+        pending.add('jobs');
+        for (const t of TABS) if (loaded[t]) pending.add(t);
+        if (!flushTimer) flushTimer = setTimeout(flush, 0);
+      }
+      connectedOnce = true;
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       for (;;) {
@@ -450,6 +458,7 @@
 
   // ---- start -----------------------------------------------------------------
   function start() {
+    connectedOnce = false;
     $('signin').hidden = true;
     $('app').hidden = false;
     $('session').hidden = false;

@@ -1,0 +1,158 @@
+package schema_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/ingest/internal/schema"
+)
+
+var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func validator(t *testing.T) *schema.Validator {
+	t.Helper()
+	v, err := schema.New(func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func insight() map[string]any {
+	return map[string]any{"organizationId": "acme", "projectId": "web", "timestamp": "2026-12-01T11:00:00Z",
+		"detectors": []any{"eslint"}, "totalIssues": 2, "issuesBySeverity": map[string]any{"critical": 0, "high": 1, "medium": 1, "low": 0},
+		"issues": []any{
+			map[string]any{"detector": "eslint", "severity": "high", "message": "a"},
+			map[string]any{"detector": "eslint", "severity": "medium", "message": "b", "file": "x.ts", "line": 1, "column": 2},
+		}}
+}
+
+func autopilot() map[string]any {
+	ph := func(st string) map[string]any { return map[string]any{"status": st, "duration": 10} }
+	return map[string]any{"runId": "r1", "organizationId": "acme", "projectId": "web", "timestamp": "2026-12-01T11:00:00Z",
+		"phases":        map[string]any{"observe": ph("completed"), "decide": ph("completed"), "act": ph("completed"), "verify": ph("completed"), "learn": ph("skipped")},
+		"filesModified": []any{"a.go"}, "trustScore": 0.5, "qualityImproved": true, "success": true}
+}
+
+func guardian() map[string]any {
+	return map[string]any{"testRunId": "t1", "organizationId": "acme", "projectId": "web", "timestamp": "2026-12-01T11:00:00Z",
+		"url": "https://example.com/", "environment": "staging",
+		"tests": map[string]any{
+			"accessibility": map[string]any{"score": 90, "violations": 1, "passes": 9},
+			"performance":   map[string]any{"loadTime": 900, "ttfb": 100, "fcp": 300, "lcp": 600},
+			"security":      map[string]any{"vulnerabilities": 0, "warnings": 0},
+		},
+		"screenshots": []any{"https://example.com/1.png", "file_abc"}, "passed": true}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	set := func(m map[string]any, v any, path ...string) map[string]any {
+		cur := m
+		for _, k := range path[:len(path)-1] {
+			cur = cur[k].(map[string]any)
+		}
+		cur[path[len(path)-1]] = v
+		return m
+	}
+	many := func(n int, f func(i int) any) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		p      events.Product
+		body   any
+		fields string
+	}{
+		{"insight valid", events.Insight, insight(), ""},
+		{"autopilot valid", events.Autopilot, autopilot(), ""},
+		{"guardian valid", events.Guardian, guardian(), ""},
+		{"not JSON", events.Insight, "{", ""},
+		{"not an object", events.Insight, []any{1}, ""},
+		{"before 2000", events.Insight, set(insight(), "1999-12-31T23:59:59Z", "timestamp"), "timestamp"},
+		{"a day and more ahead", events.Autopilot, set(autopilot(), now.Add(25*time.Hour).Format(time.RFC3339), "timestamp"), "timestamp"},
+		{"not a date-time", events.Guardian, set(guardian(), "yesterday", "timestamp"), "timestamp"},
+		{"duplicate detectors", events.Insight, set(insight(), []any{"eslint", "eslint"}, "detectors"), "detectors"},
+		{"too many detectors", events.Insight, set(insight(), many(101, func(i int) any { return fmt.Sprint("d", i) }), "detectors"), "detectors"},
+		{"listed more than counted", events.Insight, set(insight(), map[string]any{"critical": 0, "high": 0, "medium": 1, "low": 1}, "issuesBySeverity"), "issuesBySeverity.high"},
+		{"long message", events.Insight, func() any {
+			m := insight()
+			m["issues"].([]any)[0].(map[string]any)["message"] = strings.Repeat("m", 2001)
+			return m
+		}(), "issues[0].message"},
+		{"other tenant", events.Insight, set(insight(), "evil", "organizationId"), "organizationId"},
+		{"empty recipe", events.Autopilot, set(autopilot(), "", "selectedRecipe"), "selectedRecipe"},
+		{"run id with spaces", events.Autopilot, set(autopilot(), "run 1", "runId"), "runId"},
+		{"bad metric name", events.Autopilot, set(autopilot(), map[string]any{"1x": 1}, "phases", "act", "metrics"), "phases.act.metrics.1x"},
+		{"bad metric name beside a wrong type", events.Autopilot, set(set(autopilot(), map[string]any{"ok": 1, "a-b": 2}, "phases", "learn", "metrics"), "x", "trustScore"), "phases.learn.metrics.a-b,trustScore"},
+		{"success with a failed phase and short total", events.Autopilot, set(set(autopilot(), "failed", "phases", "act", "status"), 10, "totalDuration"), "success,totalDuration"},
+		{"fcp before ttfb", events.Guardian, set(guardian(), 50, "tests", "performance", "fcp"), "tests.performance.fcp"},
+		{"duplicate screenshots", events.Guardian, set(guardian(), []any{"file_a", "file_a"}, "screenshots"), "screenshots[1]"},
+		{"screenshot neither url nor id", events.Guardian, set(guardian(), []any{"ftp://x/y.png", "a b"}, "screenshots"), "screenshots[0],screenshots[1]"},
+		{"too many screenshots", events.Guardian, set(guardian(), many(101, func(i int) any { return fmt.Sprint("file_", i) }), "screenshots"), "screenshots"},
+		{"url without host", events.Guardian, set(guardian(), "https://", "url"), "url"},
+		{"every bad field at once", events.Guardian, set(set(set(guardian(), 101, "tests", "accessibility", "score"), "qa", "environment"), -1, "tests", "security", "warnings"),
+			"environment,tests.accessibility.score,tests.security.warnings"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b []byte
+			if s, ok := tc.body.(string); ok {
+				b = []byte(s)
+			} else {
+				b, _ = json.Marshal(tc.body)
+			}
+			errs := v.Validate(tc.p, "acme", "web", b)
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Field)
+				if e.Message == "" {
+					t.Errorf("%s: no message", e.Field)
+				}
+			}
+			want := tc.fields
+			if (tc.name == "not JSON" || tc.name == "not an object") && len(errs) == 1 {
+				return // the body itself is named (field "")
+			}
+			if strings.Join(got, ",") != want {
+				t.Errorf("fields %v, want %q (%v)", got, want, errs)
+			}
+		})
+	}
+}
+
+// Equal payloads, however spaced and ordered, have one canonical form, and
+// numbers keep the digits they were sent with.
+func TestCanonical(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	a := `{"organizationId":"acme","projectId":"web","timestamp":"2026-12-01T11:00:00Z","detectors":["eslint"],"totalIssues":0,
+	  "issuesBySeverity":{"critical":0,"high":0,"medium":0,"low":0},"issues":[],"metrics":{"duration":1.50,"filesAnalyzed":3}}`
+	b := `{ "metrics" : {"filesAnalyzed":3, "duration":1.50}, "issues":[], "issuesBySeverity":{"low":0,"medium":0,"high":0,"critical":0},
+	  "totalIssues":0, "detectors":[ "eslint" ], "timestamp":"2026-12-01T11:00:00Z", "projectId":"web", "organizationId":"acme" }`
+	errsA, ca := v.Canonical(events.Insight, "acme", "web", []byte(a))
+	errsB, cb := v.Canonical(events.Insight, "acme", "web", []byte(b))
+	if len(errsA)+len(errsB) > 0 {
+		t.Fatal(errsA, errsB)
+	}
+	if string(ca) != string(cb) {
+		t.Errorf("canonical forms differ:\n%s\n%s", ca, cb)
+	}
+	want := `{"detectors":["eslint"],"issues":[],"issuesBySeverity":{"critical":0,"high":0,"low":0,"medium":0},"metrics":{"duration":1.50,"filesAnalyzed":3},"organizationId":"acme","projectId":"web","timestamp":"2026-12-01T11:00:00Z","totalIssues":0}`
+	if string(ca) != want {
+		t.Errorf("canonical %s\nwant      %s", ca, want)
+	}
+	if errs, c := v.Canonical(events.Insight, "acme", "web", []byte(`{"totalIssues":"x"}`)); len(errs) == 0 || c != nil {
+		t.Errorf("invalid body: %v %s", errs, c)
+	}
+}

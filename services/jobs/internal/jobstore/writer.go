@@ -1,0 +1,591 @@
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// LiveBucket is the JetStream KV bucket of the jobs that are not finished.
+const LiveBucket = "jobs-live"
+
+// Change is one transition (or progress report) of a job.
+type Change struct {
+	// Base identifies the job and holds its fields when nothing is known of
+	// it yet: ID, Type, Priority, tenant, MaxAttempts, Payload, ParentID,
+	// TimeoutMs, RunAt, CreatedAt, Generation (and, for a manual retry,
+	// the History so far).
+	Base Record
+	// Create marks the job's submission.
+	Create bool
+	// Status is the new status; empty for a progress report.
+	Status string
+	At     time.Time
+	// Attempt is the attempt the change belongs to (0: unchanged).
+	Attempt  int
+	Error    string
+	Progress *int
+	ResultID string
+	Output   string
+	// Durable asks for a prompt write and an answer on the returned channel
+	// once it is written.
+	Durable bool
+}
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	// Interval between flushes (default 10ms).
+	Interval time.Duration
+	// Hold is how long a change of an unfinished job that nobody waits for
+	// may wait, to be collapsed with the job's next ones (default 200ms).
+	Hold time.Duration
+	// Batch is the largest insert (default 100).
+	Batch int
+}
+
+// Writer keeps job records where each is cheapest and never wrong after a
+// crash: an unfinished job's record lives in the JetStream KV bucket
+// LiveBucket (every instance watches it), a finished job's record is
+// inserted once into MongoDB, in batches, and its live entry deleted. The
+// changes of one job inside the hold are collapsed: a job that is submitted,
+// run and finished quickly costs one batched insert and no update — the
+// embedded store takes ~9k batched inserts/s but a few hundred updates/s.
+type Writer struct {
+	coll *mongo.Collection
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	log  *slog.Logger
+	opt  WriterOptions
+
+	mu       sync.Mutex
+	pending  map[string]*entry
+	order    []string
+	inflight map[string]Record
+	live     map[string]Record
+	// revs is the newest revision of each key seen (puts and deletes), so
+	// that a late watch update never undoes a newer local write.
+	revs   map[string]rev
+	killed bool
+
+	flushMu sync.Mutex
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+type rev struct {
+	n  uint64
+	at time.Time
+}
+
+type entry struct {
+	inKV    bool
+	rec     Record
+	first   time.Time
+	urgent  bool
+	waiters []chan error
+}
+
+// NewWriter creates the live bucket, loads it, and starts the writer. Stop
+// flushes it.
+func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.Logger, o WriterOptions) (*Writer, error) {
+	if o.Interval <= 0 {
+		o.Interval = 10 * time.Millisecond
+	}
+	if o.Hold <= 0 {
+		o.Hold = 200 * time.Millisecond
+	}
+	if o.Batch <= 0 || o.Batch > 100 {
+		o.Batch = 100
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
+		History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
+	}
+	w := &Writer{coll: s.coll, js: js, kv: kv, log: log, opt: o, pending: map[string]*entry{},
+		inflight: map[string]Record{}, live: map[string]Record{}, revs: map[string]rev{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := w.watch(ctx); err != nil {
+		return nil, err
+	}
+	go w.loop()
+	return w, nil
+}
+
+func (w *Writer) watch(ctx context.Context) error {
+	wt, err := w.kv.WatchAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", LiveBucket, err)
+	}
+	initial := make(chan struct{})
+	go func() {
+		defer func() { _ = wt.Stop() }()
+		first := true
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case e, ok = <-wt.Updates():
+				if !ok {
+					return
+				}
+			case <-w.done:
+				return
+			}
+			if e == nil {
+				if first {
+					first = false
+					close(initial)
+				}
+				continue
+			}
+			var r Record
+			put := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) == nil
+			w.mu.Lock()
+			if e.Revision() > w.revs[e.Key()].n {
+				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
+				if put {
+					w.live[e.Key()] = r
+				} else {
+					delete(w.live, e.Key())
+				}
+			}
+			w.mu.Unlock()
+		}
+	}()
+	select {
+	case <-initial:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("live jobs bucket: no initial state in 10s")
+	}
+}
+
+// Add queues a change. For a durable change it returns a channel that
+// receives nil once the change is written, or the write's error.
+func (w *Writer) Add(c Change) <-chan error {
+	var ch chan error
+	if c.Durable {
+		ch = make(chan error, 1)
+	}
+	w.mu.Lock()
+	if w.killed {
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- errors.New("writer stopped")
+		}
+		return ch
+	}
+	id := c.Base.ID
+	e := w.pending[id]
+	if e == nil || e.rec.Generation < c.Base.Generation {
+		start, ok := w.currentLocked(id)
+		if !ok || start.Generation < c.Base.Generation {
+			start = c.Base
+			start.Status = ""
+			if start.History == nil {
+				start.History = []Transition{}
+			}
+		}
+		if e == nil {
+			e = &entry{first: time.Now()}
+			w.pending[id] = e
+			w.order = append(w.order, id)
+		}
+		e.rec = start
+	}
+	if c.Base.Generation < e.rec.Generation {
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- nil // a change of an older generation: superseded
+		}
+		return ch
+	}
+	apply(&e.rec, c)
+	if ch != nil {
+		e.waiters = append(e.waiters, ch)
+		e.urgent = true
+	}
+	if Terminal(e.rec.Status) {
+		e.urgent = true
+	}
+	w.mu.Unlock()
+	if e.urgent {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	return ch
+}
+
+// currentLocked is the newest state known here of an unfinished job.
+func (w *Writer) currentLocked(id string) (Record, bool) {
+	if r, ok := w.inflight[id]; ok {
+		return r, true
+	}
+	r, ok := w.live[id]
+	return r, ok
+}
+
+func apply(r *Record, c Change) {
+	if r.Payload == "" {
+		r.Payload = c.Base.Payload // the live bucket does not keep payloads
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = c.At
+	}
+	r.UpdatedAt = c.At
+	if c.Attempt > 0 {
+		r.Attempts = c.Attempt
+	}
+	if c.Progress != nil {
+		r.Progress = *c.Progress
+	}
+	if c.ResultID != "" {
+		r.ResultID = c.ResultID
+	}
+	if c.Output != "" {
+		r.Output = c.Output
+	}
+	if c.Status == "" {
+		if r.Status == "" {
+			r.Status = Waiting
+		}
+		return
+	}
+	r.Status = c.Status
+	r.Error = c.Error
+	at := c.At
+	switch {
+	case c.Status == Active:
+		r.StartedAt = &at
+	case Terminal(c.Status):
+		r.FinishedAt = &at
+		if c.Status == Completed {
+			r.Progress = 100
+		}
+	case c.Status == Waiting:
+		r.Progress = 0
+		r.FinishedAt = nil
+	}
+	r.History = append(r.History, Transition{Status: c.Status, At: c.At, Attempt: c.Attempt, Error: c.Error})
+}
+
+// View combines a record read from MongoDB (stored: whether there was one)
+// with what this instance knows of the job: its unwritten changes and the
+// live bucket. The newest generation wins; inside one, a finished record.
+func (w *Writer) View(id string, r Record, stored bool) (Record, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	best, ok := r, stored
+	consider := func(c Record) {
+		switch {
+		case !ok, c.Generation > best.Generation:
+			best, ok = c, true
+		case c.Generation == best.Generation && !Terminal(best.Status):
+			best = c
+		}
+	}
+	if l, has := w.live[id]; has {
+		consider(l)
+	}
+	if f, has := w.inflight[id]; has {
+		consider(f)
+	}
+	if e := w.pending[id]; e != nil {
+		consider(e.rec)
+	}
+	return best, ok
+}
+
+// Live returns the records of unfinished jobs known here that match keep.
+func (w *Writer) Live(keep func(Record) bool) []Record {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[string]bool{}
+	var out []Record
+	add := func(r Record) {
+		if seen[r.ID] {
+			return
+		}
+		seen[r.ID] = true
+		if !Terminal(r.Status) && keep(r) {
+			out = append(out, r)
+		}
+	}
+	for _, e := range w.pending {
+		add(e.rec)
+	}
+	for _, r := range w.inflight {
+		add(r)
+	}
+	for _, r := range w.live {
+		add(r)
+	}
+	return out
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	t := time.NewTicker(w.opt.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			w.flush(true)
+			return
+		case <-t.C:
+		case <-w.kick:
+			time.Sleep(w.opt.Interval / 4) // let a few more join the batch
+		}
+		w.flush(false)
+	}
+}
+
+func (w *Writer) take(all bool) []*entry {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.killed {
+		return nil
+	}
+	now := time.Now()
+	var out []*entry
+	keep := w.order[:0]
+	for _, id := range w.order {
+		e := w.pending[id]
+		if e == nil {
+			continue
+		}
+		if all || e.urgent || now.Sub(e.first) >= w.opt.Hold {
+			out = append(out, e)
+			delete(w.pending, id)
+			w.inflight[id] = e.rec
+			continue
+		}
+		keep = append(keep, id)
+	}
+	w.order = keep
+	return out
+}
+
+// Flush writes everything pending now.
+func (w *Writer) Flush() { w.flush(true) }
+
+func (w *Writer) flush(all bool) {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	es := w.take(all)
+	if len(es) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var finals, lives []*entry
+	for _, e := range es {
+		if Terminal(e.rec.Status) {
+			finals = append(finals, e)
+		} else {
+			lives = append(lives, e)
+		}
+	}
+	results := make(map[*entry]error, len(es))
+	for i := 0; i < len(finals); i += w.opt.Batch {
+		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
+		for e, err := range w.insertFinal(ctx, chunk) {
+			results[e] = err
+		}
+	}
+	// Live puts and deletes, pipelined.
+	type pub struct {
+		e *entry
+		f jetstream.PubAckFuture
+	}
+	var pubs []pub
+	seqs := map[*entry]uint64{}
+	for _, e := range lives {
+		lr := e.rec
+		lr.Payload = ""
+		b, _ := json.Marshal(lr)
+		f, err := w.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Data: b})
+		if err != nil {
+			results[e] = err
+			continue
+		}
+		pubs = append(pubs, pub{e, f})
+	}
+	w.mu.Lock()
+	for _, e := range finals {
+		_, e.inKV = w.live[e.rec.ID]
+		e.inKV = e.inKV || w.revs[e.rec.ID].n > 0
+	}
+	w.mu.Unlock()
+	for _, e := range finals {
+		if results[e] != nil || !e.inKV {
+			continue // never written to the live bucket: nothing to delete
+		}
+		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
+		m.Header.Set("KV-Operation", "DEL")
+		if f, err := w.js.PublishMsgAsync(m); err == nil {
+			pubs = append(pubs, pub{e, f})
+		}
+	}
+	for _, p := range pubs {
+		var err error
+		select {
+		case ack := <-p.f.Ok():
+			seqs[p.e] = ack.Sequence
+		case err = <-p.f.Err():
+		case <-time.After(10 * time.Second):
+			err = errors.New("no acknowledgement of the live bucket in 10s")
+		}
+		if err != nil && !Terminal(p.e.rec.Status) {
+			results[p.e] = fmt.Errorf("writing live job %s: %w", p.e.rec.ID, err)
+		}
+	}
+	var retry []*entry
+	w.mu.Lock()
+	for _, e := range es {
+		delete(w.inflight, e.rec.ID)
+		err := results[e]
+		if err == nil && seqs[e] > w.revs[e.rec.ID].n {
+			w.revs[e.rec.ID] = rev{seqs[e], time.Now()}
+			if Terminal(e.rec.Status) {
+				delete(w.live, e.rec.ID)
+			} else {
+				w.live[e.rec.ID] = e.rec
+			}
+		}
+	}
+	if len(w.revs) > 10000 {
+		// Forget the revisions of finished jobs seen more than a minute ago.
+		for k, r := range w.revs {
+			if _, live := w.live[k]; !live && time.Since(r.at) > time.Minute {
+				delete(w.revs, k)
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, e := range es {
+		err := results[e]
+		for _, ch := range e.waiters {
+			ch <- err
+		}
+		if err != nil {
+			e.waiters = nil
+			retry = append(retry, e)
+		}
+	}
+	if len(retry) > 0 {
+		w.log.Warn("job records not written, will retry", "jobs", len(retry), "err", results[retry[0]])
+		w.requeue(retry)
+	}
+}
+
+// insertFinal inserts finished records; one that exists already (a job
+// retried by hand, or finished by another instance) is replaced only if it
+// is of an older generation.
+func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]error {
+	out := make(map[*entry]error, len(chunk))
+	docs := make([]any, len(chunk))
+	for j, e := range chunk {
+		if len(e.rec.History) == 0 || e.rec.History[0].Status == Active {
+			e.rec.History = append([]Transition{{Status: Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
+		}
+		doc := e.rec
+		if doc.Status == Completed {
+			// A completed job keeps its output; its payload is only needed
+			// to run it again, which a completed job is not. Halving the
+			// document is most of the write's cost in the embedded store.
+			doc.Payload = ""
+		}
+		docs[j] = doc
+	}
+	_, err := w.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		for _, e := range chunk {
+			out[e] = nil
+		}
+		return out
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		for _, e := range chunk {
+			out[e] = fmt.Errorf("inserting job records: %w", err)
+		}
+		return out
+	}
+	failed := map[int]bool{}
+	for _, we := range bwe.WriteErrors {
+		failed[we.Index] = true
+	}
+	for j, e := range chunk {
+		if !failed[j] {
+			out[e] = nil
+			continue
+		}
+		_, rerr := w.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.rec.ID}, {Key: "generation", Value: bson.D{{Key: "$lt", Value: e.rec.Generation}}}}, e.rec)
+		if rerr != nil {
+			out[e] = fmt.Errorf("replacing job record %s: %w", e.rec.ID, rerr)
+		} else {
+			out[e] = nil
+		}
+	}
+	return out
+}
+
+func (w *Writer) requeue(es []*entry) {
+	time.Sleep(50 * time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range es {
+		if newer := w.pending[e.rec.ID]; newer != nil {
+			continue // the newer entry holds the full state already
+		}
+		e.urgent = true
+		w.pending[e.rec.ID] = e
+		w.order = append(w.order, e.rec.ID)
+	}
+}
+
+// Forget drops what this instance holds of a job without writing it (the
+// job was cancelled elsewhere) and deletes its live entry.
+func (w *Writer) Forget(id string) {
+	w.mu.Lock()
+	if e := w.pending[id]; e != nil && !Terminal(e.rec.Status) && len(e.waiters) == 0 {
+		delete(w.pending, id)
+	}
+	w.mu.Unlock()
+	m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + id, Header: nats.Header{}}
+	m.Header.Set("KV-Operation", "DEL")
+	_, _ = w.js.PublishMsgAsync(m)
+}
+
+// Stop writes everything pending and stops the writer.
+func (w *Writer) Stop() {
+	w.once.Do(func() { close(w.stop); <-w.done })
+}
+
+// Kill drops everything pending and stops, as a crash would.
+func (w *Writer) Kill() {
+	w.mu.Lock()
+	w.killed = true
+	w.pending = map[string]*entry{}
+	w.order = nil
+	w.mu.Unlock()
+	w.Stop()
+}

@@ -1,0 +1,279 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+)
+
+// run takes one delivery of a job through its handler to its outcome.
+func (q *Queue) run(it *item) {
+	sub, msg := it.sub, it.msg
+	if q.isCancelled(sub.JobID, sub.Generation) {
+		_ = msg.Ack() // the canceller wrote the record
+		return
+	}
+	attempt := sub.BaseAttempt + it.attempt
+	if it.attempt > 1 {
+		// A redelivery: the previous delivery may have finished the job and
+		// crashed before its ack.
+		if r, err := q.store.GetAny(context.Background(), sub.JobID); err == nil && r.Generation == sub.Generation && jobstore.Terminal(r.Status) {
+			_ = msg.Ack()
+			return
+		}
+	}
+	h := q.handlers[sub.Type]
+	base := q.baseRecord(sub)
+	now := q.now().UTC()
+	if h == nil {
+		q.finish(it, base, jobstore.Failed, attempt, fmt.Sprintf("no handler for job type %q", sub.Type), "", now, true)
+		return
+	}
+	q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Active, At: now, Attempt: attempt})
+	activeEv := q.emit(sub, jobstore.Active, "", 0, attempt, "", now)
+
+	timeout := q.cfg.Timeout
+	if sub.TimeoutMs > 0 {
+		timeout = time.Duration(sub.TimeoutMs) * time.Millisecond
+	}
+	ctx, cancel := context.WithCancelCause(q.ctx)
+	ctx, cancelT := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	q.mu.Lock()
+	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel}
+	q.mu.Unlock()
+	stopKeep := make(chan struct{})
+	go func() {
+		t := time.NewTicker(q.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopKeep:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.attempt >= q.cfg.MaxAttempts(), q: q, msg: msg}
+	out, err := safeRun(ctx, h, j)
+	close(stopKeep)
+	cause := context.Cause(ctx)
+	cancelT()
+	cancel(nil)
+	q.mu.Lock()
+	delete(q.running, sub.JobID)
+	q.mu.Unlock()
+	q.finishing.Add(1)
+	go func() {
+		defer q.finishing.Done()
+		if err := activeEv(); err != nil {
+			q.log.Error("job event lost", "job", sub.JobID, "err", err)
+		}
+	}()
+	if q.isKilled() {
+		return
+	}
+	end := q.now().UTC()
+	switch {
+	case errors.Is(cause, errCancelled) || q.isCancelled(sub.JobID, sub.Generation):
+		q.writer.Forget(sub.JobID) // the canceller wrote the record
+		_ = msg.Ack()
+	case err == nil:
+		var output string
+		if out != nil {
+			b, merr := json.Marshal(out)
+			if merr != nil {
+				q.finish(it, base, jobstore.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
+				return
+			}
+			output = string(b)
+		}
+		q.finish(it, base, jobstore.Completed, attempt, "", output, end, false)
+	default:
+		if errors.Is(cause, errTimeout) {
+			err = fmt.Errorf("timed out after %s", timeout)
+		} else if err == nil {
+			err = cause
+		}
+		if bus.IsPermanent(err) || j.LastAttempt {
+			q.finish(it, base, jobstore.Failed, attempt, err.Error(), "", end, true)
+			return
+		}
+		delay := bus.BackoffFor(q.cfg.Backoff, it.attempt)
+		q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
+		q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Delayed, At: end, Attempt: attempt, Error: err.Error()})
+		if eerr := q.emit(sub, jobstore.Delayed, jobstore.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
+			q.log.Error("job event lost", "job", sub.JobID, "err", eerr)
+		}
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// finish records a final status durably, publishes its event, then acks
+// (COMPLETED) or terminates (FAILED) the message. If either cannot be made
+// durable the message is nakked: the redelivery finds the record finished
+// or runs the job again.
+//
+// The worker does not wait: the record joins the writer's next batch (which
+// is why batches grow past the worker count) and a finisher acks once the
+// batch is written.
+func (q *Queue) finish(it *item, base jobstore.Record, status string, attempt int, errMsg, output string, at time.Time, term bool) {
+	ch := q.writer.Add(jobstore.Change{Base: base, Status: status, At: at, Attempt: attempt, Error: errMsg, Output: output, Durable: true})
+	ev := q.emit(it.sub, status, jobstore.Active, progressOf(status), attempt, errMsg, at)
+	q.finishing.Add(1)
+	go func() {
+		defer q.finishing.Done()
+		q.settle(it, base, status, attempt, errMsg, term, ch, ev)
+	}()
+}
+
+func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt int, errMsg string, term bool, ch <-chan error, ev func() error) {
+	werr, eerr := <-ch, ev()
+	if q.isKilled() {
+		return
+	}
+	if werr != nil || eerr != nil {
+		q.log.Error("job outcome not durable, redelivering", "job", base.ID, "status", status, "recordErr", werr, "eventErr", eerr)
+		_ = it.msg.NakWithDelay(time.Second)
+		return
+	}
+	if term {
+		q.log.Error("job failed", "job", base.ID, "type", base.Type, "attempt", attempt, "err", errMsg)
+		_ = it.msg.TermWithReason(truncate(errMsg, 200))
+		return
+	}
+	_ = it.msg.Ack()
+}
+
+func progressOf(status string) int {
+	if status == jobstore.Completed {
+		return 100
+	}
+	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func safeRun(ctx context.Context, h Handler, j *Job) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, j)
+}
+
+// Progress reports the job's progress (0-100): it is stored and published.
+func (j *Job) Progress(pct int) {
+	pct = min(max(pct, 0), 100)
+	j.mu.Lock()
+	if pct == j.progress {
+		j.mu.Unlock()
+		return
+	}
+	j.progress = pct
+	j.mu.Unlock()
+	now := j.q.now().UTC()
+	j.q.writer.Add(jobstore.Change{Base: j.q.baseRecord(j.Submission), At: now, Progress: &pct})
+	if err := j.q.emit(j.Submission, jobstore.Active, jobstore.Active, pct, j.Attempt, "", now)(); err != nil {
+		j.q.log.Warn("progress event lost", "job", j.JobID, "err", err)
+	}
+}
+
+func (j *Job) currentProgress() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.progress
+}
+
+// KeepAlive tells JetStream the job is still running (the queue does it on
+// a timer too).
+func (j *Job) KeepAlive() { _ = j.msg.InProgress() }
+
+// Submit submits a child job of j, in j's tenant and priority unless set.
+func (j *Job) Submit(ctx context.Context, s Spec) (jobstore.Record, error) {
+	s.OrganizationID, s.ProjectID, s.ParentID = j.OrganizationID, j.ProjectID, j.JobID
+	if s.Priority == 0 {
+		s.Priority = j.Priority
+	}
+	return j.q.Submit(ctx, s)
+}
+
+// Queue is the queue running j.
+func (j *Job) Queue() *Queue { return j.q }
+
+// startDelayed consumes delayed submissions: each waits (nakked with the
+// delay, which counts no attempt of the job) until its run-at time, then
+// moves to its priority's subject.
+func (q *Queue) startDelayed(ctx context.Context) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, events.StreamJobs, jetstream.ConsumerConfig{
+		Durable:       ConsumerName("delayed"),
+		Description:   "ODAVL Sync delayed jobs, until their run-at time",
+		FilterSubject: events.JobSubject("delayed", "*"),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       q.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 10000,
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer of delayed jobs: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, err := events.Decode(m.Data())
+		var sub Submission
+		if err == nil {
+			err = ev.DataAs(&sub)
+		}
+		if err != nil || sub.RunAt == nil {
+			_ = m.TermWithReason("undecodable delayed submission")
+			return
+		}
+		if q.isCancelled(sub.JobID, sub.Generation) {
+			_ = m.Ack()
+			return
+		}
+		if wait := sub.RunAt.Sub(q.now()); wait > 0 {
+			_ = m.NakWithDelay(min(wait, time.Hour))
+			return
+		}
+		sub.RunAt = nil
+		now := q.now().UTC()
+		status := jobstore.Waiting
+		if q.sched.isPaused() {
+			status = jobstore.Paused
+		}
+		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
+		f, err := q.publishSubmission(sub, fmt.Sprintf("%s-due-%d", sub.JobID, sub.Generation))
+		if err == nil {
+			err = waitAll(ctx, []jetstream.PubAckFuture{f})
+		}
+		if err != nil {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		if err := q.emit(sub, status, jobstore.Delayed, 0, sub.BaseAttempt, "", now)(); err != nil {
+			q.log.Error("job event lost", "job", sub.JobID, "err", err)
+		}
+		_ = m.Ack()
+	}, jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("consuming delayed jobs: %w", err)
+	}
+	q.ccs = append(q.ccs, cc)
+	return nil
+}

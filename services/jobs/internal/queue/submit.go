@@ -1,0 +1,233 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+)
+
+// Spec describes a job to submit.
+type Spec struct {
+	// ID is the job id; empty: a new one. Submitting the same id twice
+	// inside the dedupe window is one job.
+	ID             string
+	Type           string
+	Priority       int
+	OrganizationID string
+	ProjectID      string
+	Payload        json.RawMessage
+	// RunAt delays the job: it is DELAYED until then.
+	RunAt *time.Time
+	// Timeout overrides the default run time limit.
+	Timeout  time.Duration
+	ParentID string
+	// Durable waits until the WAITING record is written (an API caller reads
+	// it next); otherwise the record may be collapsed with the job's next
+	// transitions.
+	Durable bool
+}
+
+// NewID returns a new job id.
+func NewID() string { return "job_" + nuid.Next() }
+
+// Submit submits one job and returns its record as submitted.
+func (q *Queue) Submit(ctx context.Context, s Spec) (jobstore.Record, error) {
+	rs, err := q.SubmitMany(ctx, []Spec{s})
+	if err != nil {
+		return jobstore.Record{}, err
+	}
+	return rs[0], nil
+}
+
+// SubmitMany submits jobs with pipelined publishes: it returns once every
+// submission and its first lifecycle event are acknowledged by JetStream.
+func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record, error) {
+	now := q.now().UTC()
+	paused := q.sched.isPaused()
+	subs := make([]Submission, len(specs))
+	out := make([]jobstore.Record, len(specs))
+	var durable []<-chan error
+	// The records first: a worker may start the job as soon as it is published.
+	for i, s := range specs {
+		if s.ID == "" {
+			s.ID = NewID()
+		}
+		if s.Priority == 0 {
+			s.Priority = PriorityNormal
+		}
+		sub := Submission{JobID: s.ID, Type: s.Type, Priority: s.Priority, OrganizationID: s.OrganizationID,
+			ProjectID: s.ProjectID, Payload: s.Payload, TimeoutMs: s.Timeout.Milliseconds(), ParentID: s.ParentID, SubmittedAt: now}
+		if s.RunAt != nil && s.RunAt.After(now) {
+			t := s.RunAt.UTC()
+			sub.RunAt = &t
+		}
+		subs[i] = sub
+		status := jobstore.Waiting
+		switch {
+		case sub.RunAt != nil:
+			status = jobstore.Delayed
+		case paused:
+			status = jobstore.Paused
+		}
+		base := q.baseRecord(sub)
+		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable}); ch != nil {
+			durable = append(durable, ch)
+		}
+		r := base
+		r.Status, r.UpdatedAt = status, now
+		r.History = []jobstore.Transition{{Status: status, At: now}}
+		out[i] = r
+	}
+	// Each submission is followed at once by its first lifecycle event on
+	// the same connection, so the event is stored before a worker's ACTIVE.
+	futs := make([]jetstream.PubAckFuture, len(specs))
+	waits := make([]func() error, 0, len(specs))
+	for i, sub := range subs {
+		f, err := q.publishSubmission(sub, sub.JobID)
+		if err != nil {
+			q.forgetAll(subs)
+			return nil, err
+		}
+		futs[i] = f
+		waits = append(waits, q.emit(sub, out[i].Status, "", 0, 0, "", now))
+	}
+	if err := waitAll(ctx, futs); err != nil {
+		q.forgetAll(subs)
+		return nil, fmt.Errorf("submitting jobs: %w", err)
+	}
+	for _, w := range waits {
+		if err := w(); err != nil {
+			return nil, err
+		}
+	}
+	for _, ch := range durable {
+		if err := <-ch; err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// forgetAll drops the records of submissions that were not accepted.
+func (q *Queue) forgetAll(subs []Submission) {
+	for _, s := range subs {
+		q.writer.Forget(s.JobID)
+	}
+}
+
+func (q *Queue) baseRecord(sub Submission) jobstore.Record {
+	return jobstore.Record{
+		ID: sub.JobID, Type: sub.Type, Priority: sub.Priority, OrganizationID: sub.OrganizationID, ProjectID: sub.ProjectID,
+		MaxAttempts: q.cfg.MaxAttempts(), Payload: string(sub.Payload), ParentID: sub.ParentID, Generation: sub.Generation,
+		TimeoutMs: sub.TimeoutMs, RunAt: sub.RunAt, CreatedAt: sub.SubmittedAt, Attempts: sub.BaseAttempt,
+		History: []jobstore.Transition{},
+	}
+}
+
+// subjectOf is where a submission goes: its priority's subject, or the
+// delayed subject until its run-at time.
+func subjectOf(sub Submission) string {
+	if sub.RunAt != nil {
+		return events.JobSubject("delayed", sub.Type)
+	}
+	return events.JobSubject(PriorityName(sub.Priority), sub.Type)
+}
+
+func (q *Queue) publishSubmission(sub Submission, msgID string) (jetstream.PubAckFuture, error) {
+	subject := subjectOf(sub)
+	ev, err := events.New(msgID, Source, events.TypeJobSubmitted, sub.SubmittedAt, sub.OrganizationID, sub.ProjectID, sub)
+	if err != nil {
+		return nil, err
+	}
+	ev.Subject = subject
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encoding submission %s: %w", sub.JobID, err)
+	}
+	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	m.Header.Set("Ce-Type", ev.Type)
+	f, err := q.js.PublishMsgAsync(m)
+	if err != nil {
+		return nil, fmt.Errorf("publishing submission %s: %w", sub.JobID, err)
+	}
+	return f, nil
+}
+
+func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) error {
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New("no acknowledgement from JetStream in 10s")
+		}
+	}
+	return nil
+}
+
+// emit publishes a lifecycle event and returns a wait for its
+// acknowledgement, which republishes synchronously if the first try failed.
+func (q *Queue) emit(sub Submission, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
+	return Emit(q.js, sub.JobID, sub.Type, sub.OrganizationID, sub.ProjectID, status, previous, progress, attempt, errMsg, at)
+}
+
+// Emit publishes the lifecycle event of a job (the sync processor uses it
+// too). Its id is jobId-status-attempt, so a repeat is dropped by
+// JetStream's dedupe; a progress report has status ACTIVE, Previous ACTIVE,
+// goes on the "progress" subject and its id also names the percentage.
+func Emit(js jetstream.JetStream, jobID, jobType, org, project, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
+	id := fmt.Sprintf("%s-%s-%d", jobID, status, attempt)
+	token := status
+	if status == jobstore.Active && previous == jobstore.Active {
+		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, progress)
+		token = "progress"
+	}
+	subject := events.JobEventSubject(org, project, token)
+	ev, err := events.New(id, Source, events.TypeJobStatus, at, org, project, events.JobStatusChanged{
+		JobID: jobID, Type: jobType, OrganizationID: org, ProjectID: project, Status: status, Previous: previous,
+		Progress: progress, Attempt: attempt, Error: errMsg, At: at,
+	})
+	if err != nil {
+		return func() error { return err }
+	}
+	ev.Subject = subject
+	b, _ := json.Marshal(ev)
+	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set("Ce-Type", ev.Type)
+	f, ferr := js.PublishMsgAsync(m)
+	return func() error {
+		if ferr == nil {
+			select {
+			case <-f.Ok():
+				return nil
+			case <-f.Err():
+			case <-time.After(5 * time.Second):
+			}
+		}
+		var last error
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, last = js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: b, Header: m.Header})
+			cancel()
+			if last == nil {
+				return nil
+			}
+			time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+		}
+		return fmt.Errorf("publishing job event %s: %w", id, last)
+	}
+}

@@ -1,0 +1,218 @@
+package stats
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/natstest"
+	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/jobs"
+	"github.com/odavl/sync/services/stats/internal/statsdb"
+)
+
+// startJobs runs the real jobs service, which stores results and publishes processed events.
+func (b *testBundle) startJobs(t testing.TB) {
+	t.Helper()
+	svc, err := jobs.New(b.log, natstest.Connect(t, b.nats.URL), b.db, jobs.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "jobs service ready", svc.Ready)
+}
+
+// receive publishes an accepted upload as the gateway does.
+func (b *testBundle) receive(t *testing.T, org, project string, p events.Product, upload string, at time.Time, payload any) {
+	t.Helper()
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New("received-"+upload, "/odavl-sync/ingest", events.ReceivedType(p), at, org, project, events.Received{
+		UploadID: upload, OrganizationID: org, ProjectID: project, Product: p, IdempotencyKey: upload, PayloadHash: "h-" + upload,
+		KeyID: "k", ReceivedAt: at, Payload: raw,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject(org, project, p), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func insightPayload(org, project string, at time.Time, crit, high, med, low int64) map[string]any {
+	return map[string]any{"projectId": project, "organizationId": org, "timestamp": at, "detectors": []string{"security"},
+		"totalIssues": crit + high + med + low, "issuesBySeverity": map[string]int64{"critical": crit, "high": high, "medium": med, "low": low}, "issues": []any{}}
+}
+
+func autopilotPayload(org, project, run string, at time.Time, success bool, trust float64) map[string]any {
+	ph := map[string]any{"status": "completed", "duration": 1.5}
+	return map[string]any{"runId": run, "projectId": project, "organizationId": org, "timestamp": at,
+		"phases":        map[string]any{"observe": ph, "decide": ph, "act": ph, "verify": ph, "learn": ph},
+		"filesModified": []string{"a.go"}, "trustScore": trust, "qualityImproved": success, "success": success}
+}
+
+func guardianPayload(org, project, run string, at time.Time, passed bool, score, load float64, vulns int64) map[string]any {
+	return map[string]any{"testRunId": run, "projectId": project, "organizationId": org, "timestamp": at, "url": "https://example.com",
+		"environment": "staging", "screenshots": []string{}, "passed": passed,
+		"tests": map[string]any{
+			"accessibility": map[string]any{"score": score, "violations": 1, "passes": 10},
+			"performance":   map[string]any{"loadTime": load, "ttfb": 100, "fcp": 200, "lcp": 300},
+			"security":      map[string]any{"vulnerabilities": vulns, "warnings": 0},
+		}}
+}
+
+// TestRebuildEqualsIncremental counts uploads of the three products (stored
+// by the real jobs service, one of them received twice) and job and file
+// events incrementally, rebuilds from the stored results, and finds every
+// summary and every trend day equal — in a new generation.
+func TestRebuildEqualsIncremental(t *testing.T) {
+	b := newBundle(t)
+	b.startJobs(t)
+	r := b.start(t, nil)
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range 3 {
+		at := now.AddDate(0, 0, -i)
+		b.receive(t, "o1", "p1", events.Insight, fmt.Sprintf("i%d", i), at, insightPayload("o1", "p1", at, int64(i), 2, 3, int64(4*i)))
+		b.receive(t, "o1", "p1", events.Autopilot, fmt.Sprintf("a%d", i), at, autopilotPayload("o1", "p1", fmt.Sprintf("run%d", i), at, i != 1, 0.1*float64(i+1)+0.0005))
+		b.receive(t, "o1", "p2", events.Guardian, fmt.Sprintf("g%d", i), at, guardianPayload("o1", "p2", fmt.Sprintf("t%d", i), at, i%2 == 0, 90.3333+float64(i), 1000.1, int64(i)))
+	}
+	// The same upload received again (a redelivered received event with a new message id).
+	at := now.AddDate(0, 0, -1)
+	ev, _ := events.New("received-again-a1", "/odavl-sync/ingest", events.ReceivedType(events.Autopilot), at, "o1", "p1", events.Received{
+		UploadID: "a1", OrganizationID: "o1", ProjectID: "p1", Product: events.Autopilot, IdempotencyKey: "a1", ReceivedAt: at,
+		Payload: mustJSON(autopilotPayload("o1", "p1", "run1", at, false, 0.2005))})
+	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject("o1", "p1", events.Autopilot), ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, pe := range fixture()[10:] { // job and file events (dated day1)
+		publishRaw(t, b.nats.Conn, pe.subject, pe.ev)
+	}
+
+	p1 := p1Query()
+	org := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1"}, Scope: rpc.ScopeOrganization}
+	// By hand: p1 has 3 analyses with 0+1+2 critical, 6 high, 9 medium, 0+4+8 low; 3 runs, 2 successful.
+	eventually(t, "every upload counted", func() bool {
+		s := summaryOf(t, b.nats.Conn, org)
+		return s.Insight.Analyses == 3 && s.Autopilot.Total == 3 && s.Guardian.Total == 3 && s.Jobs.ByStatus["COMPLETED"] == 2
+	})
+	s := summaryOf(t, b.nats.Conn, p1)
+	wantInsight := rpc.InsightFigures{Analyses: 3, TotalIssues: 3 + 6 + 9 + 12, IssuesBySeverity: rpc.SeverityTotals{Critical: 3, High: 6, Medium: 9, Low: 12}, WithCritical: 2}
+	if !cmp.Equal(s.Insight, wantInsight) {
+		t.Errorf("p1 insight (-want +got):\n%s", cmp.Diff(wantInsight, s.Insight))
+	}
+	// trust (0.1005 + 0.2005 + 0.3005)/3 = 0.2005 → 0.2
+	if s.Autopilot.Successful != 2 || s.Autopilot.Failed != 1 || *s.Autopilot.SuccessRate != 66.67 || *s.Autopilot.AverageTrustScore != 0.2 {
+		t.Errorf("p1 autopilot = %+v", s.Autopilot)
+	}
+	g := summaryOf(t, b.nats.Conn, rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p2"}}).Guardian
+	// scores 90.3333, 91.3333, 92.3333 → 91.33; passed runs 0 and 2.
+	if g.Passed != 2 || *g.PassRate != 66.67 || *g.AverageAccessibilityScore != 91.33 || g.TotalVulnerabilities != 3 || *g.AverageLoadTime != 1000.1 {
+		t.Errorf("p2 guardian = %+v", g)
+	}
+
+	queries := []rpc.StatsQuery{p1, org, {Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p2"}}}
+	ranged := rpc.StatsQuery{Tenant: p1.Tenant, From: "2026-11-01", To: now.Format("2006-01-02")}
+	before := map[int]rpc.StatsSummaryResponse{}
+	for i, q := range append(queries, ranged) {
+		before[i] = summaryOf(t, b.nats.Conn, q)
+	}
+	trendsBefore, err := rpc.Call[rpc.StatsTrendsResponse](context.Background(), b.nats.Conn, rpc.StatsTrends, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Generation != 2 || res.Results != 9 {
+		t.Errorf("rebuild = %+v, want generation 2 over 9 results", res)
+	}
+	for i, q := range append(queries, ranged) {
+		if after := summaryOf(t, b.nats.Conn, q); !cmp.Equal(before[i], after) {
+			t.Errorf("summary %+v after rebuild (-incremental +rebuilt):\n%s", q, cmp.Diff(before[i], after))
+		}
+	}
+	trendsAfter, err := rpc.Call[rpc.StatsTrendsResponse](context.Background(), b.nats.Conn, rpc.StatsTrends, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(trendsBefore, trendsAfter) {
+		t.Errorf("trends after rebuild (-incremental +rebuilt):\n%s", cmp.Diff(trendsBefore, trendsAfter))
+	}
+	// The old generation is gone, and new events count in the new one, once.
+	n, _ := b.db.Collection(statsdb.AggregatesCollection).CountDocuments(context.Background(), bson.D{{Key: "gen", Value: int64(1)}})
+	if n != 0 {
+		t.Errorf("%d aggregates of generation 1 left", n)
+	}
+	b.receive(t, "o1", "p1", events.Insight, "i9", now, insightPayload("o1", "p1", now, 5, 0, 0, 0))
+	b.receive(t, "o1", "p1", events.Insight, "i0", now, insightPayload("o1", "p1", now, 0, 2, 3, 0)) // i0 again: counted before
+	want := before[0].Figures
+	want.Insight.Analyses++
+	want.Insight.TotalIssues += 5
+	want.Insight.IssuesBySeverity.Critical += 5
+	want.Insight.WithCritical++
+	waitForFigures(t, b.nats.Conn, p1, want)
+	_ = r
+}
+
+// TestInterruptedRebuildIsFinished: a rebuild recorded as running when the
+// service stopped is finished at the next start, before anything is counted.
+func TestInterruptedRebuildIsFinished(t *testing.T) {
+	b := newBundle(t)
+	b.startJobs(t)
+	r := b.start(t, nil)
+	now := time.Now().UTC()
+	b.receive(t, "o1", "p1", events.Guardian, "g1", now, guardianPayload("o1", "p1", "t1", now, true, 77.7, 10, 2))
+	eventually(t, "upload counted", func() bool { return summaryOf(t, b.nats.Conn, p1Query()).Guardian.Total == 1 })
+	r.stop()
+	if _, err := b.db.Collection(statsdb.MetaCollection).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: "meta"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "rebuilding", Value: int64(2)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r2 := b.start(t, nil)
+	if g := r2.svc.store.Generation(); g != 2 {
+		t.Fatalf("generation after restart = %d, want 2 (the interrupted rebuild finished)", g)
+	}
+	if g := summaryOf(t, b.nats.Conn, p1Query()).Guardian; g.Total != 1 || *g.AverageAccessibilityScore != 77.7 || g.TotalVulnerabilities != 2 {
+		t.Errorf("guardian after the finished rebuild = %+v", g)
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestRebuildWithoutJobsService: with nobody exporting results the rebuild
+// fails at once with 503 and the figures stay as they were.
+func TestRebuildWithoutJobsService(t *testing.T) {
+	b := newBundle(t)
+	r := b.start(t, nil)
+	s, e := processed("o1", "p1", events.Insight, "i1", day1, events.Figures{TotalIssues: 1, IssuesBySeverity: &events.IssuesBySeverity{Low: 1}})
+	publishRaw(t, b.nats.Conn, s, e)
+	eventually(t, "counted", func() bool { return summaryOf(t, b.nats.Conn, p1Query()).Insight.Analyses == 1 })
+	start := time.Now()
+	_, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
+	if rpc.StatusOf(err) != 503 || time.Since(start) > 10*time.Second {
+		t.Fatalf("rebuild without the jobs service: %v after %s, want a 503 at once", err, time.Since(start))
+	}
+	if r.svc.store.Generation() != 1 || summaryOf(t, b.nats.Conn, p1Query()).Insight.Analyses != 1 {
+		t.Errorf("a failed rebuild changed the figures")
+	}
+}
