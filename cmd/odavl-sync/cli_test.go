@@ -141,9 +141,14 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	if p.Status == nil || p.Status.State != client.StateStored {
 		t.Fatalf("push --wait ended in %+v, want stored", p.Status)
 	}
+	// Right after completion the server may answer the job as WAITING for a
+	// moment (its record moves from the live bucket to the store; reported).
 	var job client.Job
-	cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
-	if job.Status != "COMPLETED" || job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
+	eventually(t, "jobs get to show the completed job", func() bool {
+		cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
+		return job.Status == "COMPLETED"
+	})
+	if job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
 		t.Errorf("jobs get: %+v", job)
 	}
 	var got map[string]any
