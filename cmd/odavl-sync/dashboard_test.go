@@ -557,28 +557,16 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("guardian head %q", got)
 	}
 
+	// The four uploads are four completed jobs, in the table and the cards.
 	run("opening the Jobs tab", chromedp.Click(chromedp.CSS("#tab-jobs")))
-	waitJS("the jobs panel", `!document.querySelector('#panel-jobs .spinner') && document.querySelector('#panel-jobs').textContent.length > 0`)
-
-	// On a phone-sized screen nothing sticks out of the page but the tab
-	// strip, which scrolls.
-	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
-	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
-		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
-		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
-			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
-		}
+	waitJS("four completed jobs", `document.querySelectorAll('#panel-jobs tbody tr').length === 4 &&
+		[...document.querySelectorAll('#panel-jobs tbody .badge')].every(b => b.textContent === 'COMPLETED')`)
+	if got := text(`#panel-jobs tbody`); !strings.Contains(got, "GUARDIAN_TEST") || !strings.Contains(got, "AUTOPILOT_CYCLE") || !strings.Contains(got, "100%") {
+		t.Errorf("jobs table %q", got)
 	}
-	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run("restoring the viewport", chromedp.ResetViewport())
+	waitJS("the statistics cards to count them", `document.querySelector('[data-stat=total] .value').textContent === '4' &&
+		document.querySelector('[data-stat=completed] .value').textContent === '4' &&
+		document.querySelector('[data-stat=failed] .value').textContent === '0'`)
 
 	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
 	// (name-<tab>.png), for a person to look at.
@@ -594,6 +582,26 @@ func TestDashboardInChromium(t *testing.T) {
 			}
 		}
 	}
+
+	// On a phone-sized screen nothing sticks out of the page but the tab
+	// strip and the jobs table, which scroll.
+	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
+	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
+		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
+		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
+			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
+		}
+	}
+	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("restoring the viewport", chromedp.ResetViewport())
 
 	if p := problemsSoFar(); len(p) > 0 {
 		t.Errorf("browser reported %d problem(s):\n%s", len(p), strings.Join(p, "\n"))

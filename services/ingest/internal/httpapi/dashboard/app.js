@@ -187,6 +187,11 @@
     box.replaceChildren(...chips);
   }
 
+  async function loadSummary() {
+    const r = await api('GET', '/api/v1/stats/summary');
+    if (session) renderSummary(r);
+  }
+
   // ---- tabs ----------------------------------------------------------------
   let current = 'jobs';
   const loaded = {};
@@ -272,7 +277,7 @@
         el('td', { text: fmtTime(j.createdAt) }),
         el('td', {}, actions));
     });
-    panel.replaceChildren(el('div', { class: 'table-wrap' }, el('table', {},
+    panel.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'jobs' },
       el('thead', {}, el('tr', {}, ['Job ID', 'Type', 'Status', 'Progress', 'Created', 'Actions'].map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, rows))));
   }
@@ -385,6 +390,7 @@
       // The stream has no replay: after a gap, read the lists again.
       if (connectedOnce) {
         pending.add('jobs');
+        pending.add('summary');
         for (const t of TABS) if (loaded[t]) pending.add(t);
         if (!flushTimer) flushTimer = setTimeout(flush, 0);
       }
@@ -436,6 +442,7 @@
       const p = d.product || (type.split('.')[3]);
       if (TABS.includes(p)) pending.add(p);
       pending.add('jobs');
+      pending.add('summary');
     } else if (/\.alert\.critical\.v1$/.test(type)) {
       const b = $('banner');
       b.textContent = '⚠ ' + num(d.critical) + ' critical issue' + (num(d.critical) === 1 ? '' : 's') + ' in Insight upload ' + shortID(d.uploadId) + ' (' + fmtTime(d.raisedAt) + ')';
@@ -450,7 +457,10 @@
   function flush() {
     flushTimer = null;
     for (const name of pending) {
-      if (name === 'jobs') loadJobs({ quiet: true });
+      // The statistics service counts the same event on its own: read the
+      // summary again a little later as well.
+      if (name === 'summary') { loadSummary(); setTimeout(loadSummary, 1500); }
+      else if (name === 'jobs') loadJobs({ quiet: true });
       else if (loaded[name]) load(name, { quiet: true });
     }
     pending.clear();
@@ -468,7 +478,7 @@
     selectTab(current);
     if (current !== 'jobs') loadJobs({ quiet: true }); // the statistics cards
 
-    api('GET', '/api/v1/stats/summary').then((r) => { if (session) renderSummary(r); });
+    loadSummary();
     openStream();
   }
 
