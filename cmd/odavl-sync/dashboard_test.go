@@ -568,6 +568,29 @@ func TestDashboardInChromium(t *testing.T) {
 		document.querySelector('[data-stat=completed] .value').textContent === '4' &&
 		document.querySelector('[data-stat=failed] .value').textContent === '0'`)
 
+	// A job cancelled before it ran shows a Retry button; the button runs
+	// it, and the page shows it completed.
+	r := s.Do(http.MethodPost, "/api/v1/jobs", map[string]any{
+		"type": "EMAIL_SEND", "runAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"payload": map[string]any{"to": []string{"dev@example.com"}, "subject": "hello", "text": "from the dashboard test"},
+	})
+	if r.Status != http.StatusAccepted && r.Status != http.StatusCreated {
+		t.Fatalf("submitting a job: %d %s", r.Status, r.Body)
+	}
+	var job struct{ ID string }
+	r.JSON(t, &job)
+	if r := s.Do(http.MethodPost, "/api/v1/sync/jobs", map[string]any{"action": "cancel", "jobId": job.ID}); r.Status != http.StatusOK {
+		t.Fatalf("cancelling the job: %d %s", r.Status, r.Body)
+	}
+	retrySel := `[data-retry="` + job.ID + `"]`
+	waitJS("the Retry button of the cancelled job", `!!document.querySelector('`+retrySel+`')`)
+	run("retrying from the page", chromedp.Click(chromedp.CSS(retrySel)))
+	waitJS("the retried job to complete", `(() => { const tr = document.querySelector('[data-job="`+job.ID+`"]');
+		return !!tr && tr.querySelector('.badge').textContent === 'COMPLETED' })()`)
+	if shown := eval(`document.getElementById('error').hidden`); shown != true {
+		t.Errorf("the retry showed an error: %q", text("#error"))
+	}
+
 	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
 	// (name-<tab>.png), for a person to look at.
 	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {

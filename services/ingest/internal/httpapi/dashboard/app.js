@@ -264,10 +264,19 @@
       const st = String(j.status || '').toUpperCase();
       const pct = Math.max(0, Math.min(100, num(j.progress)));
       const actions = [];
-      if (st === 'FAILED') actions.push(el('button', { type: 'button', class: 'small', 'data-retry': j.id, onclick: () => retry(j.id, actions[0]) }, 'Retry'));
-      if (st === 'COMPLETED' && j.resultId) {
-        const p = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
-        if (p) actions.push(el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(p) }, 'View'));
+      const product = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
+      if (st === 'FAILED' || st === 'CANCELLED') {
+        // An upload's job is retried by the CLI uploading again; the
+        // queue retries every other job type.
+        if (product) actions.push(el('span', { class: 'muted sub', title: 'Upload the result again to retry it', text: 'upload again to retry' }));
+        else {
+          const b = el('button', { type: 'button', class: 'small', 'data-retry': j.id }, 'Retry');
+          b.addEventListener('click', () => retry(j.id, b));
+          actions.push(b);
+        }
+      }
+      if (st === 'COMPLETED' && j.resultId && product) {
+        actions.push(el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(product) }, 'View'));
       }
       return el('tr', { 'data-job': j.id },
         el('td', { class: 'mono', title: j.id, text: shortID(j.id) }),
