@@ -210,8 +210,9 @@
     if (!(opts && opts.quiet)) panel.replaceChildren(spinner(name === 'jobs' ? 'jobs' : name + ' results'));
     loaded[name] = true;
     if (name === 'jobs') return loadJobs(opts);
+    const seq = ++requestSeq[name];
     const r = await api('GET', '/api/v1/sync/' + name + '?limit=' + LIMIT);
-    if (!session) return;
+    if (!session || seq !== requestSeq[name]) return; // a newer read is under way
     if (!r.ok) {
       panel.replaceChildren(r.unavailable ? note(name + ' results are not available: ' + r.message) : errorBox('Could not load ' + name + ' results: ' + r.message));
       return;
@@ -239,6 +240,9 @@
     panel.dataset.total = String(r.body.total || 0);
   }
   const renderedIDs = {};
+  // requestSeq numbers the reads of each list, so an answer that arrives
+  // after a newer read was sent is dropped instead of showing older data.
+  const requestSeq = { jobs: 0, insight: 0, autopilot: 0, guardian: 0 };
   const signatures = {};
 
   function summaryLine(s) {
@@ -250,8 +254,9 @@
   // ---- jobs ----------------------------------------------------------------
   async function loadJobs(opts) {
     const panel = $('panel-jobs');
+    const seq = ++requestSeq.jobs;
     const r = await api('GET', '/api/v1/sync/jobs?limit=' + LIMIT);
-    if (!session) return;
+    if (!session || seq !== requestSeq.jobs) return; // a newer read is under way
     const items = r.ok ? ((r.body && (r.body.items || r.body.jobs)) || (Array.isArray(r.body) ? r.body : [])) : [];
     if (r.ok) r.stats = jobStats(r.body || {}, items);
     renderStats(r);
@@ -463,12 +468,16 @@
     if (!flushTimer) flushTimer = setTimeout(flush, 250);
   }
 
-  function flush() {
+  function flush(trailing) {
     flushTimer = null;
+    // Records are written in batches beside their events: read once more
+    // a little later so the last event of a burst is never shown stale.
+    if (trailing !== true && pending.size) {
+      const again = new Set(pending);
+      setTimeout(() => { for (const n of again) pending.add(n); if (!flushTimer) flush(true); }, 1500);
+    }
     for (const name of pending) {
-      // The statistics service counts the same event on its own: read the
-      // summary again a little later as well.
-      if (name === 'summary') { loadSummary(); setTimeout(loadSummary, 1500); }
+      if (name === 'summary') loadSummary();
       else if (name === 'jobs') loadJobs({ quiet: true });
       else if (loaded[name]) load(name, { quiet: true });
     }
