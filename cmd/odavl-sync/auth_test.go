@@ -131,3 +131,27 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 		t.Errorf("Retry-After %q, want seconds", ra)
 	}
 }
+
+// A deployment that never ran serve starts with the admin key its operator
+// chose (BOOTSTRAP_ADMIN_KEY, e.g. from a Kubernetes Secret).
+func TestBootstrapAdminKey(t *testing.T) {
+	const key = "odavl_operator-chosen-key-0123456789abcdef"
+	s := startServe(t, map[string]string{"BOOTSTRAP_ADMIN_KEY": key, "BOOTSTRAP_ORGANIZATION_ID": "acme", "BOOTSTRAP_PROJECT_ID": "ops"})
+	r := s.DoAs(key, "acme", "ops", http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "acme", "projectId": "web"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("creating a key with the bootstrap key: %d %s", r.Status, r.Body)
+	}
+	s2 := s.Restart() // ensured again: no duplicate, still valid
+	if r := s2.DoAs(key, "acme", "ops", http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {
+		t.Fatalf("after restart: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestBootstrapAdminKeyTooShortIsAUsageError(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"},
+		func(k string) string { return map[string]string{"BOOTSTRAP_ADMIN_KEY": "short"}[k] }, strings.NewReader(""), &out, &errOut)
+	if code != ExitUsage || !strings.Contains(errOut.String(), "BOOTSTRAP_ADMIN_KEY") {
+		t.Fatalf("exit %d, stderr %q; want %d naming BOOTSTRAP_ADMIN_KEY", code, errOut.String(), ExitUsage)
+	}
+}

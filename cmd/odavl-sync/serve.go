@@ -385,6 +385,7 @@ func printWelcome(w io.Writer, c credentials, created bool, data, natsURL string
 		state = "Created an organization, a project and an admin API key, written to"
 	}
 	fmt.Fprintf(w, `ODAVL Sync is ready at %s (started in %d ms)
+Dashboard: %s/dashboard
 NATS: %s
 %s %s
 
@@ -400,7 +401,7 @@ List them:
 
   curl -sS %s/api/v1/sync/insight -H "Authorization: Bearer %s" -H "X-Organization-Id: %s" -H "X-Project-Id: %s"
 
-`, c.APIURL, took.Milliseconds(), natsURL, state, filepath.Join(data, credentialsFile),
+`, c.APIURL, took.Milliseconds(), c.APIURL, natsURL, state, filepath.Join(data, credentialsFile),
 		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID, c.OrganizationID, c.ProjectID, time.Now().UTC().Format(time.RFC3339),
 		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID)
 }

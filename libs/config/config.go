@@ -130,6 +130,11 @@ func (r *Reader) Require(name, v string) {
 	}
 }
 
+// Invalid records that the variable name is set to something unusable.
+func (r *Reader) Invalid(name, why string) {
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", name, why))
+}
+
 // Err returns every bad value met so far, or nil.
 func (r *Reader) Err() error {
 	if len(r.errs) == 0 {

@@ -44,6 +44,13 @@ type Config struct {
 	// RateBurst the burst above it (RATE_LIMIT_BURST).
 	RateLimit float64
 	RateBurst int
+	// BootstrapKey, when set (BOOTSTRAP_ADMIN_KEY, at least 32 characters),
+	// is stored at start as an admin key of BootstrapOrganization /
+	// BootstrapProject (BOOTSTRAP_ORGANIZATION_ID, BOOTSTRAP_PROJECT_ID): the
+	// first key of a deployment that never ran `serve`.
+	BootstrapKey          string
+	BootstrapOrganization string
+	BootstrapProject      string
 }
 
 // DefaultConfig is the configuration with every default.
@@ -63,6 +70,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", d.ShutdownTimeout),
 		RateLimit:       float64(r.Int("RATE_LIMIT_RPS", int(d.RateLimit))),
 		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
+
+		BootstrapKey:          r.String("BOOTSTRAP_ADMIN_KEY", ""),
+		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
+		BootstrapProject:      r.String("BOOTSTRAP_PROJECT_ID", "default"),
+	}
+	if c.BootstrapKey != "" && len(c.BootstrapKey) < 32 {
+		r.Invalid("BOOTSTRAP_ADMIN_KEY", "must be at least 32 characters")
 	}
 	return c, r.Err()
 }
@@ -111,6 +125,12 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 		return nil, err
 	}
 	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
+	if cfg.BootstrapKey != "" {
+		if err := s.tenants.EnsureKey(ctx, cfg.BootstrapKey, cfg.BootstrapOrganization, cfg.BootstrapProject, []string{tenancy.ScopeAdmin, tenancy.ScopeSync}); err != nil {
+			return nil, err
+		}
+		log.Info("bootstrap admin key ensured", "organizationId", cfg.BootstrapOrganization, "projectId", cfg.BootstrapProject, "key", config.Mask(cfg.BootstrapKey))
+	}
 	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,

@@ -179,3 +179,24 @@ func (s *Store) CountKeys(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// EnsureKey stores key (given by an operator, for example from a Kubernetes
+// Secret) for the tenant with scopes unless it is stored already. It lets a
+// deployment start with an admin key it chose, without a first `serve`.
+func (s *Store) EnsureKey(ctx context.Context, key, org, project string, scopes []string) error {
+	if len(key) < 32 {
+		return fmt.Errorf("a bootstrap key must be at least 32 characters")
+	}
+	if err := s.EnsureTenant(ctx, org, project); err != nil {
+		return err
+	}
+	k := Key{
+		ID: "key_" + HashKey(key)[:16], Hash: HashKey(key), OrganizationID: org, ProjectID: project,
+		Scopes: scopes, Name: "bootstrap key", CreatedAt: s.now().UTC(),
+	}
+	_, err := s.db.Collection(KeysCollection).InsertOne(ctx, k)
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("storing bootstrap key: %w", err)
+	}
+	return nil
+}
