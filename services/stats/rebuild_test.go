@@ -103,9 +103,12 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	p1 := p1Query()
 	org := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1"}, Scope: rpc.ScopeOrganization}
 	// By hand: p1 has 3 analyses with 0+1+2 critical, 6 high, 9 medium, 0+4+8 low; 3 runs, 2 successful.
-	eventually(t, "every upload counted", func() bool {
+	// The jobs service announces each upload's job: ACTIVE, then COMPLETED (9 jobs; a1's second
+	// delivery repeats the event ids, which JetStream drops); the fixture adds j1 and j2.
+	wantJobs := map[string]int64{"WAITING": 1, "ACTIVE": 9 + 2, "FAILED": 1, "COMPLETED": 9 + 2}
+	eventually(t, "every upload and job event counted", func() bool {
 		s := summaryOf(t, b.nats.Conn, org)
-		return s.Insight.Analyses == 3 && s.Autopilot.Total == 3 && s.Guardian.Total == 3 && s.Jobs.ByStatus["COMPLETED"] == 2
+		return s.Insight.Analyses == 3 && s.Autopilot.Total == 3 && s.Guardian.Total == 3 && cmp.Equal(s.Jobs.ByStatus, wantJobs)
 	})
 	s := summaryOf(t, b.nats.Conn, p1)
 	wantInsight := rpc.InsightFigures{Analyses: 3, TotalIssues: 3 + 6 + 9 + 12, IssuesBySeverity: rpc.SeverityTotals{Critical: 3, High: 6, Medium: 9, Low: 12}, WithCritical: 2}
@@ -164,6 +167,10 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	want.Insight.TotalIssues += 5
 	want.Insight.IssuesBySeverity.Critical += 5
 	want.Insight.WithCritical++
+	want.Jobs.ByStatus["ACTIVE"]++
+	want.Jobs.ByStatus["COMPLETED"]++
+	want.Jobs.ByType["INSIGHT_ANALYSIS"]["ACTIVE"]++
+	want.Jobs.ByType["INSIGHT_ANALYSIS"]["COMPLETED"]++
 	waitForFigures(t, b.nats.Conn, p1, want)
 	_ = r
 }
