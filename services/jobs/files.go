@@ -1,7 +1,15 @@
 package jobs
 
-import "github.com/odavl/sync/services/jobs/internal/queue"
+import (
+	"github.com/odavl/sync/services/jobs/internal/handlers"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/queue"
+)
 
 // registerFileHandlers registers the handlers whose output goes through the
 // storage service (DATA_EXPORT, REPORT_GENERATION).
-func (s *Service) registerFileHandlers(q *queue.Queue) {}
+func (s *Service) registerFileHandlers(q *queue.Queue) {
+	f := handlers.NewFiles(s.nc, s.results)
+	q.Handle(jobstore.DataExport, f.Export)
+	q.Handle(jobstore.ReportGeneration, f.Report)
+}

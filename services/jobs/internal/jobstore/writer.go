@@ -90,6 +90,7 @@ type rev struct {
 }
 
 type entry struct {
+	inKV    bool
 	rec     Record
 	first   time.Time
 	urgent  bool
@@ -152,11 +153,12 @@ func (w *Writer) watch(ctx context.Context) error {
 				}
 				continue
 			}
+			var r Record
+			put := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) == nil
 			w.mu.Lock()
 			if e.Revision() > w.revs[e.Key()].n {
 				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
-				var r Record
-				if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) == nil {
+				if put {
 					w.live[e.Key()] = r
 				} else {
 					delete(w.live, e.Key())
@@ -241,6 +243,9 @@ func (w *Writer) currentLocked(id string) (Record, bool) {
 }
 
 func apply(r *Record, c Change) {
+	if r.Payload == "" {
+		r.Payload = c.Base.Payload // the live bucket does not keep payloads
+	}
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = c.At
 	}
@@ -413,7 +418,9 @@ func (w *Writer) flush(all bool) {
 	var pubs []pub
 	seqs := map[*entry]uint64{}
 	for _, e := range lives {
-		b, _ := json.Marshal(e.rec)
+		lr := e.rec
+		lr.Payload = ""
+		b, _ := json.Marshal(lr)
 		f, err := w.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Data: b})
 		if err != nil {
 			results[e] = err
@@ -421,9 +428,15 @@ func (w *Writer) flush(all bool) {
 		}
 		pubs = append(pubs, pub{e, f})
 	}
+	w.mu.Lock()
 	for _, e := range finals {
-		if results[e] != nil {
-			continue
+		_, e.inKV = w.live[e.rec.ID]
+		e.inKV = e.inKV || w.revs[e.rec.ID].n > 0
+	}
+	w.mu.Unlock()
+	for _, e := range finals {
+		if results[e] != nil || !e.inKV {
+			continue // never written to the live bucket: nothing to delete
 		}
 		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
 		m.Header.Set("KV-Operation", "DEL")
@@ -493,7 +506,14 @@ func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]err
 		if len(e.rec.History) == 0 || e.rec.History[0].Status == Active {
 			e.rec.History = append([]Transition{{Status: Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
 		}
-		docs[j] = e.rec
+		doc := e.rec
+		if doc.Status == Completed {
+			// A completed job keeps its output; its payload is only needed
+			// to run it again, which a completed job is not. Halving the
+			// document is most of the write's cost in the embedded store.
+			doc.Payload = ""
+		}
+		docs[j] = doc
 	}
 	_, err := w.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err == nil {

@@ -183,13 +183,14 @@ type Queue struct {
 	running   map[string]*runningJob
 	cancelled map[string]int // job id -> generation cancelled
 
-	ctx      context.Context // handlers' base context
-	cancel   context.CancelCauseFunc
-	wg       sync.WaitGroup
-	ccs      []jetstream.ConsumeContext
-	stopOnce sync.Once
-	quit     chan struct{}
-	killed   bool
+	ctx       context.Context // handlers' base context
+	cancel    context.CancelCauseFunc
+	wg        sync.WaitGroup
+	finishing sync.WaitGroup // finishers waiting for a batch before their ack
+	ccs       []jetstream.ConsumeContext
+	stopOnce  sync.Once
+	quit      chan struct{}
+	killed    bool
 }
 
 type runningJob struct {
@@ -344,6 +345,8 @@ func (q *Queue) Stop() {
 			_ = it.msg.Nak()
 		}
 		q.wg.Wait()
+		q.writer.Flush()
+		q.finishing.Wait()
 		q.writer.Stop()
 		if q.cancel != nil {
 			q.cancel(context.Canceled)

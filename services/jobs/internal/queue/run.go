@@ -72,9 +72,13 @@ func (q *Queue) run(it *item) {
 	q.mu.Lock()
 	delete(q.running, sub.JobID)
 	q.mu.Unlock()
-	if err := activeEv(); err != nil {
-		q.log.Error("job event lost", "job", sub.JobID, "err", err)
-	}
+	q.finishing.Add(1)
+	go func() {
+		defer q.finishing.Done()
+		if err := activeEv(); err != nil {
+			q.log.Error("job event lost", "job", sub.JobID, "err", err)
+		}
+	}()
 	if q.isKilled() {
 		return
 	}
@@ -118,10 +122,25 @@ func (q *Queue) run(it *item) {
 // (COMPLETED) or terminates (FAILED) the message. If either cannot be made
 // durable the message is nakked: the redelivery finds the record finished
 // or runs the job again.
+//
+// The worker does not wait: the record joins the writer's next batch (which
+// is why batches grow past the worker count) and a finisher acks once the
+// batch is written.
 func (q *Queue) finish(it *item, base jobstore.Record, status string, attempt int, errMsg, output string, at time.Time, term bool) {
 	ch := q.writer.Add(jobstore.Change{Base: base, Status: status, At: at, Attempt: attempt, Error: errMsg, Output: output, Durable: true})
 	ev := q.emit(it.sub, status, jobstore.Active, progressOf(status), attempt, errMsg, at)
+	q.finishing.Add(1)
+	go func() {
+		defer q.finishing.Done()
+		q.settle(it, base, status, attempt, errMsg, term, ch, ev)
+	}()
+}
+
+func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt int, errMsg string, term bool, ch <-chan error, ev func() error) {
 	werr, eerr := <-ch, ev()
+	if q.isKilled() {
+		return
+	}
 	if werr != nil || eerr != nil {
 		q.log.Error("job outcome not durable, redelivering", "job", base.ID, "status", status, "recordErr", werr, "eventErr", eerr)
 		_ = it.msg.NakWithDelay(time.Second)

@@ -87,7 +87,10 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 		r.History = []jobstore.Transition{{Status: status, At: now}}
 		out[i] = r
 	}
+	// Each submission is followed at once by its first lifecycle event on
+	// the same connection, so the event is stored before a worker's ACTIVE.
 	futs := make([]jetstream.PubAckFuture, len(specs))
+	waits := make([]func() error, 0, len(specs))
 	for i, sub := range subs {
 		f, err := q.publishSubmission(sub, sub.JobID)
 		if err != nil {
@@ -95,14 +98,11 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 			return nil, err
 		}
 		futs[i] = f
+		waits = append(waits, q.emit(sub, out[i].Status, "", 0, 0, "", now))
 	}
 	if err := waitAll(ctx, futs); err != nil {
 		q.forgetAll(subs)
 		return nil, fmt.Errorf("submitting jobs: %w", err)
-	}
-	waits := make([]func() error, 0, len(specs))
-	for i, sub := range subs {
-		waits = append(waits, q.emit(sub, out[i].Status, "", 0, 0, "", now))
 	}
 	for _, w := range waits {
 		if err := w(); err != nil {

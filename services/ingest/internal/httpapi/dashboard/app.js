@@ -187,6 +187,11 @@
     box.replaceChildren(...chips);
   }
 
+  async function loadSummary() {
+    const r = await api('GET', '/api/v1/stats/summary');
+    if (session) renderSummary(r);
+  }
+
   // ---- tabs ----------------------------------------------------------------
   let current = 'jobs';
   const loaded = {};
@@ -205,8 +210,9 @@
     if (!(opts && opts.quiet)) panel.replaceChildren(spinner(name === 'jobs' ? 'jobs' : name + ' results'));
     loaded[name] = true;
     if (name === 'jobs') return loadJobs(opts);
+    const seq = ++requestSeq[name];
     const r = await api('GET', '/api/v1/sync/' + name + '?limit=' + LIMIT);
-    if (!session) return;
+    if (!session || seq !== requestSeq[name]) return; // a newer read is under way
     if (!r.ok) {
       panel.replaceChildren(r.unavailable ? note(name + ' results are not available: ' + r.message) : errorBox('Could not load ' + name + ' results: ' + r.message));
       return;
@@ -234,6 +240,9 @@
     panel.dataset.total = String(r.body.total || 0);
   }
   const renderedIDs = {};
+  // requestSeq numbers the reads of each list, so an answer that arrives
+  // after a newer read was sent is dropped instead of showing older data.
+  const requestSeq = { jobs: 0, insight: 0, autopilot: 0, guardian: 0 };
   const signatures = {};
 
   function summaryLine(s) {
@@ -245,8 +254,9 @@
   // ---- jobs ----------------------------------------------------------------
   async function loadJobs(opts) {
     const panel = $('panel-jobs');
+    const seq = ++requestSeq.jobs;
     const r = await api('GET', '/api/v1/sync/jobs?limit=' + LIMIT);
-    if (!session) return;
+    if (!session || seq !== requestSeq.jobs) return; // a newer read is under way
     const items = r.ok ? ((r.body && (r.body.items || r.body.jobs)) || (Array.isArray(r.body) ? r.body : [])) : [];
     if (r.ok) r.stats = jobStats(r.body || {}, items);
     renderStats(r);
@@ -259,10 +269,19 @@
       const st = String(j.status || '').toUpperCase();
       const pct = Math.max(0, Math.min(100, num(j.progress)));
       const actions = [];
-      if (st === 'FAILED') actions.push(el('button', { type: 'button', class: 'small', 'data-retry': j.id, onclick: () => retry(j.id, actions[0]) }, 'Retry'));
-      if (st === 'COMPLETED' && j.resultId) {
-        const p = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
-        if (p) actions.push(el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(p) }, 'View'));
+      const product = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
+      if (st === 'FAILED' || st === 'CANCELLED') {
+        // An upload's job is retried by the CLI uploading again; the
+        // queue retries every other job type.
+        if (product) actions.push(el('span', { class: 'muted sub', title: 'Upload the result again to retry it', text: 'upload again to retry' }));
+        else {
+          const b = el('button', { type: 'button', class: 'small', 'data-retry': j.id }, 'Retry');
+          b.addEventListener('click', () => retry(j.id, b));
+          actions.push(b);
+        }
+      }
+      if (st === 'COMPLETED' && j.resultId && product) {
+        actions.push(el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(product) }, 'View'));
       }
       return el('tr', { 'data-job': j.id },
         el('td', { class: 'mono', title: j.id, text: shortID(j.id) }),
@@ -272,7 +291,7 @@
         el('td', { text: fmtTime(j.createdAt) }),
         el('td', {}, actions));
     });
-    panel.replaceChildren(el('div', { class: 'table-wrap' }, el('table', {},
+    panel.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'jobs' },
       el('thead', {}, el('tr', {}, ['Job ID', 'Type', 'Status', 'Progress', 'Created', 'Actions'].map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, rows))));
   }
@@ -385,6 +404,7 @@
       // The stream has no replay: after a gap, read the lists again.
       if (connectedOnce) {
         pending.add('jobs');
+        pending.add('summary');
         for (const t of TABS) if (loaded[t]) pending.add(t);
         if (!flushTimer) flushTimer = setTimeout(flush, 0);
       }
@@ -436,6 +456,7 @@
       const p = d.product || (type.split('.')[3]);
       if (TABS.includes(p)) pending.add(p);
       pending.add('jobs');
+      pending.add('summary');
     } else if (/\.alert\.critical\.v1$/.test(type)) {
       const b = $('banner');
       b.textContent = '⚠ ' + num(d.critical) + ' critical issue' + (num(d.critical) === 1 ? '' : 's') + ' in Insight upload ' + shortID(d.uploadId) + ' (' + fmtTime(d.raisedAt) + ')';
@@ -447,10 +468,17 @@
     if (!flushTimer) flushTimer = setTimeout(flush, 250);
   }
 
-  function flush() {
+  function flush(trailing) {
     flushTimer = null;
+    // Records are written in batches beside their events: read once more
+    // a little later so the last event of a burst is never shown stale.
+    if (trailing !== true && pending.size) {
+      const again = new Set(pending);
+      setTimeout(() => { for (const n of again) pending.add(n); if (!flushTimer) flush(true); }, 1500);
+    }
     for (const name of pending) {
-      if (name === 'jobs') loadJobs({ quiet: true });
+      if (name === 'summary') loadSummary();
+      else if (name === 'jobs') loadJobs({ quiet: true });
       else if (loaded[name]) load(name, { quiet: true });
     }
     pending.clear();
@@ -468,7 +496,7 @@
     selectTab(current);
     if (current !== 'jobs') loadJobs({ quiet: true }); // the statistics cards
 
-    api('GET', '/api/v1/stats/summary').then((r) => { if (session) renderSummary(r); });
+    loadSummary();
     openStream();
   }
 

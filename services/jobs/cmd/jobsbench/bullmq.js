@@ -1,0 +1,46 @@
+// BullMQ side of jobsbench: the same phases as the Go side.
+// usage: node bullmq.js <redisPort> <n> <concurrency> <payloadBytes> <latencyJobs> <rate>
+const { Queue, Worker } = require('bullmq');
+const [port, n, conc, size, latN, rate] = process.argv.slice(2).map(Number);
+const connection = { host: '127.0.0.1', port };
+const payload = 'x'.repeat(size);
+const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+(async () => {
+  const q = new Queue('bench', { connection });
+  await q.obliterate({ force: true }).catch(() => {});
+  // Enqueue: conc callers, no worker running.
+  let next = 0;
+  let t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < n) { next++; await q.add('job', { payload, t: Date.now() }, { removeOnComplete: true }); }
+  }));
+  const enqSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Process: a worker of the same concurrency drains them.
+  let done = 0;
+  let lat = null;
+  let resolveDone;
+  const allDone = new Promise(r => (resolveDone = r));
+  t0 = process.hrtime.bigint();
+  const w = new Worker('bench', async job => {
+    if (lat) lat.push(Date.now() - job.data.t);
+    done++;
+    if (done === n || (lat && lat.length === latN)) resolveDone();
+  }, { connection, concurrency: conc });
+  await allDone;
+  const procSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Latency: enqueue-to-start at a paced rate.
+  lat = [];
+  const all2 = new Promise(r => (resolveDone = r));
+  const every = 1000 / rate;
+  const start = Date.now();
+  for (let i = 0; i < latN; i++) {
+    const due = start + i * every;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise(r => setTimeout(r, wait));
+    q.add('job', { payload, t: Date.now() }, { removeOnComplete: true });
+  }
+  await all2;
+  console.log(JSON.stringify({ enqueuePerSec: n / enqSecs, processPerSec: n / procSecs, p50: pct(lat, 0.5), p99: pct(lat, 0.99) }));
+  await w.close(); await q.close();
+  process.exit(0);
+})().catch(e => { console.error(e); process.exit(1); });

@@ -1,0 +1,463 @@
+// Command jobsbench pushes the same jobs through the ODAVL Sync job queue
+// (JetStream with sync_interval 1s, job records in the embedded store) and
+// through BullMQ on Redis (appendonly yes, appendfsync everysec), on the
+// same machine in one run, and prints jobs/s, enqueue-to-start latency and
+// the ratios. It installs what it needs itself: redis-server from Debian
+// packages when missing and bullmq from npm into .tools/jobsbench. It also
+// measures result documents landed per second by the sync processor
+// against a raw InsertMany of the same documents into the same store.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/embedded"
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/services/jobs"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/queue"
+)
+
+//go:embed bullmq.js
+var bullmqJS []byte
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "jobsbench:", err)
+		os.Exit(1)
+	}
+}
+
+type figures struct {
+	EnqueuePerSec float64 `json:"enqueuePerSec"`
+	ProcessPerSec float64 `json:"processPerSec"`
+	P50           float64 `json:"p50"`
+	P99           float64 `json:"p99"`
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("jobsbench", flag.ContinueOnError)
+	n := fs.Int("n", 20000, "jobs per run")
+	conc := fs.Int("concurrency", 20, "enqueue callers and workers")
+	size := fs.Int("payload", 1024, "payload bytes")
+	latN := fs.Int("latency-jobs", 3000, "jobs of the latency phase")
+	rate := fs.Int("rate", 1000, "jobs/s of the latency phase")
+	results := fs.Int("results", 5000, "result documents of the store phase")
+	tools := fs.String("tools", ".tools/jobsbench", "where bullmq is installed")
+	skipBull := fs.Bool("skip-bullmq", false, "measure only our queue")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of our queue's run here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	dir, err := os.MkdirTemp("", "jobsbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Fprintf(out, "jobsbench: %d jobs of %d bytes, %d callers and %d workers; latency at %d jobs/s over %d jobs\n\n", *n, *size, *conc, *conc, *rate, *latN)
+	ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate)
+	if err != nil {
+		return fmt.Errorf("our queue: %w", err)
+	}
+	var bull *figures
+	if !*skipBull {
+		if bull, err = benchBullMQ(ctx, dir, *tools, *n, *conc, *size, *latN, *rate); err != nil {
+			return fmt.Errorf("bullmq: %w", err)
+		}
+	}
+	fmt.Fprintf(out, "%-52s %12s %12s %10s %10s\n", "system (durability)", "enqueue/s", "process/s", "p50 ms", "p99 ms")
+	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "ODAVL queue: JetStream file, sync_interval 1s + FerretDB", ours.EnqueuePerSec, ours.ProcessPerSec, ours.P50, ours.P99)
+	if bull != nil {
+		fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "BullMQ 6.7 on Redis: appendonly yes, everysec", bull.EnqueuePerSec, bull.ProcessPerSec, bull.P50, bull.P99)
+		fmt.Fprintf(out, "%-52s %11.2fx %11.2fx %9.2fx %9.2fx\n", "ratio ODAVL / BullMQ (latency: lower is better)",
+			ours.EnqueuePerSec/bull.EnqueuePerSec, ours.ProcessPerSec/bull.ProcessPerSec, ours.P50/max(bull.P50, 0.001), ours.P99/max(bull.P99, 0.001))
+	}
+	landed, raw, err := benchResults(ctx, dir, *results)
+	if err != nil {
+		return fmt.Errorf("result documents: %w", err)
+	}
+	fmt.Fprintf(out, "\nresult documents (insight uploads through the sync processor, %d): %.0f landed/s; raw InsertMany (batches of 100) of the same documents into the same store: %.0f/s; ratio %.2f\n",
+		*results, landed, raw, landed/raw)
+	return nil
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// servers starts JetStream (sync every second) and the embedded store.
+func servers(dir string) (*nats.Conn, *mongo.Database, func(), error) {
+	ns, err := embedded.StartNATS(embedded.NATSConfig{StoreDir: filepath.Join(dir, "js"), DontListen: true, SyncInterval: time.Second})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, nil, err
+	}
+	st, err := embedded.StartStore(filepath.Join(dir, "store"), "127.0.0.1:0", quiet())
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, nil, err
+	}
+	mc, err := mongodb.Connect(context.Background(), st.URI)
+	if err != nil {
+		st.Stop()
+		ns.Shutdown()
+		return nil, nil, nil, err
+	}
+	js, _ := jetstream.New(nc)
+	if err := bus.EnsureStreams(context.Background(), js, bus.StreamOptions{}); err != nil {
+		return nil, nil, nil, err
+	}
+	stop := func() { _ = mc.Disconnect(context.Background()); st.Stop(); nc.Close(); ns.Shutdown() }
+	return nc, mc.Database("bench"), stop, nil
+}
+
+func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int) (figures, error) {
+	nc, db, stop, err := servers(filepath.Join(dir, "ours"))
+	if err != nil {
+		return figures{}, err
+	}
+	defer stop()
+	store := jobstore.New(db)
+	if err := mongodb.EnsureIndexes(ctx, db, jobstore.Indexes()); err != nil {
+		return figures{}, err
+	}
+	q, err := queue.New(quiet(), nc, store, queue.Config{Workers: conc, Prefetch: n + latN})
+	if err != nil {
+		return figures{}, err
+	}
+	var started atomic.Int64
+	var latMu sync.Mutex
+	var lat []float64
+	measuring := atomic.Bool{}
+	q.Handle("BENCH", func(ctx context.Context, j *queue.Job) (any, error) {
+		if measuring.Load() {
+			d := float64(time.Since(j.SubmittedAt).Microseconds()) / 1000
+			latMu.Lock()
+			lat = append(lat, d)
+			latMu.Unlock()
+		}
+		started.Add(1)
+		return nil, nil
+	})
+	if err := q.Start(ctx); err != nil {
+		return figures{}, err
+	}
+	defer q.Stop()
+	payload, _ := json.Marshal(map[string]string{"data": string(make([]byte, 0)) + randomText(size-12)})
+
+	// Enqueue with the queue paused: nothing runs meanwhile.
+	if err := q.Pause(ctx); err != nil {
+		return figures{}, err
+	}
+	var next atomic.Int64
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, conc)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if _, err := q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	enq := time.Since(t0)
+	select {
+	case err := <-errc:
+		return figures{}, err
+	default:
+	}
+	// Process: resume and wait until every job's final record is in the
+	// store (its COMPLETED event is published with the record's batch; the
+	// count checks the store itself once at the end).
+	completed, err := count(nc, events.JobEventSubject("org", "proj", jobstore.Completed))
+	if err != nil {
+		return figures{}, err
+	}
+	t0 = time.Now()
+	if err := q.Resume(ctx); err != nil {
+		return figures{}, err
+	}
+	if err := completed.wait(int64(n), 5*time.Minute); err != nil {
+		return figures{}, err
+	}
+	q.Writer().Flush()
+	if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), time.Minute); err != nil {
+		return figures{}, err
+	}
+	proc := time.Since(t0)
+	// Latency at a paced rate.
+	measuring.Store(true)
+	every := time.Second / time.Duration(rate)
+	start := time.Now()
+	var lwg sync.WaitGroup
+	for i := range latN {
+		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+			time.Sleep(d)
+		}
+		lwg.Add(1)
+		go func() {
+			defer lwg.Done()
+			_, _ = q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload})
+		}()
+	}
+	lwg.Wait()
+	if err := completed.wait(int64(n+latN), 2*time.Minute); err != nil {
+		return figures{}, err
+	}
+	latMu.Lock()
+	defer latMu.Unlock()
+	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds(), P50: pct(lat, 0.5), P99: pct(lat, 0.99)}, nil
+}
+
+func randomText(n int) string {
+	b := make([]byte, max(n, 1))
+	for i := range b {
+		b[i] = 'a' + byte(i*7%26)
+	}
+	return string(b)
+}
+
+func pct(a []float64, p float64) float64 {
+	if len(a) == 0 {
+		return 0
+	}
+	s := slices.Clone(a)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+// counter counts the messages on a subject (core NATS: the events the
+// services publish as they finish), so that waiting does not poll the store:
+// a count scans the whole collection in the embedded store and would eat
+// the CPU the system under test needs.
+type counter struct{ n atomic.Int64 }
+
+func count(nc *nats.Conn, subject string) (*counter, error) {
+	c := &counter{}
+	if _, err := nc.Subscribe(subject, func(*nats.Msg) { c.n.Add(1) }); err != nil {
+		return nil, err
+	}
+	return c, nc.Flush()
+}
+
+func (c *counter) wait(want int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for c.n.Load() < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d after %v", c.n.Load(), want, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// waitCount waits until the collection holds want documents, polling slowly.
+func waitCount(ctx context.Context, c *mongo.Collection, want int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		got, err := c.EstimatedDocumentCount(ctx)
+		if err != nil {
+			return err
+		}
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d records after %v", got, want, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func benchBullMQ(ctx context.Context, dir, tools string, n, conc, size, latN, rate int) (*figures, error) {
+	redis, err := exec.LookPath("redis-server")
+	if err != nil {
+		fmt.Println("installing redis-server (apt-get)")
+		if out, err := exec.Command("sh", "-c", "apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("installing redis-server: %v\n%s", err, out)
+		}
+		if redis, err = exec.LookPath("redis-server"); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tools, "node_modules", "ioredis")); err != nil {
+		fmt.Println("installing bullmq@6.7.0 and ioredis@5 (npm) into", tools)
+		if err := os.MkdirAll(tools, 0o755); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefix", tools, "bullmq@6.7.0", "ioredis@5")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("npm install bullmq: %v\n%s", err, out)
+		}
+	}
+	script := filepath.Join(tools, "bullmq-bench.js")
+	if err := os.WriteFile(script, bullmqJS, 0o644); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	rdir := filepath.Join(dir, "redis")
+	_ = os.MkdirAll(rdir, 0o700)
+	rs := exec.Command(redis, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", rdir, "--appendonly", "yes",
+		"--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction")
+	if err := rs.Start(); err != nil {
+		return nil, fmt.Errorf("starting redis: %w", err)
+	}
+	defer func() { _ = rs.Process.Kill(); _, _ = rs.Process.Wait() }()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			return nil, errors.New("redis did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	abs, _ := filepath.Abs(script)
+	cmd := exec.CommandContext(ctx, "node", abs, strconv.Itoa(port), strconv.Itoa(n), strconv.Itoa(conc), strconv.Itoa(size), strconv.Itoa(latN), strconv.Itoa(rate))
+	cmd.Dir = tools
+	cmd.Stderr = os.Stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("running the bullmq script: %w", err)
+	}
+	var f figures
+	if err := json.Unmarshal(outb, &f); err != nil {
+		return nil, fmt.Errorf("reading the bullmq figures %q: %w", outb, err)
+	}
+	return &f, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// benchResults measures insight uploads through the jobs service's sync
+// processor until their result documents are stored, then a raw InsertMany
+// of the same documents into a fresh collection of the same store.
+func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, err error) {
+	nc, db, stop, err := servers(filepath.Join(dir, "results"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stop()
+	cfg := jobs.DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	svc, err := jobs.New(quiet(), nc, db, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(sctx) }()
+	defer func() { cancel(); <-done }()
+	for !svc.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	processed, err := count(nc, events.ProcessedSubject("org", "proj", events.Insight))
+	if err != nil {
+		return 0, 0, err
+	}
+	now := time.Now().UTC()
+	var docs []any
+	var futs []jetstream.PubAckFuture
+	t0 := time.Now()
+	for i := range n {
+		in := events.InsightResult{ProjectID: "proj", OrganizationID: "org", Timestamp: now, Detectors: []string{"eslint"}, TotalIssues: 2,
+			IssuesBySeverity: events.IssuesBySeverity{High: 1, Low: 1},
+			Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: fmt.Sprintf("no-unused-vars %d", i), File: "src/a.ts", Line: 3, Column: 7},
+				{Detector: "eslint", Severity: "low", Message: "prefer-const", File: "src/b.ts", Line: 9, Column: 1}}}
+		payload, _ := json.Marshal(in)
+		id := fmt.Sprintf("upl_%06d", i)
+		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
+			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
+		subj := events.ReceivedSubject("org", "proj", events.Insight)
+		ev.Subject = subj
+		b, _ := json.Marshal(ev)
+		m := &nats.Msg{Subject: subj, Data: b, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return 0, 0, err
+		}
+		futs = append(futs, f)
+		var raw bson.Raw
+		_ = bson.UnmarshalExtJSON(payload, false, &raw)
+		docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: "org"}, {Key: "projectId", Value: "proj"},
+			{Key: "product", Value: "insight"}, {Key: "receivedAt", Value: now}, {Key: "data", Value: raw}})
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return 0, 0, err
+		}
+	}
+	if err := processed.wait(int64(n), 5*time.Minute); err != nil {
+		return 0, 0, err
+	}
+	landed = float64(n) / time.Since(t0).Seconds()
+	if err := waitCount(ctx, db.Collection("insight_results"), int64(n), time.Minute); err != nil {
+		return 0, 0, err
+	}
+	coll := db.Collection("raw_insert")
+	t0 = time.Now()
+	for i := 0; i < len(docs); i += 100 {
+		if _, err := coll.InsertMany(ctx, docs[i:min(i+100, len(docs))]); err != nil {
+			return 0, 0, err
+		}
+	}
+	raw = float64(n) / time.Since(t0).Seconds()
+	return landed, raw, nil
+}
