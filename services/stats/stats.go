@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/odavl/sync/libs/bus"
@@ -190,12 +191,12 @@ func (s *Service) finishRebuild(ctx context.Context) error {
 	}
 }
 
-// Status is answered on odavl.stats.v1.status.
+// status answers odavl.stats.v1.status.
 func (s *Service) status(context.Context, struct{}) (Status, error) {
 	return Status{Service: "stats", Version: Version, Generation: s.store.Generation()}, nil
 }
 
-func (s *Service) addEndpoints(ctx context.Context) (interface{ Stop() error }, error) {
+func (s *Service) addEndpoints(ctx context.Context) (micro.Service, error) {
 	const timeout = 30 * time.Second
 	return rpc.AddService(s.nc, "stats", Version, "ODAVL Sync stats", []rpc.Endpoint{
 		{Name: "status", Subject: "odavl.stats.v1.status", Handler: rpc.Handler(ctx, s.log, 5*time.Second, s.status)},
