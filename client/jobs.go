@@ -125,3 +125,60 @@ func (c *Client) jobAction(ctx context.Context, action, id string) (*JobActionRe
 	}
 	return &r, nil
 }
+
+// SubmitJobRequest is the body of POST /api/v1/jobs.
+type SubmitJobRequest struct {
+	Type           string     `json:"type"`               // REPORT_GENERATION, BULK_INVITATION, EMAIL_SEND, DATA_EXPORT
+	Priority       string     `json:"priority,omitempty"` // LOW, NORMAL (default), HIGH, CRITICAL
+	Payload        any        `json:"payload,omitempty"`
+	RunAt          *time.Time `json:"runAt,omitempty"`
+	TimeoutSeconds int        `json:"timeoutSeconds,omitempty"`
+}
+
+// SubmitJob submits a background job; follow it with GetJob or Wait.
+func (c *Client) SubmitJob(ctx context.Context, r SubmitJobRequest) (*Job, error) {
+	var j Job
+	if err := c.postJSON(ctx, "/api/v1/jobs", r, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// ClearJobsResult says how many completed jobs were deleted.
+type ClearJobsResult struct {
+	Deleted    int64 `json:"deleted"`
+	DaysToKeep int   `json:"daysToKeep"`
+}
+
+// ClearJobs deletes the project's COMPLETED jobs older than daysToKeep days.
+func (c *Client) ClearJobs(ctx context.Context, daysToKeep int) (*ClearJobsResult, error) {
+	var r ClearJobsResult
+	q := url.Values{"daysToKeep": {strconv.Itoa(daysToKeep)}}
+	if _, err := c.do(ctx, request{method: "DELETE", path: "/api/v1/sync/jobs", query: q, auth: true}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// QueueState is whether the job queue is paused.
+type QueueState struct {
+	Paused bool `json:"paused"`
+}
+
+// PauseQueue stops jobs from starting (admin keys).
+func (c *Client) PauseQueue(ctx context.Context) (*QueueState, error) {
+	var s QueueState
+	if err := c.postJSON(ctx, "/api/v1/sync/jobs/pause", struct{}{}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ResumeQueue lets jobs start again (admin keys).
+func (c *Client) ResumeQueue(ctx context.Context) (*QueueState, error) {
+	var s QueueState
+	if err := c.postJSON(ctx, "/api/v1/sync/jobs/resume", struct{}{}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}

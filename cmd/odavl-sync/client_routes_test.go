@@ -27,6 +27,10 @@ var clientRoutes = map[string]string{
 	"GET /api/v1/sync/jobs/{id}":      "Status, Wait, GetJob",
 	"GET /api/v1/sync/jobs":           "ListJobs",
 	"POST /api/v1/sync/jobs":          "RetryJob, CancelJob",
+	"POST /api/v1/jobs":               "SubmitJob",
+	"DELETE /api/v1/sync/jobs":        "ClearJobs",
+	"POST /api/v1/sync/jobs/pause":    "PauseQueue",
+	"POST /api/v1/sync/jobs/resume":   "ResumeQueue",
 	"GET /api/v1/alerts":              "Alerts",
 	"GET /api/v1/events/stream":       "Events",
 
