@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -26,31 +27,75 @@ type Job struct {
 	CreatedAt      time.Time       `json:"createdAt"`
 	UpdatedAt      time.Time       `json:"updatedAt"`
 	RunAt          *time.Time      `json:"runAt,omitempty"`
+	ParentID       string          `json:"parentId,omitempty"`
+	StartedAt      *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt     *time.Time      `json:"finishedAt,omitempty"`
 	History        []Transition    `json:"history,omitempty"`
 }
 
 // Transition is one status change of a job.
 type Transition struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-	Error  string    `json:"error,omitempty"`
+	Status  string    `json:"status"`
+	At      time.Time `json:"at"`
+	Attempt int       `json:"attempt,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Job priorities.
+const (
+	PriorityLow      = 1
+	PriorityNormal   = 5
+	PriorityHigh     = 10
+	PriorityCritical = 20
+)
+
+// SubmitJobRequest submits a job of a type clients may submit
+// (REPORT_GENERATION, BULK_INVITATION, EMAIL_SEND, DATA_EXPORT).
+type SubmitJobRequest struct {
+	Type     string          `json:"type"`
+	Priority int             `json:"priority,omitempty"` // 1, 5 (default), 10, 20
+	Payload  json.RawMessage `json:"payload,omitempty"`
+	// RunAt delays the job (DELAYED until then).
+	RunAt *time.Time `json:"runAt,omitempty"`
+	// TimeoutSeconds overrides the run time limit (1-86400; default 5 minutes).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+}
+
+// SubmitJob queues a job; it answers the job record (202).
+func (c *Client) SubmitJob(ctx context.Context, r SubmitJobRequest) (*Job, error) {
+	var j Job
+	if err := c.postJSON(ctx, "/api/v1/jobs", r, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// JobStats counts jobs by status and by type.
+type JobStats struct {
+	Total    int64            `json:"total"`
+	ByStatus map[string]int64 `json:"byStatus"`
+	ByType   map[string]int64 `json:"byType"`
+	Paused   bool             `json:"paused"`
 }
 
 // JobListOptions filter and page the job list.
 type JobListOptions struct {
 	Status string // WAITING, ACTIVE, COMPLETED, FAILED, DELAYED, PAUSED, CANCELLED
 	Type   string // INSIGHT_ANALYSIS, AUTOPILOT_CYCLE, GUARDIAN_TEST, …
-	Limit  int
-	Offset int
+	// ProjectID lists another project of the organization, or "*" for all
+	// (an admin key); empty: the client's project.
+	ProjectID string
+	Limit     int
+	Offset    int
 }
 
 // JobList is a page of jobs with the queue's statistics.
 type JobList struct {
-	Items  []Job           `json:"items"`
-	Total  int64           `json:"total"`
-	Limit  int             `json:"limit"`
-	Offset int             `json:"offset"`
-	Stats  json.RawMessage `json:"stats,omitempty"`
+	Items  []Job    `json:"items"`
+	Total  int64    `json:"total"`
+	Limit  int      `json:"limit"`
+	Offset int      `json:"offset"`
+	Stats  JobStats `json:"stats"`
 }
 
 // ListJobs returns a page of the project's jobs.
@@ -61,6 +106,9 @@ func (c *Client) ListJobs(ctx context.Context, o JobListOptions) (*JobList, erro
 	}
 	if o.Type != "" {
 		q.Set("type", o.Type)
+	}
+	if o.ProjectID != "" {
+		q.Set("projectId", o.ProjectID)
 	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
@@ -95,8 +143,8 @@ type JobAction struct {
 
 // JobActionResult is the answer to a job action.
 type JobActionResult struct {
-	Job     *Job   `json:"job,omitempty"`
-	Message string `json:"message,omitempty"`
+	Action string `json:"action"`
+	Job    *Job   `json:"job,omitempty"`
 }
 
 // RetryJob puts a failed job back in the queue.
@@ -110,74 +158,47 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*JobActionResult, er
 }
 
 func (c *Client) jobAction(ctx context.Context, action, id string) (*JobActionResult, error) {
-	var raw json.RawMessage
-	if err := c.postJSON(ctx, "/api/v1/sync/jobs", JobAction{Action: action, JobID: id}, &raw); err != nil {
-		return nil, err
-	}
 	var r JobActionResult
-	_ = json.Unmarshal(raw, &r)
-	if r.Job == nil {
-		// The answer may be the job itself.
-		var j Job
-		if json.Unmarshal(raw, &j) == nil && j.ID != "" {
-			r.Job = &j
-		}
+	if err := c.postJSON(ctx, "/api/v1/sync/jobs", JobAction{Action: action, JobID: id}, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
 
-// SubmitJobRequest is the body of POST /api/v1/jobs.
-type SubmitJobRequest struct {
-	Type           string     `json:"type"`               // REPORT_GENERATION, BULK_INVITATION, EMAIL_SEND, DATA_EXPORT
-	Priority       string     `json:"priority,omitempty"` // LOW, NORMAL (default), HIGH, CRITICAL
-	Payload        any        `json:"payload,omitempty"`
-	RunAt          *time.Time `json:"runAt,omitempty"`
-	TimeoutSeconds int        `json:"timeoutSeconds,omitempty"`
-}
-
-// SubmitJob submits a background job; follow it with GetJob or Wait.
-func (c *Client) SubmitJob(ctx context.Context, r SubmitJobRequest) (*Job, error) {
-	var j Job
-	if err := c.postJSON(ctx, "/api/v1/jobs", r, &j); err != nil {
-		return nil, err
-	}
-	return &j, nil
-}
-
-// ClearJobsResult says how many completed jobs were deleted.
-type ClearJobsResult struct {
+// ClearedJobs says how many finished jobs a clear deleted.
+type ClearedJobs struct {
 	Deleted    int64 `json:"deleted"`
 	DaysToKeep int   `json:"daysToKeep"`
 }
 
-// ClearJobs deletes the project's COMPLETED jobs older than daysToKeep days.
-func (c *Client) ClearJobs(ctx context.Context, daysToKeep int) (*ClearJobsResult, error) {
-	var r ClearJobsResult
+// ClearJobs deletes the COMPLETED jobs older than daysToKeep days.
+func (c *Client) ClearJobs(ctx context.Context, daysToKeep int) (*ClearedJobs, error) {
+	var r ClearedJobs
 	q := url.Values{"daysToKeep": {strconv.Itoa(daysToKeep)}}
-	if _, err := c.do(ctx, request{method: "DELETE", path: "/api/v1/sync/jobs", query: q, auth: true}, &r); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/sync/jobs", query: q, auth: true}, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
 }
 
-// QueueState is whether the job queue is paused.
+// QueueState says whether the project's queue is paused.
 type QueueState struct {
 	Paused bool `json:"paused"`
 }
 
-// PauseQueue stops jobs from starting (admin keys).
+// PauseQueue stops the project's queue from starting jobs (admin key).
 func (c *Client) PauseQueue(ctx context.Context) (*QueueState, error) {
-	var s QueueState
-	if err := c.postJSON(ctx, "/api/v1/sync/jobs/pause", struct{}{}, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return c.queueControl(ctx, "pause")
 }
 
-// ResumeQueue lets jobs start again (admin keys).
+// ResumeQueue lets the project's queue start jobs again (admin key).
 func (c *Client) ResumeQueue(ctx context.Context) (*QueueState, error) {
+	return c.queueControl(ctx, "resume")
+}
+
+func (c *Client) queueControl(ctx context.Context, what string) (*QueueState, error) {
 	var s QueueState
-	if err := c.postJSON(ctx, "/api/v1/sync/jobs/resume", struct{}{}, &s); err != nil {
+	if err := c.postJSON(ctx, "/api/v1/sync/jobs/"+what, struct{}{}, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,8 +168,8 @@ func TestCLIPushGuardianWithScreenshots(t *testing.T) {
 		t.Fatalf("stored run references %v", stored.Screenshots)
 	}
 	for i, sh := range p.Screenshots {
-		if stored.Screenshots[i] != sh.FileURL {
-			t.Errorf("screenshot %d referenced as %s, uploaded as %s", i, stored.Screenshots[i], sh.FileURL)
+		if stored.Screenshots[i] != sh.FileID {
+			t.Errorf("screenshot %d referenced as %s, uploaded as %s", i, stored.Screenshots[i], sh.FileID)
 		}
 		if got := download(t, cl, sh.FileID); !bytes.Equal(got, want[filepath.Base(sh.Path)]) {
 			t.Errorf("%s read back differs", sh.Path)
@@ -236,5 +237,57 @@ func TestCLISpooledGuardianKeepsItsScreenshots(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(cli.spool, "files", "*")); len(left) != 0 {
 		t.Errorf("spooled screenshot copies left after delivery: %v", left)
+	}
+}
+
+func TestCLIGuardianTakenAsServerStopsIsReplayedNotConflicting(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	px := newFaultProxy(t, c.APIURL)
+	cli := newCLI(t, map[string]string{
+		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
+		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
+	})
+	dir := t.TempDir()
+	shots := filepath.Join(dir, "shots")
+	_ = os.Mkdir(shots, 0o700)
+	if err := os.WriteFile(filepath.Join(shots, "home.png"), append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 300)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := guardianBody(c.OrganizationID, c.ProjectID, "tr-taken", "staging", true)
+	delete(body, "screenshots")
+	run := writeJSON(t, dir, "run.json", body)
+	// The screenshots go up; the server takes the run and stops before answering.
+	px.then(func(w http.ResponseWriter, r *http.Request, forward func(http.ResponseWriter)) {
+		forward(httptest.NewRecorder())
+		s.Stop()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	})
+	r := cli.run("push", "guardian", run, "--screenshots", shots, "--retries", "2")
+	if r.Code != ExitOK || !strings.Contains(r.Stderr, "spooled") {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	s2 := startServeOn(t, s.Data, nil)
+	px.retarget(t, s2.Cred.APIURL)
+	var fr flushJSON
+	if r := cli.run("spool", "flush", "--json"); r.Code != 0 {
+		t.Fatalf("flush: exit %d %s %s", r.Code, r.Stdout, r.Stderr)
+	} else {
+		r.JSON(t, &fr)
+	}
+	if fr.Delivered != 1 || fr.Rejected != 0 {
+		t.Fatalf("flush: %+v", fr)
+	}
+	cl := newClient(t, s2.Cred)
+	var l *client.ResultList
+	eventually(t, "the run stored", func() bool {
+		var err error
+		l, err = cl.List(context.Background(), client.Guardian, client.ListOptions{})
+		return err == nil && l.Total >= 1
+	})
+	files, _ := cl.ListFiles(context.Background(), client.FileListOptions{})
+	if l.Total != 1 || files == nil || files.Total != 1 {
+		t.Errorf("%d runs and %+v files stored, want one of each", l.Total, files)
 	}
 }

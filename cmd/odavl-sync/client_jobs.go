@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,16 @@ func newJobs(e *env) *cobra.Command {
 					return err
 				}
 				s.out.result(l, true, func(w io.Writer) {
-					fmt.Fprintf(w, "%d job(s)\n", l.Total)
+					fmt.Fprintf(w, "%d job(s)", l.Total)
+					for _, st := range []string{"WAITING", "ACTIVE", "DELAYED", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"} {
+						if n := l.Stats.ByStatus[st]; n > 0 {
+							fmt.Fprintf(w, ", %d %s", n, strings.ToLower(st))
+						}
+					}
+					if l.Stats.Paused {
+						fmt.Fprint(w, " (queue paused)")
+					}
+					fmt.Fprintln(w)
 					for _, j := range l.Items {
 						printJobLine(w, &j)
 					}
@@ -37,6 +47,7 @@ func newJobs(e *env) *cobra.Command {
 	}
 	list.Flags().StringVar(&o.Status, "status", "", "only jobs of this status (WAITING, ACTIVE, COMPLETED, FAILED, DELAYED, PAUSED, CANCELLED)")
 	list.Flags().StringVar(&o.Type, "type", "", "only jobs of this type (INSIGHT_ANALYSIS, AUTOPILOT_CYCLE, GUARDIAN_TEST, …)")
+	list.Flags().StringVar(&o.ProjectID, "project-filter", "", "list another project of the organization, or * for all (admin key)")
 	list.Flags().IntVar(&o.Limit, "limit", 20, "page size")
 	list.Flags().IntVar(&o.Offset, "offset", 0, "skip this many")
 	get := &cobra.Command{

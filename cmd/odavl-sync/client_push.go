@@ -80,8 +80,13 @@ errors and exits 4.`,
 					return withCode(ExitUsage, fmt.Errorf("--screenshots: %w", err))
 				}
 			}
-			rc, up, err := s.push(ctx, p, body, key, files)
+			rc, up, sent, err := s.push(ctx, p, body, key, files)
 			res.Files = up
+			if sent != nil {
+				// The screenshots are uploaded: a spooled run keeps their
+				// references, so its replay is the same document.
+				body, files = sent, nil
+			}
 			switch {
 			case err == nil:
 			case client.IsRejected(err):
@@ -165,20 +170,19 @@ func readInput(e *env, name string) ([]byte, error) {
 }
 
 // push uploads the screenshots (if any), references them in the body, and
-// pushes it.
-func (s *session) push(ctx context.Context, p client.Product, body []byte, key string, files []string) (*client.Receipt, []uploadedFile, error) {
-	var up []uploadedFile
+// pushes it. sent is the body as pushed once the screenshots are uploaded.
+func (s *session) push(ctx context.Context, p client.Product, body []byte, key string, files []string) (rc *client.Receipt, up []uploadedFile, sent []byte, err error) {
 	if len(files) > 0 {
-		var err error
 		if up, err = s.uploadScreenshots(ctx, files); err != nil {
-			return nil, up, err
+			return nil, up, nil, err
 		}
 		if body, err = withScreenshots(body, up); err != nil {
-			return nil, up, err
+			return nil, up, nil, err
 		}
+		sent = body
 	}
-	rc, err := s.cl.Push(ctx, p, body, client.PushOptions{IdempotencyKey: key})
-	return rc, up, err
+	rc, err = s.cl.Push(ctx, p, body, client.PushOptions{IdempotencyKey: key})
+	return rc, up, sent, err
 }
 
 // printError shows a rejection with --json on stdout.

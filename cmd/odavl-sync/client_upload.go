@@ -225,7 +225,8 @@ func (s *session) uploadScreenshotsWith(ctx context.Context, files []string, ret
 	return out, nil
 }
 
-// withScreenshots sets the run's screenshots to the uploaded files' URLs.
+// withScreenshots sets the run's screenshots to the uploaded files' ids,
+// which the server checks (each a file of the project, its bytes uploaded).
 func withScreenshots(body []byte, files []uploadedFile) ([]byte, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -233,10 +234,7 @@ func withScreenshots(body []byte, files []uploadedFile) ([]byte, error) {
 	}
 	refs := make([]string, len(files))
 	for i, f := range files {
-		refs[i] = f.FileURL
-		if refs[i] == "" {
-			refs[i] = f.FileID
-		}
+		refs[i] = f.FileID
 	}
 	b, _ := json.Marshal(refs)
 	doc["screenshots"] = b

@@ -71,7 +71,10 @@ func TestNATSClusterConfig(t *testing.T) {
 func kustomize(t *testing.T, dir string) []byte {
 	t.Helper()
 	var cmd *exec.Cmd
-	if p, err := exec.LookPath("kustomize"); err == nil {
+	tools := filepath.Join(repoRoot(t), ".tools/bin/kustomize") // scripts/check-k8s.sh installs it there
+	if _, err := os.Stat(tools); err == nil {
+		cmd = exec.Command(tools, "build", dir)
+	} else if p, err := exec.LookPath("kustomize"); err == nil {
 		cmd = exec.Command(p, "build", dir)
 	} else if p, err := exec.LookPath("kubectl"); err == nil {
 		cmd = exec.Command(p, "kustomize", dir)

@@ -358,8 +358,8 @@ func TestJobsThroughTheGoClient(t *testing.T) {
 	if st, err := cl.PauseQueue(ctx); err != nil || !st.Paused {
 		t.Fatalf("pause: %+v %v", st, err)
 	}
-	j, err := cl.SubmitJob(ctx, client.SubmitJobRequest{Type: "EMAIL_SEND", Priority: "LOW",
-		Payload: map[string]any{"to": []string{"grace@example.com"}, "subject": "hi", "text": "hello"}})
+	j, err := cl.SubmitJob(ctx, client.SubmitJobRequest{Type: "EMAIL_SEND", Priority: 1,
+		Payload: json.RawMessage(`{"to":["grace@example.com"],"subject":"hi","text":"hello"}`)})
 	if err != nil || j.Status != "PAUSED" || j.Priority != 1 {
 		t.Fatalf("submit while paused: %+v %v", j, err)
 	}

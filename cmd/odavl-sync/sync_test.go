@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
 )
@@ -649,5 +650,45 @@ func TestSyncGuardianScreenshotFiles(t *testing.T) {
 		if e.Field == "screenshots[2]" && !strings.Contains(e.Message, "not uploaded") {
 			t.Errorf("pending file: %q", e.Message)
 		}
+	}
+}
+
+// An upload that cannot be processed says so at its status URL, with the reason.
+func TestSyncReceiptFailedWithReason(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	js, err := jetstream.New(s.natsConn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A received event another producer got wrong (the gateway never sends
+	// this: its payload is not an Insight upload).
+	const id = "up_00000000000000000000000000000bad"
+	ev, err := events.New(id, "/test/producer", events.ReceivedType(events.Insight), time.Now(), c.OrganizationID, c.ProjectID, events.Received{
+		UploadID: id, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Product: events.Insight,
+		IdempotencyKey: "key:bad", ReceivedAt: time.Now().UTC(), Payload: json.RawMessage(`{"totalIssues":"many"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), js, events.ReceivedSubject(c.OrganizationID, c.ProjectID, events.Insight), ev); err != nil {
+		t.Fatal(err)
+	}
+	k := s.contract()
+	var st struct{ State, Status, Reason string }
+	eventually(t, "the job failed", func() bool {
+		r := s.Do(http.MethodGet, "/api/v1/sync/jobs/"+id, nil)
+		if r.Status == http.StatusNotFound {
+			return false
+		}
+		k.check(t, http.MethodGet, "/api/v1/sync/jobs/"+id, r)
+		r.JSON(t, &st)
+		return st.State == "failed"
+	})
+	if st.Status != "FAILED" || !strings.Contains(st.Reason, "decoding insight payload") {
+		t.Errorf("state %+v, want failed with the decoding error as reason", st)
+	}
+	if l := s.list("/api/v1/sync/insight"); l.Total != 0 {
+		t.Errorf("%d results stored from a failed upload", l.Total)
 	}
 }

@@ -38,17 +38,16 @@ type Config struct {
 	// Workers is how many events each consumer handles at once (STATS_WORKERS).
 	Workers int
 	// AckWait is how long an unacknowledged event waits before redelivery,
-	// e.g. after a crash (STATS_ACK_WAIT).
+	// e.g. after a crash (STATS_ACK_WAIT). A failed event is retried after
+	// the consumer loop's default delay (1s), without limit: a count is never dropped.
 	AckWait time.Duration
-	// RetryDelay is the delay before a failed event is retried (STATS_RETRY_DELAY).
-	RetryDelay time.Duration
 	// RebuildTimeout bounds a rebuild (STATS_REBUILD_TIMEOUT).
 	RebuildTimeout time.Duration
 }
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Workers: 4, AckWait: 60 * time.Second, RetryDelay: time.Second, RebuildTimeout: 30 * time.Minute}
+	return Config{Workers: 4, AckWait: 60 * time.Second, RebuildTimeout: 30 * time.Minute}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -58,7 +57,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Workers:        r.Int("STATS_WORKERS", d.Workers),
 		AckWait:        r.Duration("STATS_ACK_WAIT", d.AckWait),
-		RetryDelay:     r.Duration("STATS_RETRY_DELAY", d.RetryDelay),
 		RebuildTimeout: r.Duration("STATS_REBUILD_TIMEOUT", d.RebuildTimeout),
 	}
 	return c, r.Err()
@@ -99,8 +97,8 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	if cfg.Workers <= 0 {
 		return nil, errors.New("stats: Workers must be positive")
 	}
-	if cfg.AckWait <= 0 || cfg.RetryDelay <= 0 || cfg.RebuildTimeout <= 0 {
-		return nil, errors.New("stats: AckWait, RetryDelay and RebuildTimeout must be positive")
+	if cfg.AckWait <= 0 || cfg.RebuildTimeout <= 0 {
+		return nil, errors.New("stats: AckWait and RebuildTimeout must be positive")
 	}
 	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now}
 	s.store = statsdb.New(db, func() time.Time { return s.now() })

@@ -48,7 +48,7 @@ type running struct {
 func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.AckWait, cfg.RetryDelay = 2*time.Second, 100*time.Millisecond
+	cfg.AckWait = 2 * time.Second
 	nc := natstest.Connect(t, b.nats.URL)
 	svc, err := New(b.log, nc, b.db, cfg)
 	if err != nil {

@@ -190,14 +190,14 @@ func (a *API) streamEvents(c *gin.Context, open prometheus.Gauge) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	w := c.Writer
+	open.Inc() // before the client can see the stream open
+	defer open.Dec()
 	// retry tells EventSource-like clients when to reconnect; the opening
 	// comment lets the client know the subscription is live.
 	if _, err := w.WriteString("retry: 3000\n: open\n\n"); err != nil {
 		return
 	}
 	w.Flush()
-	open.Inc()
-	defer open.Dec()
 
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +35,7 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			return
 		}
 		key := keyOf(c)
-		errs := a.validator.Validate(p, key.OrganizationID, key.ProjectID, body)
+		errs, canonical := a.validator.Canonical(p, key.OrganizationID, key.ProjectID, body)
 		fields := make([]rpc.FieldError, 0, len(errs))
 		bad := map[string]bool{}
 		for _, e := range errs {
@@ -55,11 +54,6 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 		}
 		if len(fields) > 0 {
 			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
-			return
-		}
-		canonical, err := canonicalJSON(body)
-		if err != nil {
-			problem(c, http.StatusBadRequest, "validation", "body is not valid JSON")
 			return
 		}
 		idem, ferr := idempotencyKey(c, p, canonical)
@@ -149,24 +143,6 @@ func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string,
 		return "", &rpc.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}
 	}
 	return "key:" + h, nil
-}
-
-// canonicalJSON re-encodes a JSON document with sorted keys and no spaces,
-// keeping numbers as written, so equal payloads hash equally.
-func canonicalJSON(b []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(out.Bytes(), "\n"), nil
 }
 
 // page reads limit (1-100, default 20) and offset (≥ 0) and the time range.

@@ -75,13 +75,35 @@ func New(now func() time.Time) (*Validator, error) {
 // Validate checks body as an upload of product p for the tenant org/project.
 // It returns every bad field, sorted by path; none means the body is valid.
 func (v *Validator) Validate(p events.Product, org, project string, body []byte) []FieldError {
+	errs, _ := v.Canonical(p, org, project, body)
+	return errs
+}
+
+// Canonical validates body as Validate does and, when it is valid, returns it
+// re-encoded canonically: keys sorted, no insignificant spaces, numbers as
+// written, so equal payloads hash equally.
+func (v *Validator) Canonical(p events.Product, org, project string, body []byte) ([]FieldError, []byte) {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		return []FieldError{{Field: "", Message: "body is not valid JSON: " + err.Error()}}
+		return []FieldError{{Field: "", Message: "body is not valid JSON: " + err.Error()}}, nil
 	}
 	if _, ok := inst.(map[string]any); !ok {
-		return []FieldError{{Field: "", Message: "body must be a JSON object"}}
+		return []FieldError{{Field: "", Message: "body must be a JSON object"}}, nil
 	}
+	errs := v.check(p, org, project, body, inst)
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(inst); err != nil {
+		return []FieldError{{Field: "", Message: "body cannot be re-encoded: " + err.Error()}}, nil
+	}
+	return nil, bytes.TrimRight(out.Bytes(), "\n")
+}
+
+func (v *Validator) check(p events.Product, org, project string, body []byte, inst any) []FieldError {
 	var errs []FieldError
 	if err := v.schemas[p].Validate(inst); err != nil {
 		if ve, ok := err.(*jsonschema.ValidationError); ok {

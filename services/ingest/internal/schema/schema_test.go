@@ -130,3 +130,29 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// Equal payloads, however spaced and ordered, have one canonical form, and
+// numbers keep the digits they were sent with.
+func TestCanonical(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	a := `{"organizationId":"acme","projectId":"web","timestamp":"2026-12-01T11:00:00Z","detectors":["eslint"],"totalIssues":0,
+	  "issuesBySeverity":{"critical":0,"high":0,"medium":0,"low":0},"issues":[],"metrics":{"duration":1.50,"filesAnalyzed":3}}`
+	b := `{ "metrics" : {"filesAnalyzed":3, "duration":1.50}, "issues":[], "issuesBySeverity":{"low":0,"medium":0,"high":0,"critical":0},
+	  "totalIssues":0, "detectors":[ "eslint" ], "timestamp":"2026-12-01T11:00:00Z", "projectId":"web", "organizationId":"acme" }`
+	errsA, ca := v.Canonical(events.Insight, "acme", "web", []byte(a))
+	errsB, cb := v.Canonical(events.Insight, "acme", "web", []byte(b))
+	if len(errsA)+len(errsB) > 0 {
+		t.Fatal(errsA, errsB)
+	}
+	if string(ca) != string(cb) {
+		t.Errorf("canonical forms differ:\n%s\n%s", ca, cb)
+	}
+	want := `{"detectors":["eslint"],"issues":[],"issuesBySeverity":{"critical":0,"high":0,"low":0,"medium":0},"metrics":{"duration":1.50,"filesAnalyzed":3},"organizationId":"acme","projectId":"web","timestamp":"2026-12-01T11:00:00Z","totalIssues":0}`
+	if string(ca) != want {
+		t.Errorf("canonical %s\nwant      %s", ca, want)
+	}
+	if errs, c := v.Canonical(events.Insight, "acme", "web", []byte(`{"totalIssues":"x"}`)); len(errs) == 0 || c != nil {
+		t.Errorf("invalid body: %v %s", errs, c)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -58,10 +59,25 @@ func (k Key) Has(scope string) bool { return slices.Contains(k.Scopes, scope) }
 type Store struct {
 	db  *mongo.Database
 	now func() time.Time
+
+	// Known keys are remembered for CacheTTL, so a request does not read
+	// the store to authenticate; a revocation takes effect within it.
+	mu    sync.Mutex
+	cache map[string]cached
 }
 
+type cached struct {
+	key     Key
+	expires time.Time
+}
+
+// CacheTTL is how long an authenticated key is remembered.
+const CacheTTL = 15 * time.Second
+
 // New returns a Store over db.
-func New(db *mongo.Database) *Store { return &Store{db: db, now: time.Now} }
+func New(db *mongo.Database) *Store {
+	return &Store{db: db, now: time.Now, cache: map[string]cached{}}
+}
 
 // Indexes are the store's indexes.
 func Indexes() []mongodb.Index {
@@ -82,14 +98,28 @@ func HashKey(key string) string {
 
 // Authenticate returns the key whose hash matches key.
 func (s *Store) Authenticate(ctx context.Context, key string) (Key, error) {
+	h := HashKey(key)
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[h]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.key, nil
+	}
 	var k Key
-	err := s.db.Collection(KeysCollection).FindOne(ctx, bson.D{{Key: "hash", Value: HashKey(key)}}).Decode(&k)
+	err := s.db.Collection(KeysCollection).FindOne(ctx, bson.D{{Key: "hash", Value: h}}).Decode(&k)
 	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && k.Revoked) {
 		return Key{}, ErrUnknownKey
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("looking up key: %w", err)
 	}
+	s.mu.Lock()
+	if len(s.cache) > 10000 {
+		clear(s.cache) // only known keys are cached; this bounds it all the same
+	}
+	s.cache[h] = cached{key: k, expires: now.Add(CacheTTL)}
+	s.mu.Unlock()
 	return k, nil
 }
 

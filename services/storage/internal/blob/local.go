@@ -381,6 +381,9 @@ func (l *Local) put(w http.ResponseWriter, r *http.Request, key string, q url.Va
 		}
 		dest = filepath.Join(l.uploadDir(upload), part)
 	}
+	// The server's read timeout is set for API bodies; a signed upload of
+	// up to 100 MB may take longer.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
 	tmp, err := os.CreateTemp(filepath.Join(l.dir, "tmp"), "put-*")
 	if err != nil {
 		refuse(w, http.StatusInternalServerError, "cannot store the blob")

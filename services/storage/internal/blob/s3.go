@@ -69,7 +69,13 @@ func (p *S3) Ensure(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if status(err) != http.StatusNotFound {
+	switch status(err) {
+	case http.StatusNotFound:
+	case http.StatusForbidden:
+		// Credentials scoped to the bucket's objects may not head it;
+		// signing needs no such right.
+		return nil
+	default:
 		return fmt.Errorf("checking bucket %s: %w", p.cfg.Bucket, err)
 	}
 	if _, err := p.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &p.cfg.Bucket}); err != nil {

@@ -192,3 +192,31 @@ func TestSanitize(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentDownloadURLsAreAllCounted(t *testing.T) {
+	f, _ := setup(t)
+	ctx := context.Background()
+	body := []byte("x")
+	u, err := f.UploadURL(ctx, rpc.UploadURLRequest{Caller: caller, Filename: "x.txt", ContentType: "text/plain", Size: 1, AccessLevel: rpc.AccessProject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, u.Instructions.Method, u.UploadURL, u.Instructions.Headers, body)
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := f.DownloadURL(ctx, rpc.FileRequest{Caller: caller, FileID: u.FileID})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.Get(ctx, rpc.FileRequest{Caller: caller, FileID: u.FileID})
+	if err != nil || got.DownloadCount != n {
+		t.Fatalf("downloadCount %d after %d concurrent download URLs (%v)", got.DownloadCount, n, err)
+	}
+}
