@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/odavl/sync/client"
 )
 
 type apiJob struct {
@@ -341,5 +344,31 @@ func TestExportAndReportJobsGoThroughStorage(t *testing.T) {
 	}
 	if strings.Contains(page, "<script") || strings.Contains(page, "src=\"http") {
 		t.Fatal("the report is not self-contained")
+	}
+}
+
+func TestJobsThroughTheGoClient(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	cl, err := client.New(client.Config{BaseURL: c.APIURL, APIKey: c.APIKey, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if st, err := cl.PauseQueue(ctx); err != nil || !st.Paused {
+		t.Fatalf("pause: %+v %v", st, err)
+	}
+	j, err := cl.SubmitJob(ctx, client.SubmitJobRequest{Type: "EMAIL_SEND", Priority: 1,
+		Payload: json.RawMessage(`{"to":["grace@example.com"],"subject":"hi","text":"hello"}`)})
+	if err != nil || j.Status != "PAUSED" || j.Priority != 1 {
+		t.Fatalf("submit while paused: %+v %v", j, err)
+	}
+	if st, err := cl.ResumeQueue(ctx); err != nil || st.Paused {
+		t.Fatalf("resume: %+v %v", st, err)
+	}
+	s.waitJob(t, j.ID, "COMPLETED")
+	r, err := cl.ClearJobs(ctx, 0)
+	if err != nil || r.Deleted != 1 {
+		t.Fatalf("clear: %+v %v", r, err)
 	}
 }

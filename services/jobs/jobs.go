@@ -57,7 +57,7 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{SyncWorkers: 8, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
+	return Config{SyncWorkers: 16, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
 		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, KeepCompleted: 7 * 24 * time.Hour,
 		RecordHold: 200 * time.Millisecond}
 }
@@ -149,6 +149,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.queue.Stop()
 	go s.queue.RunCleanup(ctx)
 	proc := processor.New(s.log, s.js, s.results, s.jobs, s.queue.Writer(), s.now)
+	inserterCtx, stopInserter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopInserter()
+	proc.UseInserter(results.NewInserter(inserterCtx, s.results))
 	cc := bus.ConsumerConfig{
 		Stream: events.StreamSync, Durable: ConsumerSync, Filters: []string{events.AllReceived},
 		Backoff: s.cfg.Backoff, Workers: s.cfg.SyncWorkers,

@@ -538,7 +538,14 @@ func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]err
 			out[e] = nil
 			continue
 		}
-		_, rerr := w.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.rec.ID}, {Key: "generation", Value: bson.D{{Key: "$lt", Value: e.rec.Generation}}}}, e.rec)
+		// Upsert: the older record may have been deleted meanwhile (a
+		// manual retry deletes it); a record of the same generation makes
+		// the upsert a duplicate, and that record stands.
+		_, rerr := w.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.rec.ID}, {Key: "generation", Value: bson.D{{Key: "$lt", Value: e.rec.Generation}}}},
+			docs[j], options.Replace().SetUpsert(true))
+		if mongo.IsDuplicateKeyError(rerr) {
+			rerr = nil
+		}
 		if rerr != nil {
 			out[e] = fmt.Errorf("replacing job record %s: %w", e.rec.ID, rerr)
 		} else {

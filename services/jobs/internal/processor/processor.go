@@ -29,6 +29,7 @@ type Processor struct {
 	log     *slog.Logger
 	js      jetstream.JetStream
 	results *results.Store
+	insert  func(context.Context, results.Result) error
 	jobs    *jobstore.Store
 	writer  *jobstore.Writer
 	now     func() time.Time
@@ -37,8 +38,11 @@ type Processor struct {
 // New returns a Processor. Its job records go through w, the queue's
 // record writer, and its lifecycle events are the queue's.
 func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobstore.Store, w *jobstore.Writer, now func() time.Time) *Processor {
-	return &Processor{log: log, js: js, results: rs, jobs: jobs, writer: w, now: now}
+	return &Processor{log: log, js: js, results: rs, insert: rs.Insert, jobs: jobs, writer: w, now: now}
 }
+
+// UseInserter makes the processor's result inserts join in's batches.
+func (p *Processor) UseInserter(in *results.Inserter) { p.insert = in.Insert }
 
 // transit records a transition of a sync job and publishes its lifecycle
 // event; a final one is durable before it returns.
@@ -127,7 +131,7 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if err := p.results.Insert(ctx, r); err != nil && !errors.Is(err, results.ErrExists) {
+	if err := p.insert(ctx, r); err != nil && !errors.Is(err, results.ErrExists) {
 		return err
 	}
 	if alert != nil {

@@ -197,8 +197,8 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	next := r
 	next.Generation++
 	next.Error, next.Progress, next.FinishedAt = "", 0, nil
-	// Live first, then the submission, then the old record goes: a crash
-	// in between leaves the newer generation visible, never nothing.
+	// Live first, then the submission: a crash in between leaves the newer
+	// generation visible (and its older record), never nothing.
 	if err := <-q.writer.Add(jobstore.Change{Base: next, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
 		return r, err
 	}
@@ -215,13 +215,19 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	if err != nil {
 		return r, err
 	}
-	if err := q.store.Delete(ctx, id, r.Generation); err != nil {
-		return r, err
-	}
+	// The older generation's record stays in the store until the new one
+	// finishes and replaces it; reads prefer the newer generation.
 	if err := q.emit(sub, jobstore.Waiting, r.Status, 0, r.Attempts, "", now)(); err != nil {
 		return r, err
 	}
-	return q.Get(ctx, org, project, id)
+	if out, err := q.Get(ctx, org, project, id); err == nil {
+		return out, nil
+	}
+	// The new generation may already be finishing (its record in flight
+	// between the live bucket and the store): answer it as submitted.
+	next.Status, next.UpdatedAt = jobstore.Waiting, now
+	next.History = append(next.History, jobstore.Transition{Status: jobstore.Waiting, At: now})
+	return next, nil
 }
 
 // Stats counts jobs by status and by type.
@@ -243,6 +249,13 @@ func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
 	for _, r := range q.writer.Live(matches(jobstore.Query{OrganizationID: org, ProjectID: project})) {
 		bs[r.Status]++
 		bt[r.Type]++
+		if r.Generation > 0 {
+			// A job retried by hand: its older record is still stored.
+			if old, err := q.store.GetAny(ctx, r.ID); err == nil && old.Generation < r.Generation {
+				bs[old.Status]--
+				bt[old.Type]--
+			}
+		}
 	}
 	st := Stats{ByStatus: map[string]int64{}, ByType: map[string]int64{}, Paused: q.Paused()}
 	for _, s := range jobstore.Statuses {
@@ -279,7 +292,18 @@ func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record,
 	if err != nil {
 		return nil, 0, err
 	}
-	all := append(live, stored...)
+	newer := map[string]int{}
+	for _, r := range live {
+		newer[r.ID] = r.Generation
+	}
+	all := live
+	for _, r := range stored {
+		if g, ok := newer[r.ID]; ok && g > r.Generation {
+			total-- // superseded by its retry
+			continue
+		}
+		all = append(all, r)
+	}
 	slices.SortStableFunc(all, func(a, b jobstore.Record) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c

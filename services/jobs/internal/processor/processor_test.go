@@ -1,0 +1,115 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/mongotest"
+	"github.com/odavl/sync/libs/natstest"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/processor"
+	"github.com/odavl/sync/services/jobs/internal/results"
+)
+
+// A sync upload's job goes through the queue's record writer and publishes
+// its lifecycle events like any queued job.
+func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nb := natstest.Start(t)
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := jobstore.New(mb.DB)
+	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	rs := results.New(mb.DB)
+	p := processor.New(log, nb.JS, rs, store, w, time.Now)
+	ictx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	p.UseInserter(results.NewInserter(ictx, rs))
+
+	var mu sync.Mutex
+	var got []string
+	sub, err := nb.Conn.Subscribe(events.AllJobEvents, func(m *nats.Msg) {
+		ev, _ := events.Decode(m.Data)
+		var d events.JobStatusChanged
+		_ = ev.DataAs(&d)
+		mu.Lock()
+		got = append(got, d.Status+"/"+ev.ID)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived}, Backoff: []time.Duration{100 * time.Millisecond}, Workers: 4}
+	cons, err := bus.EnsureConsumer(ctx, nb.JS, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop, err := bus.Consume(ctx, log, cons, cc, p.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(loop.Stop)
+
+	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
+		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
+		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
+	ev, _ := events.New("received-up_1", "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
+		events.Received{UploadID: "up_1", OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: "k", ReceivedAt: time.Now().UTC(), Payload: payload})
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var rec jobstore.Record
+	for {
+		rec, err = store.Get(ctx, "o", "p", "up_1")
+		if err == nil && rec.Status == jobstore.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job record: %+v %v", rec, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rec.Type != jobstore.InsightAnalysis || rec.ResultID != "up_1" || rec.Attempts != 1 || rec.Progress != 100 {
+		t.Fatalf("record %+v", rec)
+	}
+	if _, err := rs.Get(ctx, "o", "p", events.Insight, "up_1"); err != nil {
+		t.Fatalf("result: %v", err)
+	}
+	for {
+		mu.Lock()
+		seq := slices.Clone(got)
+		mu.Unlock()
+		if slices.Contains(seq, "COMPLETED/up_1-COMPLETED-1") {
+			if !slices.Contains(seq, "ACTIVE/up_1-ACTIVE-1") {
+				t.Fatalf("events %v: no ACTIVE", seq)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v", seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
