@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -286,14 +287,33 @@ func apply(r *Record, c Change) {
 	r.History = append(r.History, Transition{Status: c.Status, At: c.At, Attempt: c.Attempt, Error: c.Error})
 }
 
-// View combines a record read from MongoDB (stored: whether there was one)
-// with what this instance knows of the job: its unwritten changes and the
-// live bucket. The newest generation wins; inside one, a finished record.
-func (w *Writer) View(id string, r Record, stored bool) (Record, bool) {
+// Read returns a job's record as this instance knows it best: its
+// unwritten changes, the live bucket and the record load reads from
+// MongoDB (stored: whether there was one). The newest generation wins;
+// inside one, a finished record.
+//
+// What is held here is looked at before load reads the store: a record
+// leaves this instance's memory only once it is in the store, so at every
+// moment of a job's move from the live bucket to the store one of the two
+// reads finds it.
+func (w *Writer) Read(id string, load func() (r Record, stored bool, err error)) (Record, bool, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	best, ok := r, stored
-	consider := func(c Record) {
+	var held []Record
+	if l, has := w.live[id]; has {
+		held = append(held, l)
+	}
+	if f, has := w.inflight[id]; has {
+		held = append(held, f)
+	}
+	if e := w.pending[id]; e != nil {
+		held = append(held, e.rec)
+	}
+	w.mu.Unlock()
+	best, ok, err := load()
+	if err != nil {
+		return Record{}, false, err
+	}
+	for _, c := range held {
 		switch {
 		case !ok, c.Generation > best.Generation:
 			best, ok = c, true
@@ -301,16 +321,7 @@ func (w *Writer) View(id string, r Record, stored bool) (Record, bool) {
 			best = c
 		}
 	}
-	if l, has := w.live[id]; has {
-		consider(l)
-	}
-	if f, has := w.inflight[id]; has {
-		consider(f)
-	}
-	if e := w.pending[id]; e != nil {
-		consider(e.rec)
-	}
-	return best, ok
+	return best, ok, nil
 }
 
 // Live returns the records of unfinished jobs known here that match keep.
@@ -460,8 +471,12 @@ func (w *Writer) flush(all bool) {
 	var retry []*entry
 	w.mu.Lock()
 	for _, e := range es {
-		delete(w.inflight, e.rec.ID)
 		err := results[e]
+		if err == nil {
+			// A record not written stays in flight until requeue puts it
+			// back: it is never out of sight.
+			delete(w.inflight, e.rec.ID)
+		}
 		if err == nil && seqs[e] > w.revs[e.rec.ID].n {
 			w.revs[e.rec.ID] = rev{seqs[e], time.Now()}
 			if Terminal(e.rec.Status) {
@@ -560,6 +575,9 @@ func (w *Writer) requeue(es []*entry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range es {
+		if r, ok := w.inflight[e.rec.ID]; ok && r.UpdatedAt.Equal(e.rec.UpdatedAt) {
+			delete(w.inflight, e.rec.ID)
+		}
 		if newer := w.pending[e.rec.ID]; newer != nil {
 			continue // the newer entry holds the full state already
 		}
@@ -569,16 +587,37 @@ func (w *Writer) requeue(es []*entry) {
 	}
 }
 
-// Forget drops what this instance holds of a job without writing it (the
-// job was cancelled elsewhere) and deletes its live entry.
-func (w *Writer) Forget(id string) {
+// Forget drops what this instance holds of generation gen of a job without
+// writing it (the job was cancelled elsewhere) and deletes its live entry.
+// A newer generation (a manual retry made meanwhile) is left alone, here
+// and in the live bucket: the delete is conditional on the entry being the
+// newest one seen here.
+func (w *Writer) Forget(id string, gen int) {
 	w.mu.Lock()
-	if e := w.pending[id]; e != nil && !Terminal(e.rec.Status) && len(e.waiters) == 0 {
+	if e := w.pending[id]; e != nil && e.rec.Generation <= gen && !Terminal(e.rec.Status) && len(e.waiters) == 0 {
 		delete(w.pending, id)
 	}
+	newer := false
+	if l, ok := w.live[id]; ok && l.Generation > gen {
+		newer = true
+	}
+	if r, ok := w.inflight[id]; ok && r.Generation > gen {
+		newer = true
+	}
+	if e := w.pending[id]; e != nil && e.rec.Generation > gen {
+		newer = true
+	}
+	seen := w.revs[id].n
 	w.mu.Unlock()
+	if newer {
+		return
+	}
 	m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + id, Header: nats.Header{}}
 	m.Header.Set("KV-Operation", "DEL")
+	if seen > 0 {
+		// Refused if the entry changed since (a retry's live record).
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seen, 10))
+	}
 	_, _ = w.js.PublishMsgAsync(m)
 }
 

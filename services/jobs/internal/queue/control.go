@@ -141,11 +141,16 @@ var (
 // Get returns a job of a tenant as this instance knows it best: the
 // finished record in MongoDB, the live one, or changes not yet written.
 func (q *Queue) Get(ctx context.Context, org, project, id string) (jobstore.Record, error) {
-	r, err := q.store.GetAny(ctx, id)
-	if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
+	r, ok, err := q.writer.Read(id, func() (jobstore.Record, bool, error) {
+		r, err := q.store.GetAny(ctx, id)
+		if errors.Is(err, jobstore.ErrNotFound) {
+			return jobstore.Record{}, false, nil
+		}
+		return r, err == nil, err
+	})
+	if err != nil {
 		return jobstore.Record{}, err
 	}
-	r, ok := q.writer.View(id, r, err == nil)
 	if !ok || r.OrganizationID != org || (project != "" && r.ProjectID != project) {
 		return jobstore.Record{}, ErrNotFound
 	}

@@ -85,7 +85,7 @@ func (q *Queue) run(it *item) {
 	end := q.now().UTC()
 	switch {
 	case errors.Is(cause, errCancelled) || q.isCancelled(sub.JobID, sub.Generation):
-		q.writer.Forget(sub.JobID) // the canceller wrote the record
+		q.writer.Forget(sub.JobID, sub.Generation) // the canceller wrote the record
 		_ = msg.Ack()
 	case err == nil:
 		var output string

@@ -120,7 +120,7 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 // forgetAll drops the records of submissions that were not accepted.
 func (q *Queue) forgetAll(subs []Submission) {
 	for _, s := range subs {
-		q.writer.Forget(s.JobID)
+		q.writer.Forget(s.JobID, s.Generation)
 	}
 }
 
