@@ -97,8 +97,9 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 		MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt, History: []jobstore.Transition{},
 	}
 	if d.Attempt > 1 {
-		// The previous delivery may have finished and crashed before its ack.
-		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Status == jobstore.Completed {
+		// The previous delivery may have finished and crashed before its ack
+		// (or acked late); its record may have been cleared since.
+		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && (r.Status == jobstore.Completed || r.Status == jobstore.Cleared) {
 			return p.publishProcessed(ctx, rc, job, r.ResultID)
 		}
 	}

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -111,5 +112,65 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 			t.Fatalf("events %v", seq)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A redelivery of an upload whose job completed and was cleared meanwhile
+// (its ack was late, or it raced the first run) neither runs the job again
+// nor brings its record back.
+func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nb := natstest.Start(t)
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := jobstore.New(mb.DB)
+	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	p := processor.New(log, nb.JS, results.New(mb.DB), store, w, time.Now)
+
+	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
+		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
+		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
+	ev, _ := events.New("received-up_1", "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
+		events.Received{UploadID: "up_1", OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: "k", ReceivedAt: time.Now().UTC(), Payload: payload})
+	deliver := func(attempt int) {
+		t.Helper()
+		if err := p.Handle(ctx, bus.Delivery{Event: ev, Subject: events.ReceivedSubject("o", "p", events.Insight), Attempt: attempt, MaxAttempts: 4}); err != nil {
+			t.Fatalf("delivery %d: %v", attempt, err)
+		}
+	}
+	deliver(1)
+	if n, err := store.ClearCompleted(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}, time.Now()); err != nil || n != 1 {
+		t.Fatalf("clear: %d %v", n, err)
+	}
+	deliver(2)
+	w.Flush()
+
+	if r, err := store.Get(ctx, "o", "p", "up_1"); !errors.Is(err, jobstore.ErrNotFound) {
+		t.Fatalf("the cleared job is back: %+v %v", r, err)
+	}
+	byStatus, _, err := store.Counts(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"})
+	if err != nil || byStatus[jobstore.Completed] != 0 || byStatus[jobstore.Active] != 0 {
+		t.Fatalf("after the redelivery: %v %v", byStatus, err)
+	}
+	stream, err := nb.JS.Stream(ctx, events.StreamJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The completion's event is published (acknowledged) before Handle
+	// returns: a second run would have left its own.
+	m, err := stream.GetLastMsgForSubject(ctx, events.JobEventSubject("o", "p", jobstore.Completed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := m.Header.Get(nats.MsgIdHdr); id != "up_1-COMPLETED-1" {
+		t.Fatalf("last completion event %s: the upload ran again", id)
 	}
 }

@@ -1,0 +1,92 @@
+package jobstore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/mongotest"
+	"github.com/odavl/sync/libs/natstest"
+	"github.com/odavl/sync/services/jobs/internal/jobstore"
+)
+
+// A job cleared right after it completed stays gone when a late delivery
+// of its message writes its COMPLETED record again (a redelivery that raced
+// the first run, or whose ack came too late), and the redelivery's check
+// finds it finished; records and tombstones older than Remember go for
+// good.
+func TestClearedJobDoesNotComeBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nb := natstest.Start(t)
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, jobstore.Indexes()); err != nil {
+		t.Fatal(err)
+	}
+	store := jobstore.New(mb.DB)
+	w, err := jobstore.NewWriter(ctx, store, nb.JS, slog.New(slog.NewTextHandler(io.Discard, nil)), jobstore.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+
+	completed := func(id, org string, attempt int) {
+		t.Helper()
+		base := jobstore.Record{ID: id, Type: jobstore.InsightAnalysis, Priority: 5, OrganizationID: org, ProjectID: "p",
+			MaxAttempts: 4, CreatedAt: time.Now().UTC()}
+		w.Add(jobstore.Change{Base: base, Status: jobstore.Active, At: time.Now().UTC(), Attempt: attempt})
+		if err := <-w.Add(jobstore.Change{Base: base, Status: jobstore.Completed, At: time.Now().UTC(), Attempt: attempt,
+			ResultID: id, Durable: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	completed("up_1", "o", 1)
+	completed("up_other", "other", 1)
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour).UTC()
+	if _, err := store.Coll().InsertMany(ctx, []any{
+		jobstore.Record{ID: "up_old", Type: jobstore.InsightAnalysis, Status: jobstore.Completed, OrganizationID: "o", ProjectID: "p",
+			CreatedAt: weekAgo, UpdatedAt: weekAgo, History: []jobstore.Transition{}},
+		bson.D{{Key: "_id", Value: "up_cleared_long_ago"}, {Key: "status", Value: jobstore.Cleared}, {Key: "updatedAt", Value: weekAgo}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := store.ClearCompleted(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}, time.Now())
+	if err != nil || n != 2 {
+		t.Fatalf("clear: %d %v, want 2 (up_1 and up_old)", n, err)
+	}
+	// The late write of the finished job, as a second delivery makes it.
+	completed("up_1", "o", 2)
+	w.Flush()
+
+	byStatus, byType, err := store.Counts(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byStatus[jobstore.Completed] != 0 || byType[jobstore.InsightAnalysis] != 0 {
+		t.Fatalf("after the clear and a late write: by status %v, by type %v", byStatus, byType)
+	}
+	if _, total, err := store.List(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}); err != nil || total != 0 {
+		t.Fatalf("listed %d jobs after the clear: %v", total, err)
+	}
+	if r, err := store.Get(ctx, "o", "p", "up_1"); !errors.Is(err, jobstore.ErrNotFound) {
+		t.Fatalf("the cleared job reads %+v %v", r, err)
+	}
+	if r, err := store.GetAny(ctx, "up_1"); err != nil || !jobstore.Terminal(r.Status) {
+		t.Fatalf("a redelivery's check reads %+v %v, want it finished", r, err)
+	}
+	if r, err := store.Get(ctx, "other", "p", "up_other"); err != nil || r.Status != jobstore.Completed {
+		t.Fatalf("another tenant's job: %+v %v", r, err)
+	}
+	for _, id := range []string{"up_old", "up_cleared_long_ago"} {
+		if n, err := store.Coll().CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); err != nil || n != 0 {
+			t.Fatalf("%s: %d documents left (%v), want none", id, n, err)
+		}
+	}
+}
