@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,12 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// Workers is how many deliveries are handled at once (default 1).
 	Workers int
+	// KeepAlive is how long a delivery is kept alive with in-progress acks
+	// while its handler runs (0: not at all). Without it a handler that
+	// outlasts the ack wait (the first backoff, when there is one) sees its
+	// message redelivered to another worker while it still runs; past it, a
+	// stuck handler's message is redelivered.
+	KeepAlive time.Duration
 }
 
 // EnsureConsumer creates or updates the durable consumer described by c.
@@ -105,8 +112,15 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	if maxDeliver == 0 && len(c.Backoff) > 0 {
 		maxDeliver = len(c.Backoff) + 1
 	}
+	ackWait := c.AckWait
+	if len(c.Backoff) > 0 {
+		ackWait = slices.Min(c.Backoff)
+	} else if ackWait == 0 {
+		ackWait = 30 * time.Second
+	}
 	handle := func(msg jetstream.Msg) {
 		defer func() { <-sem; l.wg.Done() }()
+		defer keepAlive(msg, ackWait/3, c.KeepAlive)()
 		l.dispatch(hctx, log, msg, c.Backoff, maxDeliver, h)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
@@ -159,6 +173,31 @@ func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg
 		log.Warn("event failed, will retry", "event", ev.ID, "type", ev.Type, "attempt", d.Attempt, "retryIn", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
 	}
+}
+
+// keepAlive sends an in-progress ack for msg every interval for at most
+// limit, until the returned stop is called.
+func keepAlive(msg jetstream.Msg, every, limit time.Duration) (stop func()) {
+	if limit <= 0 || every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		end := time.After(limit)
+		for {
+			select {
+			case <-done:
+				return
+			case <-end:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // BackoffFor is the delay before the redelivery that follows attempt.

@@ -117,3 +117,55 @@ func TestPublishDedupesByEventID(t *testing.T) {
 		t.Errorf("second publish: duplicate=%v seq=%d, want duplicate of seq %d", a2.Duplicate, a2.Sequence, a1.Sequence)
 	}
 }
+
+// TestKeepAliveHoldsASlowDelivery checks that a handler that outlasts the
+// ack wait (the first backoff) keeps its message for up to KeepAlive: it is
+// not redelivered to another worker while it runs; a stuck one is, after.
+func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
+	t.Parallel()
+	nb := natstest.Start(t)
+	ctx := context.Background()
+	cfg := bus.ConsumerConfig{
+		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{"sync.v1.*.*.*.received"},
+		Backoff: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}, Workers: 4, KeepAlive: 2 * time.Second,
+	}
+	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	loop, err := bus.Consume(ctx, quiet, cons, cfg, func(ctx context.Context, d bus.Delivery) error {
+		mu.Lock()
+		seen[d.Event.ID] = append(seen[d.Event.ID], d.Attempt)
+		mu.Unlock()
+		wait := 700 * time.Millisecond // 7 ack waits, well inside KeepAlive
+		if d.Event.ID == "stuck" && d.Attempt == 1 {
+			wait = 4 * time.Second
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Stop()
+	for _, id := range []string{"slow", "stuck"} {
+		ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
+		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := seen["slow"]; len(got) != 1 {
+		t.Errorf("slow delivery handled as attempts %v, want only 1", got)
+	}
+	if got := seen["stuck"]; len(got) < 2 {
+		t.Errorf("stuck delivery handled as attempts %v, want a redelivery once KeepAlive is over", got)
+	}
+}

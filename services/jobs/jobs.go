@@ -155,6 +155,10 @@ func (s *Service) Run(ctx context.Context) error {
 	cc := bus.ConsumerConfig{
 		Stream: events.StreamSync, Durable: ConsumerSync, Filters: []string{events.AllReceived},
 		Backoff: s.cfg.Backoff, Workers: s.cfg.SyncWorkers,
+		// An upload takes milliseconds, but under load its batched writes can
+		// outlast the ack wait (the first backoff): keep it from being run
+		// again beside itself.
+		KeepAlive: time.Minute,
 	}
 	cons, err := bus.EnsureConsumer(ctx, s.js, cc)
 	if err != nil {
