@@ -161,6 +161,9 @@ func (w *Writer) watch(ctx context.Context) error {
 			if e.Revision() > w.revs[e.Key()].n {
 				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
 				if put {
+					if cur, ok := w.currentLocked(e.Key()); ok && r.Payload == "" && cur.Generation == r.Generation {
+						r.Payload = cur.Payload // the bucket keeps no payloads: keep the one known here
+					}
 					w.live[e.Key()] = r
 				} else {
 					delete(w.live, e.Key())
