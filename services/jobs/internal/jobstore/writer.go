@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -52,6 +53,8 @@ type WriterOptions struct {
 	Hold time.Duration
 	// Batch is the largest insert (default 100).
 	Batch int
+	// Parallel is how many inserts of one flush run side by side (default 4).
+	Parallel int
 }
 
 // Writer keeps job records where each is cheapest and never wrong after a
@@ -73,6 +76,7 @@ type Writer struct {
 	order    []string
 	inflight map[string]Record
 	live     map[string]Record
+	liveRaw  map[string][]byte // entries seen by the watch, not decoded yet
 	// revs is the newest revision of each key seen (puts and deletes), so
 	// that a late watch update never undoes a newer local write.
 	revs   map[string]rev
@@ -111,6 +115,9 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	if o.Batch <= 0 || o.Batch > 100 {
 		o.Batch = 100
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
 		History: 1, Storage: jetstream.FileStorage,
@@ -119,7 +126,7 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
 	}
 	w := &Writer{coll: s.coll, js: js, kv: kv, log: log, opt: o, pending: map[string]*entry{},
-		inflight: map[string]Record{}, live: map[string]Record{}, revs: map[string]rev{},
+		inflight: map[string]Record{}, live: map[string]Record{}, liveRaw: map[string][]byte{}, revs: map[string]rev{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := w.watch(ctx); err != nil {
 		return nil, err
@@ -155,15 +162,17 @@ func (w *Writer) watch(ctx context.Context) error {
 				}
 				continue
 			}
-			var r Record
-			put := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) == nil
+			// Entries are decoded when read: most are this instance's own
+			// puts, whose record it holds already.
+			put := e.Operation() == jetstream.KeyValuePut
 			w.mu.Lock()
 			if e.Revision() > w.revs[e.Key()].n {
 				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
+				delete(w.live, e.Key())
 				if put {
-					w.live[e.Key()] = r
+					w.liveRaw[e.Key()] = e.Value()
 				} else {
-					delete(w.live, e.Key())
+					delete(w.liveRaw, e.Key())
 				}
 			}
 			w.mu.Unlock()
@@ -240,8 +249,27 @@ func (w *Writer) currentLocked(id string) (Record, bool) {
 	if r, ok := w.inflight[id]; ok {
 		return r, true
 	}
-	r, ok := w.live[id]
-	return r, ok
+	return w.liveLocked(id)
+}
+
+// liveLocked is the live bucket's entry of a job as last seen here.
+func (w *Writer) liveLocked(id string) (Record, bool) {
+	if r, ok := w.live[id]; ok {
+		return r, true
+	}
+	raw, ok := w.liveRaw[id]
+	if !ok {
+		return Record{}, false
+	}
+	var r Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		w.log.Warn("undecodable live job entry", "job", id, "err", err)
+		delete(w.liveRaw, id)
+		return Record{}, false
+	}
+	delete(w.liveRaw, id)
+	w.live[id] = r
+	return r, true
 }
 
 func apply(r *Record, c Change) {
@@ -300,7 +328,7 @@ func apply(r *Record, c Change) {
 func (w *Writer) Read(id string, load func() (r Record, stored bool, err error)) (Record, bool, error) {
 	w.mu.Lock()
 	var held []Record
-	if l, has := w.live[id]; has {
+	if l, has := w.liveLocked(id); has {
 		held = append(held, l)
 	}
 	if f, has := w.inflight[id]; has {
@@ -345,6 +373,9 @@ func (w *Writer) Live(keep func(Record) bool) []Record {
 	}
 	for _, r := range w.inflight {
 		add(r)
+	}
+	for id := range w.liveRaw {
+		w.liveLocked(id)
 	}
 	for _, r := range w.live {
 		add(r)
@@ -416,19 +447,13 @@ func (w *Writer) flush(all bool) {
 		}
 	}
 	results := make(map[*entry]error, len(es))
-	for i := 0; i < len(finals); i += w.opt.Batch {
-		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
-		for e, err := range w.insertFinal(ctx, chunk) {
-			results[e] = err
-		}
-	}
-	// Live puts and deletes, pipelined.
+	// Live puts first, pipelined: they are acknowledged while the finished
+	// records are inserted.
 	type pub struct {
 		e *entry
 		f jetstream.PubAckFuture
 	}
 	var pubs []pub
-	seqs := map[*entry]uint64{}
 	for _, e := range lives {
 		lr := e.rec
 		lr.Payload = ""
@@ -440,9 +465,38 @@ func (w *Writer) flush(all bool) {
 		}
 		pubs = append(pubs, pub{e, f})
 	}
+	// Finished records, in chunks inserted side by side: the store decodes
+	// and encodes each document on its connection's goroutine, and only
+	// SQLite's own write is one at a time.
+	var rmu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, w.opt.Parallel)
+	for i := 0; i < len(finals); i += w.opt.Batch {
+		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out := w.insertFinal(ctx, chunk)
+			rmu.Lock()
+			maps.Copy(results, out)
+			rmu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// The live entries of the jobs now in the store are deleted, without
+	// acknowledgements: the record in the store is what counts (a read
+	// prefers a finished record to a live one of the same generation), the
+	// deletes go out on the same connection as every later put of the same
+	// key, so they cannot overtake one, and thousands of acknowledged
+	// publishes per flush would hold back the lifecycle events that share
+	// the connection's limit of pending acknowledgements.
 	w.mu.Lock()
 	for _, e := range finals {
 		_, e.inKV = w.live[e.rec.ID]
+		if _, raw := w.liveRaw[e.rec.ID]; raw {
+			e.inKV = true
+		}
 		e.inKV = e.inKV || w.revs[e.rec.ID].n > 0
 	}
 	w.mu.Unlock()
@@ -452,10 +506,11 @@ func (w *Writer) flush(all bool) {
 		}
 		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
 		m.Header.Set("KV-Operation", "DEL")
-		if f, err := w.js.PublishMsgAsync(m); err == nil {
-			pubs = append(pubs, pub{e, f})
+		if err := w.js.Conn().PublishMsg(m); err != nil {
+			w.log.Warn("live job entry not deleted", "job", e.rec.ID, "err", err)
 		}
 	}
+	seqs := make(map[*entry]uint64, len(pubs))
 	for _, p := range pubs {
 		var err error
 		select {
@@ -465,7 +520,7 @@ func (w *Writer) flush(all bool) {
 		case <-time.After(10 * time.Second):
 			err = errors.New("no acknowledgement of the live bucket in 10s")
 		}
-		if err != nil && !Terminal(p.e.rec.Status) {
+		if err != nil {
 			results[p.e] = fmt.Errorf("writing live job %s: %w", p.e.rec.ID, err)
 		}
 	}
@@ -473,18 +528,17 @@ func (w *Writer) flush(all bool) {
 	w.mu.Lock()
 	for _, e := range es {
 		err := results[e]
-		if err == nil {
-			// A record not written stays in flight until requeue puts it
-			// back: it is never out of sight.
-			delete(w.inflight, e.rec.ID)
+		if err != nil {
+			continue // in flight until requeue puts it back: never out of sight
 		}
-		if err == nil && seqs[e] > w.revs[e.rec.ID].n {
+		delete(w.inflight, e.rec.ID)
+		if Terminal(e.rec.Status) {
+			delete(w.live, e.rec.ID)
+			delete(w.liveRaw, e.rec.ID)
+		} else if seqs[e] > w.revs[e.rec.ID].n {
 			w.revs[e.rec.ID] = rev{seqs[e], time.Now()}
-			if Terminal(e.rec.Status) {
-				delete(w.live, e.rec.ID)
-			} else {
-				w.live[e.rec.ID] = e.rec
-			}
+			w.live[e.rec.ID] = e.rec
+			delete(w.liveRaw, e.rec.ID)
 		}
 	}
 	if len(w.revs) > 10000 && time.Since(w.pruned) > 10*time.Second {
@@ -492,7 +546,8 @@ func (w *Writer) flush(all bool) {
 		// ago; a scan every 10s at most, not one per flush.
 		w.pruned = time.Now()
 		for k, r := range w.revs {
-			if _, live := w.live[k]; !live && time.Since(r.at) > time.Minute {
+			_, raw := w.liveRaw[k]
+			if _, live := w.live[k]; !live && !raw && time.Since(r.at) > time.Minute {
 				delete(w.revs, k)
 			}
 		}
@@ -601,7 +656,7 @@ func (w *Writer) Forget(id string, gen int) {
 		delete(w.pending, id)
 	}
 	newer := false
-	if l, ok := w.live[id]; ok && l.Generation > gen {
+	if l, ok := w.liveLocked(id); ok && l.Generation > gen {
 		newer = true
 	}
 	if r, ok := w.inflight[id]; ok && r.Generation > gen {

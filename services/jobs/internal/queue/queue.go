@@ -196,6 +196,7 @@ type Queue struct {
 type runningJob struct {
 	gen    int
 	cancel context.CancelCauseFunc
+	msg    jetstream.Msg
 }
 
 var (
@@ -303,11 +304,8 @@ func (q *Queue) intake(level int, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	ev, err := events.Decode(m.Data())
 	var sub Submission
-	if err == nil {
-		err = ev.DataAs(&sub)
-	}
+	_, err = events.DecodeInto(m.Data(), &sub)
 	if err != nil || sub.JobID == "" {
 		q.log.Error("undecodable job submission terminated", "subject", m.Subject(), "seq", meta.Sequence.Stream, "err", err)
 		_ = m.TermWithReason("undecodable submission")
@@ -316,8 +314,9 @@ func (q *Queue) intake(level int, m jetstream.Msg) {
 	q.sched.push(&item{msg: m, sub: sub, level: level, attempt: int(meta.NumDelivered), held: time.Now()})
 }
 
-// keepHeld sends in-progress acks for the submissions the scheduler holds,
-// so JetStream does not redeliver them while they wait for a worker.
+// keepHeld sends in-progress acks for the submissions the scheduler holds
+// and the jobs that run, so JetStream does not redeliver them while they
+// wait for a worker or run longer than the ack wait (one ticker for all).
 func (q *Queue) keepHeld() {
 	t := time.NewTicker(q.cfg.AckWait / 3)
 	defer t.Stop()
@@ -329,6 +328,15 @@ func (q *Queue) keepHeld() {
 		}
 		for _, it := range q.sched.held() {
 			_ = it.msg.InProgress()
+		}
+		q.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(q.running))
+		for _, r := range q.running {
+			msgs = append(msgs, r.msg)
+		}
+		q.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress() // long jobs keep their message
 		}
 	}
 }

@@ -48,24 +48,10 @@ func (q *Queue) run(it *item) {
 	ctx, cancel := context.WithCancelCause(q.ctx)
 	ctx, cancelT := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	q.mu.Lock()
-	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel}
+	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel, msg: msg} // keepHeld keeps its message alive
 	q.mu.Unlock()
-	stopKeep := make(chan struct{})
-	go func() {
-		t := time.NewTicker(q.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopKeep:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
 	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.attempt >= q.cfg.MaxAttempts(), q: q, msg: msg}
 	out, err := safeRun(ctx, h, j)
-	close(stopKeep)
 	cause := context.Cause(ctx)
 	cancelT()
 	cancel(nil)
@@ -234,11 +220,8 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 		return fmt.Errorf("creating consumer of delayed jobs: %w", err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		ev, err := events.Decode(m.Data())
 		var sub Submission
-		if err == nil {
-			err = ev.DataAs(&sub)
-		}
+		_, err := events.DecodeInto(m.Data(), &sub)
 		if err != nil || sub.RunAt == nil {
 			_ = m.TermWithReason("undecodable delayed submission")
 			return
