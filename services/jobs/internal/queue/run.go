@@ -22,6 +22,9 @@ func (q *Queue) run(it *item) {
 		_ = msg.Ack() // the canceller wrote the record
 		return
 	}
+	if sub.Waits > 0 && !q.claimWake(it) {
+		return
+	}
 	attempt := sub.BaseAttempt + it.attempt
 	if it.attempt > 1 {
 		// A redelivery: the previous delivery may have finished the job and
@@ -63,7 +66,7 @@ func (q *Queue) run(it *item) {
 			}
 		}
 	}()
-	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.attempt >= q.cfg.MaxAttempts(), q: q, msg: msg}
+	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.genAttempt() >= q.cfg.MaxAttempts(), q: q, msg: msg}
 	out, err := safeRun(ctx, h, j)
 	close(stopKeep)
 	cause := context.Cause(ctx)
@@ -87,6 +90,10 @@ func (q *Queue) run(it *item) {
 	case errors.Is(cause, errCancelled) || q.isCancelled(sub.JobID, sub.Generation):
 		q.writer.Forget(sub.JobID, sub.Generation) // the canceller wrote the record
 		_ = msg.Ack()
+	case errors.As(err, new(*ChildrenWait)):
+		var w *ChildrenWait
+		errors.As(err, &w)
+		q.park(it, base, j, w, attempt, end)
 	case err == nil:
 		var output string
 		if out != nil {
@@ -108,7 +115,7 @@ func (q *Queue) run(it *item) {
 			q.finish(it, base, jobstore.Failed, attempt, err.Error(), "", end, true)
 			return
 		}
-		delay := bus.BackoffFor(q.cfg.Backoff, it.attempt)
+		delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
 		q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
 		q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Delayed, At: end, Attempt: attempt, Error: err.Error()})
 		if eerr := q.emit(sub, jobstore.Delayed, jobstore.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
@@ -146,6 +153,7 @@ func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt in
 		_ = it.msg.NakWithDelay(time.Second)
 		return
 	}
+	q.settled(it.sub)
 	if term {
 		q.log.Error("job failed", "job", base.ID, "type", base.Type, "attempt", attempt, "err", errMsg)
 		_ = it.msg.TermWithReason(truncate(errMsg, 200))
@@ -247,6 +255,10 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 			_ = m.Ack()
 			return
 		}
+		if sub.Waits > 0 {
+			q.dueWait(ctx, m, sub) // a job waiting for its children
+			return
+		}
 		if wait := sub.RunAt.Sub(q.now()); wait > 0 {
 			_ = m.NakWithDelay(min(wait, time.Hour))
 			return
@@ -258,7 +270,7 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 			status = jobstore.Paused
 		}
 		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
-		f, err := q.publishSubmission(sub, fmt.Sprintf("%s-due-%d", sub.JobID, sub.Generation))
+		f, err := q.publishSubmission(sub, dueID(sub))
 		if err == nil {
 			err = waitAll(ctx, []jetstream.PubAckFuture{f})
 		}
