@@ -171,11 +171,7 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 		fail("record", err)
 		return
 	}
-	f, err := q.publishSubmission(next, fmt.Sprintf("%s-wait-%d-%d", sub.JobID, sub.Generation, next.Waits))
-	if err == nil {
-		err = waitAll(ctx, []jetstream.PubAckFuture{f})
-	}
-	if err != nil {
+	if err := q.publishParked(ctx, next); err != nil {
 		fail("parked submission", err)
 		return
 	}
@@ -186,10 +182,23 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 	_ = it.msg.Ack()
 }
 
-// claimWake decides whether a delivery of a woken job runs: only the first
-// message of a wake to start (and its redeliveries) does. It acks or naks
-// the messages that do not run.
-func (q *Queue) claimWake(it *item) bool {
+// publishParked publishes the parked submission of a wait (a repeat of
+// the same wait is dropped by its message id).
+func (q *Queue) publishParked(ctx context.Context, next Submission) error {
+	f, err := q.publishSubmission(next, fmt.Sprintf("%s-wait-%d-%d", next.JobID, next.Generation, next.Waits))
+	if err == nil {
+		err = waitAll(ctx, []jetstream.PubAckFuture{f})
+	}
+	return err
+}
+
+// admit decides whether a woken job's delivery, or a redelivery, runs. Of a
+// wake only the first message to start (and its redeliveries) runs; a run
+// that parked its job already (its ack lost) is not run again: its parked
+// submission is published again (a repeat is dropped) and it is acked. It
+// acks or naks the messages that do not run.
+func (q *Queue) admit(it *item) bool {
+	sub := it.sub
 	meta, err := it.msg.Metadata()
 	if err != nil {
 		_ = it.msg.NakWithDelay(time.Second)
@@ -199,16 +208,29 @@ func (q *Queue) claimWake(it *item) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 10 {
-		e, rev, err := q.loadWait(ctx, it.sub.JobID)
+		e, rev, err := q.loadWait(ctx, sub.JobID)
 		switch {
+		case sub.Waits == 0 && (err != nil || e.Sub.Generation != sub.Generation):
+			if err != nil && !gone(err) {
+				q.log.Warn("reading the wait of a redelivered job", "job", sub.JobID, "err", err)
+			}
+			return true // a redelivery of a job that never waited in this generation
 		case gone(err):
 			_ = it.msg.Ack() // its wait is over: a stale duplicate
 			return false
 		case err != nil:
-			q.log.Warn("reading the wait of a woken job", "job", it.sub.JobID, "err", err)
+			q.log.Warn("reading the wait of a woken job", "job", sub.JobID, "err", err)
 			_ = it.msg.NakWithDelay(time.Second)
 			return false
-		case !e.current(it.sub):
+		case e.Sub.Generation == sub.Generation && e.Sub.Waits == sub.Waits+1:
+			// This run parked its job, then its ack was lost.
+			if err := q.publishParked(ctx, e.Sub); err != nil {
+				_ = it.msg.NakWithDelay(time.Second)
+				return false
+			}
+			_ = it.msg.Ack()
+			return false
+		case !e.current(sub):
 			_ = it.msg.Ack() // an older wake
 			return false
 		case e.State == waitRunning:
@@ -224,7 +246,7 @@ func (q *Queue) claimWake(it *item) bool {
 			return true
 		}
 		if !conflict(err) {
-			q.log.Warn("claiming the wake of a job", "job", it.sub.JobID, "err", err)
+			q.log.Warn("claiming the wake of a job", "job", sub.JobID, "err", err)
 			_ = it.msg.NakWithDelay(time.Second)
 			return false
 		}

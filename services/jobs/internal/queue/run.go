@@ -22,9 +22,6 @@ func (q *Queue) run(it *item) {
 		_ = msg.Ack() // the canceller wrote the record
 		return
 	}
-	if sub.Waits > 0 && !q.claimWake(it) {
-		return
-	}
 	attempt := sub.BaseAttempt + it.attempt
 	if it.attempt > 1 {
 		// A redelivery: the previous delivery may have finished the job and
@@ -33,6 +30,9 @@ func (q *Queue) run(it *item) {
 			_ = msg.Ack()
 			return
 		}
+	}
+	if (sub.Waits > 0 || it.attempt > 1) && !q.admit(it) {
+		return // children.go: a duplicate wake, or a run that parked already
 	}
 	h := q.handlers[sub.Type]
 	base := q.baseRecord(sub)
