@@ -52,6 +52,8 @@ type waitEntry struct {
 	State   string   `json:"state"`
 	// Seq is the stream sequence of the message that claimed the wake.
 	Seq uint64 `json:"seq,omitempty"`
+	// WokenAt is when it was woken.
+	WokenAt time.Time `json:"wokenAt,omitzero"`
 }
 
 // ChildrenWait is a handler's outcome that parks the job until the jobs
@@ -276,9 +278,13 @@ func (q *Queue) dueWait(ctx context.Context, m jetstream.Msg, sub Submission) {
 			_ = m.Ack() // woken and started already
 			return
 		case e.State == waitWoken:
-			// Its waker may have stopped before publishing it: publish again
-			// (JetStream drops the repeat; a duplicate that gets through is
-			// dropped by claimWake).
+			// Its waker may have stopped before publishing it: after an ack
+			// wait, publish again (JetStream drops the repeat; a duplicate
+			// that gets through is dropped by admit).
+			if left := q.cfg.AckWait - q.now().Sub(e.WokenAt); left > 0 {
+				_ = m.NakWithDelay(left)
+				return
+			}
 			if err := q.publishDue(ctx, e.Sub); err != nil {
 				_ = m.NakWithDelay(time.Second)
 				return
@@ -342,7 +348,7 @@ func (q *Queue) wake(ctx context.Context, e waitEntry, rev uint64) error {
 	if q.isCancelled(e.Sub.JobID, e.Sub.Generation) {
 		return nil
 	}
-	e.State, e.Pending = waitWoken, []string{}
+	e.State, e.Pending, e.WokenAt = waitWoken, []string{}, q.now().UTC()
 	if err := q.updateWait(ctx, e, rev); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
@@ -172,10 +175,11 @@ func TestWaitingForChildrenUsesNoWorkerAndNoAttempt(t *testing.T) {
 	if !slices.Equal(statuses, want) {
 		t.Fatalf("history %v, want %v", statuses, want)
 	}
-	// Each run's events have ids of their own: none is dropped as a repeat.
-	wantEvs := []string{"WAITING:0", "ACTIVE:1", "DELAYED:1", "WAITING:0", "ACTIVE:1", "DELAYED:1", "WAITING:0", "ACTIVE:1", "DELAYED:1", "WAITING:0", "ACTIVE:1", "COMPLETED:1"}
+	// Each run's events have ids of their own: none is dropped as a repeat
+	// (their order is the publishing order, not asserted here).
+	wantEvs := []string{"ACTIVE:1", "ACTIVE:1", "ACTIVE:1", "ACTIVE:1", "COMPLETED:1", "DELAYED:1", "DELAYED:1", "DELAYED:1", "WAITING:0", "WAITING:0", "WAITING:0", "WAITING:0"}
 	deadline := time.Now().Add(5 * time.Second)
-	for evs := b.storedEvents(t, r.ID); !slices.Equal(evs, wantEvs); evs = b.storedEvents(t, r.ID) {
+	for evs := slices.Sorted(slices.Values(b.storedEvents(t, r.ID))); !slices.Equal(evs, wantEvs); evs = slices.Sorted(slices.Values(b.storedEvents(t, r.ID))) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stored events %v, want %v", evs, wantEvs)
 		}
@@ -269,5 +273,82 @@ func TestWaitForAnyJobIsPolled(t *testing.T) {
 	defer mu.Unlock()
 	if runs != 2 || done.Output != `"COMPLETED"` {
 		t.Fatalf("parent ran %d times, output %s", runs, done.Output)
+	}
+}
+
+// A woken job published twice (a wake repeated after JetStream's dedupe
+// window) runs once: the first message claims the wake, the other is dropped,
+// while the job runs and after it finished.
+func TestDuplicateWakeRunsTheJobOnce(t *testing.T) {
+	t.Parallel()
+	cfg := childConfig()
+	cfg.Workers = 2 // a free worker takes the duplicate while the job runs
+	b := setup(t, cfg)
+	g := &gates{}
+	resumed, hold := make(chan struct{}, 1), make(chan struct{})
+	var mu sync.Mutex
+	runs := 0
+	q := b.start(t, map[string]queue.Handler{"CHILD": g.child, "PARENT": func(ctx context.Context, j *queue.Job) (any, error) {
+		mu.Lock()
+		runs++
+		n := runs
+		mu.Unlock()
+		if n == 1 {
+			if _, err := j.Submit(ctx, queue.Spec{ID: j.JobID + "-c", Type: "CHILD"}); err != nil {
+				return nil, err
+			}
+			return nil, j.WaitForChildren(j.JobID + "-c")
+		}
+		resumed <- struct{}{}
+		<-hold
+		return "done", nil
+	}})
+	r := submit(t, q, queue.Spec{Type: "PARENT"})
+	b.waitStatus(t, r.ID, jobstore.Delayed, 10*time.Second)
+	close(g.get(r.ID + "-c"))
+	<-resumed
+
+	ctx := context.Background()
+	kv, err := b.nats.JS.KeyValue(ctx, queue.WaitBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry struct {
+		Sub   queue.Submission `json:"sub"`
+		State string           `json:"state"`
+	}
+	if err := json.Unmarshal(e.Value(), &entry); err != nil || entry.State != "running" || entry.Sub.Waits != 1 {
+		t.Fatalf("wait entry of the resumed job: %s (%v)", e.Value(), err)
+	}
+	dup := func(id string) {
+		entry.Sub.RunAt = nil
+		ev, err := events.New(id, queue.Source, events.TypeJobSubmitted, time.Now(), "org1", "proj1", entry.Sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bus.Publish(ctx, b.nats.JS, events.JobSubject("normal", "PARENT"), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dup("dup-while-running")
+	time.Sleep(500 * time.Millisecond)
+	close(hold)
+	b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	dup("dup-after")
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 2 {
+		t.Fatalf("the job ran %d times, want 2 (before and after its wait)", runs)
+	}
+	if rec := b.stored(t, r.ID); rec.Status != jobstore.Completed || rec.Output != `"done"` {
+		t.Fatalf("record %s %s", rec.Status, rec.Output)
+	}
+	if _, err := kv.Get(ctx, r.ID); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the finished job's wait entry: %v, want it deleted", err)
 	}
 }
