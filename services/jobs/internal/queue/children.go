@@ -153,6 +153,9 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	fail := func(what string, err error) {
+		if q.isKilled() {
+			return // a crash acks nothing: JetStream redelivers
+		}
 		q.log.Error("job could not wait for its children, redelivering", "job", sub.JobID, "step", what, "err", err)
 		_ = it.msg.NakWithDelay(time.Second)
 	}
