@@ -7,6 +7,7 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -45,14 +46,36 @@ type Index struct {
 // EnsureIndexes creates each index unless it exists. They are created one at a
 // time: FerretDB 1.24 fails a createIndexes command that lists several
 // indexes of which one exists already.
+//
+// On FerretDB only unique indexes are created: its query planner filters on
+// _id alone, so any other index is never read, and each one costs a JSON
+// parse of the whole document on every insert and update.
 func EnsureIndexes(ctx context.Context, db *mongo.Database, idx []Index) error {
+	ferret, err := IsFerretDB(ctx, db)
+	if err != nil {
+		return err
+	}
 	for _, ix := range idx {
+		if ferret && !ix.Unique {
+			continue
+		}
 		m := mongo.IndexModel{Keys: ix.Keys, Options: options.Index().SetName(ix.Name).SetUnique(ix.Unique)}
 		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, m); err != nil {
 			return fmt.Errorf("creating index %s.%s: %w", ix.Collection, ix.Name, err)
 		}
 	}
 	return nil
+}
+
+// IsFerretDB reports whether db is served by FerretDB (the embedded store)
+// rather than MongoDB.
+func IsFerretDB(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, fmt.Errorf("asking the server what it is (buildInfo): %w", err)
+	}
+	_, ok := info["ferretdbVersion"]
+	return ok, nil
 }
 
 // Ping reports whether the server answers, for readiness checks.

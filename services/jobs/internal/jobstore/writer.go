@@ -79,6 +79,7 @@ type Writer struct {
 	// revs is the newest revision of each key seen (puts and deletes), so
 	// that a late watch update never undoes a newer local write.
 	revs   map[string]rev
+	pruned time.Time
 	killed bool
 
 	flushMu sync.Mutex
@@ -490,8 +491,10 @@ func (w *Writer) flush(all bool) {
 			}
 		}
 	}
-	if len(w.revs) > 10000 {
-		// Forget the revisions of finished jobs seen more than a minute ago.
+	if len(w.revs) > 10000 && time.Since(w.pruned) > 10*time.Second {
+		// Forget the revisions of finished jobs seen more than a minute
+		// ago; a scan every 10s at most, not one per flush.
+		w.pruned = time.Now()
 		for k, r := range w.revs {
 			if _, live := w.live[k]; !live && time.Since(r.at) > time.Minute {
 				delete(w.revs, k)

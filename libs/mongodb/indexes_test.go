@@ -1,0 +1,51 @@
+package mongodb_test
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/mongotest"
+)
+
+// On the embedded store only unique indexes are created: they enforce
+// something, where another index would only slow every write.
+func TestEnsureIndexesOnFerretDBKeepsUniqueOnly(t *testing.T) {
+	ctx := context.Background()
+	mb := mongotest.Start(t)
+	ferret, err := mongodb.IsFerretDB(ctx, mb.DB)
+	if err != nil || !ferret {
+		t.Fatalf("IsFerretDB = %v, %v; want true", ferret, err)
+	}
+	err = mongodb.EnsureIndexes(ctx, mb.DB, []mongodb.Index{
+		{Collection: "c", Name: "by_key", Keys: bson.D{{Key: "key", Value: 1}}, Unique: true},
+		{Collection: "c", Name: "by_time", Keys: bson.D{{Key: "at", Value: -1}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := mb.DB.Collection("c").Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	if !names["by_key"] || names["by_time"] {
+		t.Fatalf("indexes %v: want by_key and not by_time", names)
+	}
+	c := mb.DB.Collection("c")
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "key", Value: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "key", Value: "a"}}); err == nil {
+		t.Fatal("a second document with the same unique key was accepted")
+	}
+	// Running it again is fine.
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, []mongodb.Index{{Collection: "c", Name: "by_key", Keys: bson.D{{Key: "key", Value: 1}}, Unique: true}}); err != nil {
+		t.Fatal(err)
+	}
+}
