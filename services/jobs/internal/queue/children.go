@@ -415,6 +415,14 @@ func (q *Queue) settled(sub Submission) {
 	}
 }
 
+// dropWait removes the wait entry of a cancelled job (of generation gen or
+// older), if it waits for children.
+func (q *Queue) dropWait(ctx context.Context, id string, gen int) {
+	if e, rev, err := q.loadWait(ctx, id); err == nil && e.Sub.Generation <= gen {
+		_ = q.waits.Delete(ctx, id, jetstream.LastRevision(rev))
+	}
+}
+
 // childDone takes a finished child off its parent's wait; the last one
 // wakes the parent. Best effort: the parent's poll catches what is missed.
 func (q *Queue) childDone(ctx context.Context, parent, child string) {

@@ -209,6 +209,13 @@ func TestCancelOfAWaitingParent(t *testing.T) {
 	if rec := b.stored(t, r.ID); rec.Status != jobstore.Cancelled || len(rec.WaitingChildren) != 0 {
 		t.Fatalf("cancelled parent is %s waiting for %v", rec.Status, rec.WaitingChildren)
 	}
+	kv, err := b.nats.JS.KeyValue(context.Background(), queue.WaitBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), r.ID); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the cancelled job's wait entry: %v, want it deleted", err)
+	}
 	waitFor(t, "the parked submission dropped", 5*time.Second, func() bool {
 		cons, err := b.nats.JS.Consumer(context.Background(), events.StreamJobs, queue.ConsumerName("delayed"))
 		if err != nil {
