@@ -39,6 +39,9 @@ type Change struct {
 	Progress *int
 	ResultID string
 	Output   string
+	// WaitingChildren are the children a DELAYED job waits for (cleared by
+	// every other status change).
+	WaitingChildren []string
 	// Durable asks for a prompt write and an answer on the returned channel
 	// once it is written.
 	Durable bool
@@ -300,6 +303,7 @@ func apply(r *Record, c Change) {
 	}
 	r.Status = c.Status
 	r.Error = c.Error
+	r.WaitingChildren = c.WaitingChildren
 	at := c.At
 	switch {
 	case c.Status == Active:

@@ -90,6 +90,9 @@ type Config struct {
 	// CleanupEvery is how often they are cleared (default 1h).
 	KeepCompleted time.Duration
 	CleanupEvery  time.Duration
+	// ChildPoll is how often the children of a job waiting for them are
+	// checked (default 5s); a finishing child also wakes its parent at once.
+	ChildPoll time.Duration
 }
 
 func (c *Config) defaults() {
@@ -116,6 +119,9 @@ func (c *Config) defaults() {
 	}
 	if c.CleanupEvery <= 0 {
 		c.CleanupEvery = time.Hour
+	}
+	if c.ChildPoll <= 0 {
+		c.ChildPoll = 5 * time.Second
 	}
 }
 
@@ -145,6 +151,11 @@ type Submission struct {
 	// in earlier generations.
 	Generation  int `json:"generation,omitempty"`
 	BaseAttempt int `json:"baseAttempt,omitempty"`
+	// Waits counts the times the job gave its worker back to wait for its
+	// children (children.go); GenAttempts is the attempts of its generation
+	// made before this message.
+	Waits       int `json:"waits,omitempty"`
+	GenAttempts int `json:"genAttempts,omitempty"`
 }
 
 // Job is a running job as its handler sees it.
@@ -177,6 +188,7 @@ type Queue struct {
 	handlers map[string]Handler
 
 	kv    jetstream.KeyValue
+	waits jetstream.KeyValue // jobs waiting for their children
 	sched *sched
 
 	mu        sync.Mutex
@@ -275,6 +287,9 @@ func (q *Queue) Start(ctx context.Context) error {
 			return fmt.Errorf("consuming %s jobs: %w", p.Name, err)
 		}
 		q.ccs = append(q.ccs, cc)
+	}
+	if err := q.startWaits(ctx); err != nil {
+		return err
 	}
 	if err := q.startDelayed(ctx); err != nil {
 		return err
