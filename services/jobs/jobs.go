@@ -61,7 +61,7 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{SyncWorkers: 16, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
+	return Config{SyncWorkers: 64, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
 		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, KeepCompleted: 7 * 24 * time.Hour,
 		RecordHold: 200 * time.Millisecond, ChildPoll: 5 * time.Second}
 }
