@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +71,7 @@ type WriterOptions struct {
 type Writer struct {
 	coll *mongo.Collection
 	js   jetstream.JetStream
+	djs  jetstream.JetStream // deletes of live entries
 	kv   jetstream.KeyValue
 	log  *slog.Logger
 	opt  WriterOptions
@@ -88,6 +90,7 @@ type Writer struct {
 
 	flushMu sync.Mutex
 	kick    chan struct{}
+	deletes chan liveDelete
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -128,13 +131,18 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
 	}
-	w := &Writer{coll: s.coll, js: js, kv: kv, log: log, opt: o, pending: map[string]*entry{},
+	djs, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(1<<16))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	w := &Writer{coll: s.coll, js: js, djs: djs, deletes: make(chan liveDelete, 1<<16), kv: kv, log: log, opt: o, pending: map[string]*entry{},
 		inflight: map[string]Record{}, live: map[string]Record{}, liveRaw: map[string][]byte{}, revs: map[string]rev{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := w.watch(ctx); err != nil {
 		return nil, err
 	}
 	go w.loop()
+	go w.confirmDeletes()
 	return w, nil
 }
 
@@ -488,13 +496,14 @@ func (w *Writer) flush(all bool) {
 		}()
 	}
 	wg.Wait()
-	// The live entries of the jobs now in the store are deleted, without
-	// acknowledgements: the record in the store is what counts (a read
-	// prefers a finished record to a live one of the same generation), the
-	// deletes go out on the same connection as every later put of the same
-	// key, so they cannot overtake one, and thousands of acknowledged
-	// publishes per flush would hold back the lifecycle events that share
-	// the connection's limit of pending acknowledgements.
+	// The live entries of the jobs now in the store are deleted. The flush
+	// does not wait for that: the record in the store is what counts (a
+	// read prefers a finished record to a live one of the same
+	// generation), and the deletes go out on the same connection as every
+	// later put of the same key, so they cannot overtake one. They have a
+	// JetStream context of their own, so that thousands per flush do not
+	// hold back the lifecycle events in the queue's limit of pending
+	// acknowledgements; confirmDeletes checks each and retries a failed one.
 	w.mu.Lock()
 	for _, e := range finals {
 		_, e.inKV = w.live[e.rec.ID]
@@ -510,9 +519,7 @@ func (w *Writer) flush(all bool) {
 		}
 		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
 		m.Header.Set("KV-Operation", "DEL")
-		if err := w.js.Conn().PublishMsg(m); err != nil {
-			w.log.Warn("live job entry not deleted", "job", e.rec.ID, "err", err)
-		}
+		w.deleteLive(m, 0)
 	}
 	seqs := make(map[*entry]uint64, len(pubs))
 	for _, p := range pubs {
@@ -570,6 +577,60 @@ func (w *Writer) flush(all bool) {
 	if len(retry) > 0 {
 		w.log.Warn("job records not written, will retry", "jobs", len(retry), "err", results[retry[0]])
 		w.requeue(retry)
+	}
+}
+
+type liveDelete struct {
+	m     *nats.Msg
+	f     jetstream.PubAckFuture
+	tries int
+}
+
+// deleteLive publishes the delete of a live entry; confirmDeletes checks it.
+func (w *Writer) deleteLive(m *nats.Msg, tries int) {
+	f, err := w.djs.PublishMsgAsync(m)
+	if err != nil {
+		w.log.Warn("live job entry not deleted", "subject", m.Subject, "err", err)
+		return
+	}
+	select {
+	case w.deletes <- liveDelete{m, f, tries}:
+	case <-w.done:
+	}
+}
+
+// confirmDeletes waits for the acknowledgement of each delete and publishes
+// a failed one again (three tries): a lost delete would leave a finished
+// job listed as unfinished.
+func (w *Writer) confirmDeletes() {
+	for {
+		var d liveDelete
+		select {
+		case d = <-w.deletes:
+		case <-w.done:
+			return
+		}
+		var err error
+		select {
+		case <-d.f.Ok():
+			continue
+		case err = <-d.f.Err():
+		case <-time.After(10 * time.Second):
+			err = errors.New("no acknowledgement in 10s")
+		}
+		if d.tries >= 2 {
+			w.log.Error("live job entry not deleted; the finished job is listed as unfinished until its entry changes", "subject", d.m.Subject, "err", err)
+			continue
+		}
+		id := strings.TrimPrefix(d.m.Subject, "$KV."+LiveBucket+".")
+		w.mu.Lock()
+		_, pending := w.pending[id]
+		_, inflight := w.inflight[id]
+		w.mu.Unlock()
+		if pending || inflight {
+			continue // a newer change of the job (a retry) writes the entry again
+		}
+		go w.deleteLive(d.m, d.tries+1)
 	}
 }
 
