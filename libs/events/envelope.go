@@ -57,6 +57,23 @@ func Decode(b []byte) (Event, error) {
 	return e, nil
 }
 
+// DecodeInto decodes an envelope and its data into data (a pointer) in one
+// pass, for hot paths: the returned Event carries no raw Data.
+func DecodeInto(b []byte, data any) (Event, error) {
+	var e struct {
+		Event
+		Data any `json:"data"`
+	}
+	e.Data = data
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("decoding event: %w", err)
+	}
+	if err := e.Event.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e.Event, nil
+}
+
 // Validate checks the attributes CloudEvents requires.
 func (e Event) Validate() error {
 	var errs []error

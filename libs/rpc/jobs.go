@@ -69,9 +69,12 @@ type Job struct {
 	UpdatedAt      time.Time       `json:"updatedAt"`
 	RunAt          *time.Time      `json:"runAt,omitempty"`
 	ParentID       string          `json:"parentId,omitempty"`
-	StartedAt      *time.Time      `json:"startedAt,omitempty"`
-	FinishedAt     *time.Time      `json:"finishedAt,omitempty"`
-	History        []Transition    `json:"history"`
+	// WaitingChildren are the unfinished child jobs a DELAYED job waits
+	// for, its worker given back.
+	WaitingChildren []string     `json:"waitingChildren,omitempty"`
+	StartedAt       *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt      *time.Time   `json:"finishedAt,omitempty"`
+	History         []Transition `json:"history"`
 }
 
 // Transition is one status change of a job.

@@ -49,6 +49,10 @@ type Config struct {
 	// RecordHold is how long a job's record changes may wait to be
 	// collapsed with its next ones (JOBS_RECORD_HOLD).
 	RecordHold time.Duration
+	// ChildPoll is how often the children of a job waiting for them (a
+	// BULK_INVITATION) are checked; a finishing child wakes its parent
+	// at once too (JOBS_CHILD_POLL).
+	ChildPoll time.Duration
 	// SMTP delivers EMAIL_SEND jobs (SMTP_HOST, SMTP_PORT, SMTP_USER,
 	// SMTP_PASSWORD, SMTP_FROM); without SMTP_HOST mail goes to
 	// <DataDir>/outbox.
@@ -57,9 +61,9 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{SyncWorkers: 16, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
+	return Config{SyncWorkers: 64, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
 		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, KeepCompleted: 7 * 24 * time.Hour,
-		RecordHold: 200 * time.Millisecond}
+		RecordHold: 200 * time.Millisecond, ChildPoll: 5 * time.Second}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -75,6 +79,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Timeout:       r.Duration("JOBS_TIMEOUT", d.Timeout),
 		KeepCompleted: r.Duration("JOBS_KEEP_COMPLETED", d.KeepCompleted),
 		RecordHold:    r.Duration("JOBS_RECORD_HOLD", d.RecordHold),
+		ChildPoll:     r.Duration("JOBS_CHILD_POLL", d.ChildPoll),
 		SMTP: handlers.SMTP{
 			Host: r.String("SMTP_HOST", ""), Port: r.Int("SMTP_PORT", 587), User: r.String("SMTP_USER", ""),
 			Password: r.String("SMTP_PASSWORD", ""), From: r.String("SMTP_FROM", ""),
@@ -112,8 +117,8 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	if cfg.SyncWorkers <= 0 {
 		return nil, errors.New("jobs: SyncWorkers must be positive")
 	}
-	if cfg.Workers < 2 {
-		return nil, errors.New("jobs: JOBS_WORKERS must be at least 2 (a BULK_INVITATION waits for its children on one)")
+	if cfg.Workers < 1 {
+		return nil, errors.New("jobs: JOBS_WORKERS must be at least 1")
 	}
 	s := &Service{
 		log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now,
@@ -121,7 +126,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	}
 	q, err := queue.New(log, nc, s.jobs, queue.Config{
 		Workers: cfg.Workers, Backoff: cfg.Backoff, AckWait: cfg.AckWait, Timeout: cfg.Timeout,
-		RecordHold: cfg.RecordHold, KeepCompleted: cfg.KeepCompleted,
+		RecordHold: cfg.RecordHold, KeepCompleted: cfg.KeepCompleted, ChildPoll: cfg.ChildPoll,
 	})
 	if err != nil {
 		return nil, err
@@ -129,7 +134,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	s.queue = q
 	mailer := handlers.NewMailer(log, cfg.SMTP, filepath.Join(cfg.DataDir, "outbox"))
 	q.Handle(jobstore.EmailSend, mailer.Handle)
-	q.Handle(jobstore.BulkInvitation, handlers.Invitations(200*time.Millisecond))
+	q.Handle(jobstore.BulkInvitation, handlers.Invitations())
 	s.registerFileHandlers(q)
 	return s, nil
 }

@@ -1,7 +1,9 @@
 // BullMQ side of jobsbench: the same phases as the Go side.
-// usage: node bullmq.js <redisPort> <n> <concurrency> <payloadBytes> <latencyJobs> <rate>
+// usage: node bullmq.js <redisPort> <n> <concurrency> <payloadBytes> <latencyJobs> <rate> <removeOnComplete: true|false>
 const { Queue, Worker } = require('bullmq');
-const [port, n, conc, size, latN, rate] = process.argv.slice(2).map(Number);
+const [port, n, conc, size, latN, rate] = process.argv.slice(2, 8).map(Number);
+// false: BullMQ's default, completed jobs are kept (as our queue keeps every finished job's record).
+const opts = { removeOnComplete: process.argv[8] === 'true' };
 const connection = { host: '127.0.0.1', port };
 const payload = 'x'.repeat(size);
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
@@ -12,7 +14,7 @@ const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.mi
   let next = 0;
   let t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: conc }, async () => {
-    while (next < n) { next++; await q.add('job', { payload, t: Date.now() }, { removeOnComplete: true }); }
+    while (next < n) { next++; await q.add('job', { payload, t: Date.now() }, opts); }
   }));
   const enqSecs = Number(process.hrtime.bigint() - t0) / 1e9;
   // Process: a worker of the same concurrency drains them.
@@ -37,7 +39,7 @@ const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.mi
     const due = start + i * every;
     const wait = due - Date.now();
     if (wait > 0) await new Promise(r => setTimeout(r, wait));
-    q.add('job', { payload, t: Date.now() }, { removeOnComplete: true });
+    q.add('job', { payload, t: Date.now() }, opts);
   }
   await all2;
   console.log(JSON.stringify({ enqueuePerSec: n / enqSecs, processPerSec: n / procSecs, p50: pct(lat, 0.5), p99: pct(lat, 0.99) }));

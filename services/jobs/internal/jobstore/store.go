@@ -76,6 +76,9 @@ type Record struct {
 	Payload  string `bson:"payload,omitempty"`
 	Output   string `bson:"output,omitempty"`
 	ParentID string `bson:"parentId,omitempty"`
+	// WaitingChildren are the unfinished children a DELAYED job waits for,
+	// its worker given back (queue.Job.WaitForChildren).
+	WaitingChildren []string `bson:"waitingChildren,omitempty"`
 	// Generation counts manual retries: writes of an older generation are ignored.
 	Generation int          `bson:"generation"`
 	TimeoutMs  int64        `bson:"timeoutMs,omitempty"`
@@ -294,7 +297,7 @@ func (r Record) API() rpc.Job {
 		OrganizationID: r.OrganizationID, ProjectID: r.ProjectID, Progress: r.Progress,
 		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts, Error: r.Error, ResultID: r.ResultID,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, RunAt: r.RunAt, History: []rpc.Transition{},
-		ParentID: r.ParentID, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		ParentID: r.ParentID, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, WaitingChildren: r.WaitingChildren,
 	}
 	if r.Payload != "" && json.Valid([]byte(r.Payload)) {
 		j.Payload = json.RawMessage(r.Payload)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ type Change struct {
 	Progress *int
 	ResultID string
 	Output   string
+	// WaitingChildren are the children a DELAYED job waits for (cleared by
+	// every other status change).
+	WaitingChildren []string
 	// Durable asks for a prompt write and an answer on the returned channel
 	// once it is written.
 	Durable bool
@@ -52,6 +57,8 @@ type WriterOptions struct {
 	Hold time.Duration
 	// Batch is the largest insert (default 100).
 	Batch int
+	// Parallel is how many inserts of one flush run side by side (default 4).
+	Parallel int
 }
 
 // Writer keeps job records where each is cheapest and never wrong after a
@@ -64,6 +71,7 @@ type WriterOptions struct {
 type Writer struct {
 	coll *mongo.Collection
 	js   jetstream.JetStream
+	djs  jetstream.JetStream // deletes of live entries
 	kv   jetstream.KeyValue
 	log  *slog.Logger
 	opt  WriterOptions
@@ -73,6 +81,7 @@ type Writer struct {
 	order    []string
 	inflight map[string]Record
 	live     map[string]Record
+	liveRaw  map[string][]byte // entries seen by the watch, not decoded yet
 	// revs is the newest revision of each key seen (puts and deletes), so
 	// that a late watch update never undoes a newer local write.
 	revs   map[string]rev
@@ -81,6 +90,7 @@ type Writer struct {
 
 	flushMu sync.Mutex
 	kick    chan struct{}
+	deletes chan liveDelete
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -111,6 +121,9 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	if o.Batch <= 0 || o.Batch > 100 {
 		o.Batch = 100
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
 		History: 1, Storage: jetstream.FileStorage,
@@ -118,13 +131,18 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
 	}
-	w := &Writer{coll: s.coll, js: js, kv: kv, log: log, opt: o, pending: map[string]*entry{},
-		inflight: map[string]Record{}, live: map[string]Record{}, revs: map[string]rev{},
+	djs, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(1<<16))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	w := &Writer{coll: s.coll, js: js, djs: djs, deletes: make(chan liveDelete, 1<<16), kv: kv, log: log, opt: o, pending: map[string]*entry{},
+		inflight: map[string]Record{}, live: map[string]Record{}, liveRaw: map[string][]byte{}, revs: map[string]rev{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := w.watch(ctx); err != nil {
 		return nil, err
 	}
 	go w.loop()
+	go w.confirmDeletes()
 	return w, nil
 }
 
@@ -155,18 +173,17 @@ func (w *Writer) watch(ctx context.Context) error {
 				}
 				continue
 			}
-			var r Record
-			put := e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) == nil
+			// Entries are decoded when read: most are this instance's own
+			// puts, whose record it holds already.
+			put := e.Operation() == jetstream.KeyValuePut
 			w.mu.Lock()
 			if e.Revision() > w.revs[e.Key()].n {
 				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
+				delete(w.live, e.Key())
 				if put {
-					if cur, ok := w.currentLocked(e.Key()); ok && r.Payload == "" && cur.Generation == r.Generation {
-						r.Payload = cur.Payload // the bucket keeps no payloads: keep the one known here
-					}
-					w.live[e.Key()] = r
+					w.liveRaw[e.Key()] = e.Value()
 				} else {
-					delete(w.live, e.Key())
+					delete(w.liveRaw, e.Key())
 				}
 			}
 			w.mu.Unlock()
@@ -243,8 +260,27 @@ func (w *Writer) currentLocked(id string) (Record, bool) {
 	if r, ok := w.inflight[id]; ok {
 		return r, true
 	}
-	r, ok := w.live[id]
-	return r, ok
+	return w.liveLocked(id)
+}
+
+// liveLocked is the live bucket's entry of a job as last seen here.
+func (w *Writer) liveLocked(id string) (Record, bool) {
+	if r, ok := w.live[id]; ok {
+		return r, true
+	}
+	raw, ok := w.liveRaw[id]
+	if !ok {
+		return Record{}, false
+	}
+	var r Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		w.log.Warn("undecodable live job entry", "job", id, "err", err)
+		delete(w.liveRaw, id)
+		return Record{}, false
+	}
+	delete(w.liveRaw, id)
+	w.live[id] = r
+	return r, true
 }
 
 func apply(r *Record, c Change) {
@@ -275,6 +311,7 @@ func apply(r *Record, c Change) {
 	}
 	r.Status = c.Status
 	r.Error = c.Error
+	r.WaitingChildren = c.WaitingChildren
 	at := c.At
 	switch {
 	case c.Status == Active:
@@ -303,7 +340,7 @@ func apply(r *Record, c Change) {
 func (w *Writer) Read(id string, load func() (r Record, stored bool, err error)) (Record, bool, error) {
 	w.mu.Lock()
 	var held []Record
-	if l, has := w.live[id]; has {
+	if l, has := w.liveLocked(id); has {
 		held = append(held, l)
 	}
 	if f, has := w.inflight[id]; has {
@@ -348,6 +385,9 @@ func (w *Writer) Live(keep func(Record) bool) []Record {
 	}
 	for _, r := range w.inflight {
 		add(r)
+	}
+	for id := range w.liveRaw {
+		w.liveLocked(id)
 	}
 	for _, r := range w.live {
 		add(r)
@@ -419,19 +459,13 @@ func (w *Writer) flush(all bool) {
 		}
 	}
 	results := make(map[*entry]error, len(es))
-	for i := 0; i < len(finals); i += w.opt.Batch {
-		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
-		for e, err := range w.insertFinal(ctx, chunk) {
-			results[e] = err
-		}
-	}
-	// Live puts and deletes, pipelined.
+	// Live puts first, pipelined: they are acknowledged while the finished
+	// records are inserted.
 	type pub struct {
 		e *entry
 		f jetstream.PubAckFuture
 	}
 	var pubs []pub
-	seqs := map[*entry]uint64{}
 	for _, e := range lives {
 		lr := e.rec
 		lr.Payload = ""
@@ -443,9 +477,39 @@ func (w *Writer) flush(all bool) {
 		}
 		pubs = append(pubs, pub{e, f})
 	}
+	// Finished records, in chunks inserted side by side: the store decodes
+	// and encodes each document on its connection's goroutine, and only
+	// SQLite's own write is one at a time.
+	var rmu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, w.opt.Parallel)
+	for i := 0; i < len(finals); i += w.opt.Batch {
+		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out := w.insertFinal(ctx, chunk)
+			rmu.Lock()
+			maps.Copy(results, out)
+			rmu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// The live entries of the jobs now in the store are deleted. The flush
+	// does not wait for that: the record in the store is what counts (a
+	// read prefers a finished record to a live one of the same
+	// generation), and the deletes go out on the same connection as every
+	// later put of the same key, so they cannot overtake one. They have a
+	// JetStream context of their own, so that thousands per flush do not
+	// hold back the lifecycle events in the queue's limit of pending
+	// acknowledgements; confirmDeletes checks each and retries a failed one.
 	w.mu.Lock()
 	for _, e := range finals {
 		_, e.inKV = w.live[e.rec.ID]
+		if _, raw := w.liveRaw[e.rec.ID]; raw {
+			e.inKV = true
+		}
 		e.inKV = e.inKV || w.revs[e.rec.ID].n > 0
 	}
 	w.mu.Unlock()
@@ -455,10 +519,9 @@ func (w *Writer) flush(all bool) {
 		}
 		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
 		m.Header.Set("KV-Operation", "DEL")
-		if f, err := w.js.PublishMsgAsync(m); err == nil {
-			pubs = append(pubs, pub{e, f})
-		}
+		w.deleteLive(m, 0)
 	}
+	seqs := make(map[*entry]uint64, len(pubs))
 	for _, p := range pubs {
 		var err error
 		select {
@@ -468,7 +531,7 @@ func (w *Writer) flush(all bool) {
 		case <-time.After(10 * time.Second):
 			err = errors.New("no acknowledgement of the live bucket in 10s")
 		}
-		if err != nil && !Terminal(p.e.rec.Status) {
+		if err != nil {
 			results[p.e] = fmt.Errorf("writing live job %s: %w", p.e.rec.ID, err)
 		}
 	}
@@ -476,18 +539,19 @@ func (w *Writer) flush(all bool) {
 	w.mu.Lock()
 	for _, e := range es {
 		err := results[e]
-		if err == nil {
-			// A record not written stays in flight until requeue puts it
-			// back: it is never out of sight.
-			delete(w.inflight, e.rec.ID)
+		if err != nil {
+			continue // in flight until requeue puts it back: never out of sight
 		}
-		if err == nil && seqs[e] > w.revs[e.rec.ID].n {
+		delete(w.inflight, e.rec.ID)
+		if Terminal(e.rec.Status) {
+			delete(w.live, e.rec.ID)
+			delete(w.liveRaw, e.rec.ID)
+		} else if seqs[e] >= w.revs[e.rec.ID].n {
+			// Equal: the watch saw this put first; the record held here
+			// also has the payload, which the bucket does not keep.
 			w.revs[e.rec.ID] = rev{seqs[e], time.Now()}
-			if Terminal(e.rec.Status) {
-				delete(w.live, e.rec.ID)
-			} else {
-				w.live[e.rec.ID] = e.rec
-			}
+			w.live[e.rec.ID] = e.rec
+			delete(w.liveRaw, e.rec.ID)
 		}
 	}
 	if len(w.revs) > 10000 && time.Since(w.pruned) > 10*time.Second {
@@ -495,7 +559,8 @@ func (w *Writer) flush(all bool) {
 		// ago; a scan every 10s at most, not one per flush.
 		w.pruned = time.Now()
 		for k, r := range w.revs {
-			if _, live := w.live[k]; !live && time.Since(r.at) > time.Minute {
+			_, raw := w.liveRaw[k]
+			if _, live := w.live[k]; !live && !raw && time.Since(r.at) > time.Minute {
 				delete(w.revs, k)
 			}
 		}
@@ -514,6 +579,60 @@ func (w *Writer) flush(all bool) {
 	if len(retry) > 0 {
 		w.log.Warn("job records not written, will retry", "jobs", len(retry), "err", results[retry[0]])
 		w.requeue(retry)
+	}
+}
+
+type liveDelete struct {
+	m     *nats.Msg
+	f     jetstream.PubAckFuture
+	tries int
+}
+
+// deleteLive publishes the delete of a live entry; confirmDeletes checks it.
+func (w *Writer) deleteLive(m *nats.Msg, tries int) {
+	f, err := w.djs.PublishMsgAsync(m)
+	if err != nil {
+		w.log.Warn("live job entry not deleted", "subject", m.Subject, "err", err)
+		return
+	}
+	select {
+	case w.deletes <- liveDelete{m, f, tries}:
+	case <-w.done:
+	}
+}
+
+// confirmDeletes waits for the acknowledgement of each delete and publishes
+// a failed one again (three tries): a lost delete would leave a finished
+// job listed as unfinished.
+func (w *Writer) confirmDeletes() {
+	for {
+		var d liveDelete
+		select {
+		case d = <-w.deletes:
+		case <-w.done:
+			return
+		}
+		var err error
+		select {
+		case <-d.f.Ok():
+			continue
+		case err = <-d.f.Err():
+		case <-time.After(10 * time.Second):
+			err = errors.New("no acknowledgement in 10s")
+		}
+		if d.tries >= 2 {
+			w.log.Error("live job entry not deleted; the finished job is listed as unfinished until its entry changes", "subject", d.m.Subject, "err", err)
+			continue
+		}
+		id := strings.TrimPrefix(d.m.Subject, "$KV."+LiveBucket+".")
+		w.mu.Lock()
+		_, pending := w.pending[id]
+		_, inflight := w.inflight[id]
+		w.mu.Unlock()
+		if pending || inflight {
+			continue // a newer change of the job (a retry) writes the entry again
+		}
+		go w.deleteLive(d.m, d.tries+1)
 	}
 }
 
@@ -604,7 +723,7 @@ func (w *Writer) Forget(id string, gen int) {
 		delete(w.pending, id)
 	}
 	newer := false
-	if l, ok := w.live[id]; ok && l.Generation > gen {
+	if l, ok := w.liveLocked(id); ok && l.Generation > gen {
 		newer = true
 	}
 	if r, ok := w.inflight[id]; ok && r.Generation > gen {

@@ -61,7 +61,8 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
-	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived}, Backoff: []time.Duration{100 * time.Millisecond}, Workers: 4}
+	// As the jobs service consumes uploads: a slow delivery is kept alive.
+	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived}, Backoff: []time.Duration{100 * time.Millisecond}, Workers: 4, KeepAlive: time.Minute}
 	cons, err := bus.EnsureConsumer(ctx, nb.JS, cc)
 	if err != nil {
 		t.Fatal(err)

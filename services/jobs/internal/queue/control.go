@@ -181,6 +181,10 @@ func (q *Queue) Cancel(ctx context.Context, org, project, id string) (jobstore.R
 	if err := Emit(q.js, r.ID, r.Type, r.OrganizationID, r.ProjectID, jobstore.Cancelled, r.Status, r.Progress, r.Attempts, "cancelled", now)(); err != nil {
 		return r, err
 	}
+	q.dropWait(ctx, id, r.Generation)
+	if r.ParentID != "" {
+		q.childDone(ctx, r.ParentID, r.ID) // a parent waiting for it goes on
+	}
 	return q.Get(ctx, org, project, id)
 }
 

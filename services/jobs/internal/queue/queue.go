@@ -90,6 +90,9 @@ type Config struct {
 	// CleanupEvery is how often they are cleared (default 1h).
 	KeepCompleted time.Duration
 	CleanupEvery  time.Duration
+	// ChildPoll is how often the children of a job waiting for them are
+	// checked (default 5s); a finishing child also wakes its parent at once.
+	ChildPoll time.Duration
 }
 
 func (c *Config) defaults() {
@@ -116,6 +119,9 @@ func (c *Config) defaults() {
 	}
 	if c.CleanupEvery <= 0 {
 		c.CleanupEvery = time.Hour
+	}
+	if c.ChildPoll <= 0 {
+		c.ChildPoll = 5 * time.Second
 	}
 }
 
@@ -145,6 +151,11 @@ type Submission struct {
 	// in earlier generations.
 	Generation  int `json:"generation,omitempty"`
 	BaseAttempt int `json:"baseAttempt,omitempty"`
+	// Waits counts the times the job gave its worker back to wait for its
+	// children (children.go); GenAttempts is the attempts of its generation
+	// made before this message.
+	Waits       int `json:"waits,omitempty"`
+	GenAttempts int `json:"genAttempts,omitempty"`
 }
 
 // Job is a running job as its handler sees it.
@@ -177,6 +188,7 @@ type Queue struct {
 	handlers map[string]Handler
 
 	kv    jetstream.KeyValue
+	waits jetstream.KeyValue // jobs waiting for their children
 	sched *sched
 
 	mu        sync.Mutex
@@ -196,6 +208,7 @@ type Queue struct {
 type runningJob struct {
 	gen    int
 	cancel context.CancelCauseFunc
+	msg    jetstream.Msg
 }
 
 var (
@@ -275,6 +288,9 @@ func (q *Queue) Start(ctx context.Context) error {
 		}
 		q.ccs = append(q.ccs, cc)
 	}
+	if err := q.startWaits(ctx); err != nil {
+		return err
+	}
 	if err := q.startDelayed(ctx); err != nil {
 		return err
 	}
@@ -303,11 +319,8 @@ func (q *Queue) intake(level int, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	ev, err := events.Decode(m.Data())
 	var sub Submission
-	if err == nil {
-		err = ev.DataAs(&sub)
-	}
+	_, err = events.DecodeInto(m.Data(), &sub)
 	if err != nil || sub.JobID == "" {
 		q.log.Error("undecodable job submission terminated", "subject", m.Subject(), "seq", meta.Sequence.Stream, "err", err)
 		_ = m.TermWithReason("undecodable submission")
@@ -316,8 +329,9 @@ func (q *Queue) intake(level int, m jetstream.Msg) {
 	q.sched.push(&item{msg: m, sub: sub, level: level, attempt: int(meta.NumDelivered), held: time.Now()})
 }
 
-// keepHeld sends in-progress acks for the submissions the scheduler holds,
-// so JetStream does not redeliver them while they wait for a worker.
+// keepHeld sends in-progress acks for the submissions the scheduler holds
+// and the jobs that run, so JetStream does not redeliver them while they
+// wait for a worker or run longer than the ack wait (one ticker for all).
 func (q *Queue) keepHeld() {
 	t := time.NewTicker(q.cfg.AckWait / 3)
 	defer t.Stop()
@@ -329,6 +343,15 @@ func (q *Queue) keepHeld() {
 		}
 		for _, it := range q.sched.held() {
 			_ = it.msg.InProgress()
+		}
+		q.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(q.running))
+		for _, r := range q.running {
+			msgs = append(msgs, r.msg)
+		}
+		q.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress() // long jobs keep their message
 		}
 	}
 }

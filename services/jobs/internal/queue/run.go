@@ -31,6 +31,9 @@ func (q *Queue) run(it *item) {
 			return
 		}
 	}
+	if (sub.Waits > 0 || it.attempt > 1) && !q.admit(it) {
+		return // children.go: a duplicate wake, or a run that parked already
+	}
 	h := q.handlers[sub.Type]
 	base := q.baseRecord(sub)
 	now := q.now().UTC()
@@ -48,24 +51,10 @@ func (q *Queue) run(it *item) {
 	ctx, cancel := context.WithCancelCause(q.ctx)
 	ctx, cancelT := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	q.mu.Lock()
-	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel}
+	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel, msg: msg} // keepHeld keeps its message alive
 	q.mu.Unlock()
-	stopKeep := make(chan struct{})
-	go func() {
-		t := time.NewTicker(q.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopKeep:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.attempt >= q.cfg.MaxAttempts(), q: q, msg: msg}
+	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.genAttempt() >= q.cfg.MaxAttempts(), q: q, msg: msg}
 	out, err := safeRun(ctx, h, j)
-	close(stopKeep)
 	cause := context.Cause(ctx)
 	cancelT()
 	cancel(nil)
@@ -87,6 +76,10 @@ func (q *Queue) run(it *item) {
 	case errors.Is(cause, errCancelled) || q.isCancelled(sub.JobID, sub.Generation):
 		q.writer.Forget(sub.JobID, sub.Generation) // the canceller wrote the record
 		_ = msg.Ack()
+	case errors.As(err, new(*ChildrenWait)):
+		var w *ChildrenWait
+		errors.As(err, &w)
+		q.park(it, base, j, w, attempt, end)
 	case err == nil:
 		var output string
 		if out != nil {
@@ -108,7 +101,7 @@ func (q *Queue) run(it *item) {
 			q.finish(it, base, jobstore.Failed, attempt, err.Error(), "", end, true)
 			return
 		}
-		delay := bus.BackoffFor(q.cfg.Backoff, it.attempt)
+		delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
 		q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
 		q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Delayed, At: end, Attempt: attempt, Error: err.Error()})
 		if eerr := q.emit(sub, jobstore.Delayed, jobstore.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
@@ -146,6 +139,7 @@ func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt in
 		_ = it.msg.NakWithDelay(time.Second)
 		return
 	}
+	q.settled(it.sub)
 	if term {
 		q.log.Error("job failed", "job", base.ID, "type", base.Type, "attempt", attempt, "err", errMsg)
 		_ = it.msg.TermWithReason(truncate(errMsg, 200))
@@ -234,17 +228,18 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 		return fmt.Errorf("creating consumer of delayed jobs: %w", err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		ev, err := events.Decode(m.Data())
 		var sub Submission
-		if err == nil {
-			err = ev.DataAs(&sub)
-		}
+		_, err := events.DecodeInto(m.Data(), &sub)
 		if err != nil || sub.RunAt == nil {
 			_ = m.TermWithReason("undecodable delayed submission")
 			return
 		}
 		if q.isCancelled(sub.JobID, sub.Generation) {
 			_ = m.Ack()
+			return
+		}
+		if sub.Waits > 0 {
+			q.dueWait(ctx, m, sub) // a job waiting for its children
 			return
 		}
 		if wait := sub.RunAt.Sub(q.now()); wait > 0 {
@@ -258,7 +253,7 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 			status = jobstore.Paused
 		}
 		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
-		f, err := q.publishSubmission(sub, fmt.Sprintf("%s-due-%d", sub.JobID, sub.Generation))
+		f, err := q.publishSubmission(sub, dueID(sub))
 		if err == nil {
 			err = waitAll(ctx, []jetstream.PubAckFuture{f})
 		}

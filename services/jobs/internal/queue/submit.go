@@ -180,8 +180,19 @@ func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) error {
 
 // emit publishes a lifecycle event and returns a wait for its
 // acknowledgement, which republishes synchronously if the first try failed.
+// The events of a job resumed after waiting for its children (which runs
+// again in the same attempt) have ids ending in -w<waits>.
 func (q *Queue) emit(sub Submission, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
-	return Emit(q.js, sub.JobID, sub.Type, sub.OrganizationID, sub.ProjectID, status, previous, progress, attempt, errMsg, at)
+	suffix := ""
+	if sub.Waits > 0 {
+		suffix = fmt.Sprintf("-w%d", sub.Waits)
+	}
+	return q.emitAs(suffix, sub, status, previous, progress, attempt, errMsg, at)
+}
+
+// emitAs is emit with the event id's suffix given.
+func (q *Queue) emitAs(suffix string, sub Submission, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
+	return emit(q.js, suffix, sub.JobID, sub.Type, sub.OrganizationID, sub.ProjectID, status, previous, progress, attempt, errMsg, at)
 }
 
 // Emit publishes the lifecycle event of a job (the sync processor uses it
@@ -189,10 +200,14 @@ func (q *Queue) emit(sub Submission, status, previous string, progress, attempt 
 // JetStream's dedupe; a progress report has status ACTIVE, Previous ACTIVE,
 // goes on the "progress" subject and its id also names the percentage.
 func Emit(js jetstream.JetStream, jobID, jobType, org, project, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
-	id := fmt.Sprintf("%s-%s-%d", jobID, status, attempt)
+	return emit(js, "", jobID, jobType, org, project, status, previous, progress, attempt, errMsg, at)
+}
+
+func emit(js jetstream.JetStream, suffix, jobID, jobType, org, project, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
+	id := fmt.Sprintf("%s-%s-%d", jobID, status, attempt) + suffix
 	token := status
 	if status == jobstore.Active && previous == jobstore.Active {
-		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, progress)
+		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, progress) + suffix
 		token = "progress"
 	}
 	subject := events.JobEventSubject(org, project, token)
