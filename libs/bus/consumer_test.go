@@ -127,7 +127,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
 		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{"sync.v1.*.*.*.received"},
-		Backoff: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}, Workers: 4, KeepAlive: 2 * time.Second,
+		Backoff: []time.Duration{500 * time.Millisecond, 500 * time.Millisecond}, Workers: 4, KeepAlive: 4 * time.Second,
 	}
 	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
 	if err != nil {
@@ -139,9 +139,9 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 		mu.Lock()
 		seen[d.Event.ID] = append(seen[d.Event.ID], d.Attempt)
 		mu.Unlock()
-		wait := 700 * time.Millisecond // 7 ack waits, well inside KeepAlive
+		wait := 2 * time.Second // 4 ack waits, well inside KeepAlive
 		if d.Event.ID == "stuck" && d.Attempt == 1 {
-			wait = 4 * time.Second
+			wait = 8 * time.Second
 		}
 		select {
 		case <-time.After(wait):
@@ -159,7 +159,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(6 * time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	if got := seen["slow"]; len(got) != 1 {
