@@ -127,11 +127,15 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 		sem <- struct{}{}
 		l.wg.Add(1)
 		go handle(msg)
-	}, jetstream.PullMaxMessages(max(2*workers, 16)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			log.Debug("consume error", "consumer", c.Durable, "err", err)
-		}
-	}))
+	}, jetstream.PullMaxMessages(max(2*workers, 16)),
+		// A short pull expiry bounds the stall when the server has let go of
+		// a pull request the client still counts on (seen in the job queue:
+		// ~30s with the default).
+		jetstream.PullExpiry(5*time.Second), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Debug("consume error", "consumer", c.Durable, "err", err)
+			}
+		}))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("consuming %s: %w", c.Durable, err)

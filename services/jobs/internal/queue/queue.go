@@ -278,6 +278,11 @@ func (q *Queue) Start(ctx context.Context) error {
 		lvl := i
 		cc, err := cons.Consume(func(m jetstream.Msg) { q.intake(lvl, m) },
 			jetstream.PullMaxMessages(min(q.cfg.Prefetch, 512)),
+			// A pull request the server has let go of while the client still
+			// counts on it stalls the consumer until the request expires
+			// (seen: ~30s with the default, with thousands of jobs waiting
+			// and none pulled); a short expiry bounds that stall.
+			jetstream.PullExpiry(pullExpiry),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 					q.log.Debug("consume error", "priority", p.Name, "err", err)
@@ -403,3 +408,6 @@ func (q *Queue) isKilled() bool {
 	defer q.mu.Unlock()
 	return q.killed
 }
+
+// pullExpiry is the life of a pull request of the queue's consumers.
+const pullExpiry = 5 * time.Second

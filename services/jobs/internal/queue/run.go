@@ -265,7 +265,7 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 			q.log.Error("job event lost", "job", sub.JobID, "err", err)
 		}
 		_ = m.Ack()
-	}, jetstream.PullMaxMessages(256))
+	}, jetstream.PullMaxMessages(256), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consuming delayed jobs: %w", err)
 	}
