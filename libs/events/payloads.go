@@ -164,6 +164,10 @@ type Received struct {
 	KeyID          string          `json:"keyId"`
 	ReceivedAt     time.Time       `json:"receivedAt"`
 	Payload        json.RawMessage `json:"payload"`
+	// Generation and BaseAttempt are set when a failed upload is retried by
+	// hand: the retry's number (1, 2, …) and the attempts made before it.
+	Generation  int `json:"generation,omitempty"`
+	BaseAttempt int `json:"baseAttempt,omitempty"`
 }
 
 // Processed is the data of a processed event: an upload stored as a result

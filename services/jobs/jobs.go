@@ -106,6 +106,7 @@ type Service struct {
 	results *results.Store
 	jobs    *jobstore.Store
 	queue   *queue.Queue
+	proc    *processor.Processor
 }
 
 // New returns a jobs service over the given connections.
@@ -154,6 +155,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.queue.Stop()
 	go s.queue.RunCleanup(ctx)
 	proc := processor.New(s.log, s.js, s.results, s.jobs, s.queue.Writer(), s.now)
+	s.proc = proc
 	inserterCtx, stopInserter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInserter()
 	proc.UseInserter(results.NewInserter(inserterCtx, s.results))

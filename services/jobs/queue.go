@@ -11,6 +11,7 @@ import (
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/jobs/internal/handlers"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/services/jobs/internal/processor"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -113,7 +114,14 @@ func controlErr(err error, id string) error {
 }
 
 func (s *Service) retryJob(ctx context.Context, req rpc.JobActionRequest) (rpc.Job, error) {
-	r, err := s.queue.Retry(ctx, req.OrganizationID, req.ProjectID, req.JobID)
+	r, err := s.queue.Get(ctx, req.OrganizationID, req.ProjectID, req.JobID)
+	switch {
+	case err == nil && processor.IsUploadJob(r.Type):
+		// An upload's job is run by the uploads' consumer, not the queue.
+		r, err = s.proc.Retry(ctx, r)
+	case err == nil:
+		r, err = s.queue.Retry(ctx, req.OrganizationID, req.ProjectID, req.JobID)
+	}
 	if err != nil {
 		return rpc.Job{}, controlErr(err, req.JobID)
 	}

@@ -44,6 +44,11 @@ func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobs
 // UseInserter makes the processor's result inserts join in's batches.
 func (p *Processor) UseInserter(in *results.Inserter) { p.insert = in.Insert }
 
+// UseInsert makes the processor insert result documents with f (the
+// inserter's batches or the store itself, wrapped: tests use it to make the
+// store fail for a while).
+func (p *Processor) UseInsert(f func(context.Context, results.Result) error) { p.insert = f }
+
 // transit records a transition of a sync job and publishes its lifecycle
 // event; a final one is durable before it returns.
 func (p *Processor) transit(job jobstore.Record, status, previous string, attempt int, errMsg, resultID string) error {
@@ -82,6 +87,11 @@ func JobType(p events.Product) string {
 	}
 }
 
+// IsUploadJob reports whether jobs of type t process uploads.
+func IsUploadJob(t string) bool {
+	return t == jobstore.InsightAnalysis || t == jobstore.AutopilotCycle || t == jobstore.GuardianTest
+}
+
 // Handle is the bus.Handler of received events.
 func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	var rc events.Received
@@ -93,29 +103,74 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	}
 	job := jobstore.Record{
 		ID: rc.UploadID, Type: JobType(rc.Product), Priority: 5,
-		OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,
+		OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Generation: rc.Generation,
 		MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt, History: []jobstore.Transition{},
 	}
 	if d.Attempt > 1 {
 		// The previous delivery may have finished and crashed before its ack
 		// (or acked late); its record may have been cleared since.
-		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && (r.Status == jobstore.Completed || r.Status == jobstore.Cleared) {
+		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Generation == job.Generation && (r.Status == jobstore.Completed || r.Status == jobstore.Cleared) {
 			return p.publishProcessed(ctx, rc, job, r.ResultID)
 		}
 	}
-	_ = p.transit(job, jobstore.Active, "", d.Attempt, "", "")
-	err := p.process(ctx, rc, job, d.Attempt)
+	attempt := rc.BaseAttempt + d.Attempt
+	_ = p.transit(job, jobstore.Active, "", attempt, "", "")
+	err := p.process(ctx, rc, job, attempt)
 	if err == nil {
 		return nil
 	}
 	if d.Last() || bus.IsPermanent(err) {
-		if ferr := p.transit(job, jobstore.Failed, jobstore.Active, d.Attempt, err.Error(), ""); ferr != nil {
+		// The failed record keeps the received upload, so that it can be
+		// retried by hand (Retry).
+		failed := job
+		if b, merr := json.Marshal(rc); merr == nil {
+			failed.Payload = string(b)
+		}
+		if ferr := p.transit(failed, jobstore.Failed, jobstore.Active, attempt, err.Error(), ""); ferr != nil {
 			p.log.Error("recording failed job", "job", job.ID, "err", ferr)
 		}
 	} else {
-		_ = p.transit(job, jobstore.Delayed, jobstore.Active, d.Attempt, err.Error(), "")
+		_ = p.transit(job, jobstore.Delayed, jobstore.Active, attempt, err.Error(), "")
 	}
 	return err
+}
+
+// Retry processes a FAILED upload again as its next generation: the
+// received upload its failed record keeps is published again under a new
+// event id, after the record of the retry is written (WAITING).
+func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Record, error) {
+	switch r.Status {
+	case jobstore.Failed:
+	case jobstore.Cancelled:
+		return r, fmt.Errorf("%w: a cancelled upload is not kept; upload it again", queue.ErrNotRetryable)
+	default:
+		return r, fmt.Errorf("%w: it is %s", queue.ErrNotRetryable, r.Status)
+	}
+	var rc events.Received
+	if r.Payload == "" || json.Unmarshal([]byte(r.Payload), &rc) != nil || rc.UploadID != r.ID {
+		return r, fmt.Errorf("%w: the record of upload %s does not keep the upload (it failed before this version); upload it again", queue.ErrNotRetryable, r.ID)
+	}
+	rc.Generation, rc.BaseAttempt = r.Generation+1, r.Attempts
+	now := p.now().UTC()
+	next := r
+	next.Generation = rc.Generation
+	next.Error, next.Progress, next.FinishedAt, next.Payload = "", 0, nil, ""
+	if err := <-p.writer.Add(jobstore.Change{Base: next, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
+		return r, err
+	}
+	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product)
+	ev, err := events.New(fmt.Sprintf("%s-retry-%d", rc.UploadID, rc.Generation), Source, events.ReceivedType(rc.Product), now, rc.OrganizationID, rc.ProjectID, rc)
+	if err != nil {
+		return r, err
+	}
+	if _, err := bus.Publish(ctx, p.js, subject, ev); err != nil {
+		return r, fmt.Errorf("publishing the retry of upload %s: %w", r.ID, err)
+	}
+	if err := queue.Emit(p.js, r.ID, r.Type, r.OrganizationID, r.ProjectID, jobstore.Waiting, jobstore.Failed, 0, r.Attempts, "", now)(); err != nil {
+		return r, err
+	}
+	next.Status, next.UpdatedAt = jobstore.Waiting, now
+	return next, nil
 }
 
 func (p *Processor) process(ctx context.Context, rc events.Received, job jobstore.Record, attempt int) error {

@@ -271,9 +271,9 @@
       const actions = [];
       const product = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
       if (st === 'FAILED' || st === 'CANCELLED') {
-        // An upload's job is retried by the CLI uploading again; the
-        // queue retries every other job type.
-        if (product) actions.push(el('span', { class: 'muted sub', title: 'Upload the result again to retry it', text: 'upload again to retry' }));
+        // A failed upload is processed again from what its record keeps;
+        // a cancelled one is uploaded again.
+        if (product && st === 'CANCELLED') actions.push(el('span', { class: 'muted sub', title: 'Upload the result again to retry it', text: 'upload again to retry' }));
         else {
           const b = el('button', { type: 'button', class: 'small', 'data-retry': j.id }, 'Retry');
           b.addEventListener('click', () => retry(j.id, b));
