@@ -28,20 +28,9 @@ import (
 func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
-	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	rs := results.New(mb.DB)
-	p := processor.New(log, nb.JS, rs, store, w, time.Now)
+	f := newFixture(t)
+	nb, store, log := f.nb, f.store, f.log
+	rs, p := f.rs, f.p
 	ictx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	p.UseInserter(results.NewInserter(ictx, rs))
@@ -122,19 +111,9 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
-	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	p := processor.New(log, nb.JS, results.New(mb.DB), store, w, time.Now)
+	f := newFixture(t)
+	nb, store, w, _ := f.nb, f.store, f.w, f.log
+	p := f.p
 
 	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
 		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
@@ -174,4 +153,33 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	if id := m.Header.Get(nats.MsgIdHdr); id != "up_1-COMPLETED-1" {
 		t.Fatalf("last completion event %s: the upload ran again", id)
 	}
+}
+
+// fixture is a processor over real embedded NATS and FerretDB.
+type fixture struct {
+	nb    *natstest.Bundle
+	store *jobstore.Store
+	rs    *results.Store
+	w     *jobstore.Writer
+	p     *processor.Processor
+	log   *slog.Logger
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	nb := natstest.Start(t)
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := jobstore.New(mb.DB)
+	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	rs := results.New(mb.DB)
+	return &fixture{nb: nb, store: store, rs: rs, w: w, p: processor.New(log, nb.JS, rs, store, w, time.Now), log: log}
 }

@@ -4,19 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
-	"github.com/odavl/sync/libs/mongodb"
-	"github.com/odavl/sync/libs/mongotest"
-	"github.com/odavl/sync/libs/natstest"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
-	"github.com/odavl/sync/services/jobs/internal/processor"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
 )
@@ -27,20 +21,9 @@ import (
 func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
-	if err := mongodb.EnsureIndexes(ctx, mb.DB, append(results.Indexes(), jobstore.Indexes()...)); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	rs := results.New(mb.DB)
-	p := processor.New(log, nb.JS, rs, store, w, time.Now)
+	f := newFixture(t)
+	nb, store, w, log := f.nb, f.store, f.w, f.log
+	rs, p := f.rs, f.p
 	var down atomic.Bool
 	down.Store(true)
 	var tries atomic.Int32
