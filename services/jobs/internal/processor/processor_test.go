@@ -112,7 +112,7 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	nb, store, w, _ := f.nb, f.store, f.w, f.log
+	nb, store, w := f.nb, f.store, f.w
 	p := f.p
 
 	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
