@@ -231,6 +231,66 @@ func (s *Store) Delete(ctx context.Context, id string, gen int) error {
 	return nil
 }
 
+// tombstone turns the records that match f into tombstones: their ids are
+// read, the records deleted at once and tombstones inserted in batches (the
+// embedded store inserts thousands a second but updates a few hundred). A
+// record written again between the delete and the insert (a late
+// delivery) makes its tombstone a duplicate and is then turned into one in
+// place.
+func (s *Store) tombstone(ctx context.Context, f bson.D) (int64, error) {
+	cur, err := s.coll.Find(ctx, f, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "updatedAt", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("clearing completed jobs: %w", err)
+	}
+	var found []struct {
+		ID        string    `bson:"_id"`
+		UpdatedAt time.Time `bson:"updatedAt"`
+	}
+	if err := cur.All(ctx, &found); err != nil {
+		return 0, fmt.Errorf("clearing completed jobs: %w", err)
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	// One delete (a filtered delete scans the collection in the embedded
+	// store, so not one per chunk), of what was found: a job finished since
+	// is newer than the newest found.
+	last := found[0].UpdatedAt
+	for _, r := range found {
+		if r.UpdatedAt.After(last) {
+			last = r.UpdatedAt
+		}
+	}
+	del, err := s.coll.DeleteMany(ctx, append(slices.Clone(f), bson.E{Key: "updatedAt", Value: bson.D{{Key: "$lte", Value: last}}}))
+	if err != nil {
+		return 0, fmt.Errorf("clearing completed jobs: %w", err)
+	}
+	n := del.DeletedCount
+	for i := 0; i < len(found); i += 100 {
+		chunk := found[i:min(i+100, len(found))]
+		stones := make([]any, len(chunk))
+		for j, r := range chunk {
+			stones[j] = bson.D{{Key: "_id", Value: r.ID}, {Key: "status", Value: Cleared}, {Key: "organizationId", Value: ""},
+				{Key: "projectId", Value: ""}, {Key: "updatedAt", Value: r.UpdatedAt}}
+		}
+		_, err = s.coll.InsertMany(ctx, stones, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if err != nil && !errors.As(err, &bwe) {
+			return n, fmt.Errorf("leaving tombstones of cleared jobs: %w", err)
+		}
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 {
+				return n, fmt.Errorf("leaving tombstones of cleared jobs: %w", we)
+			}
+			// Written again meanwhile: that record becomes the tombstone.
+			if _, err := s.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: chunk[we.Index].ID}, {Key: "status", Value: Completed}}, stones[we.Index]); err != nil {
+				return n, fmt.Errorf("leaving a tombstone of job %s: %w", chunk[we.Index].ID, err)
+			}
+		}
+	}
+	return n, nil
+}
+
 // Remember is how long after it finished a cleared job leaves a tombstone:
 // far longer than a late delivery of its message takes to come and run (an
 // ack lost or late is redelivered after the ack wait, at most MaxDeliver
@@ -267,15 +327,11 @@ func (s *Store) ClearCompleted(ctx context.Context, q Query, cutoff time.Time) (
 	n := res.DeletedCount
 	if cutoff.After(recent) {
 		lately := append(f, bson.E{Key: "updatedAt", Value: bson.D{{Key: "$gte", Value: recent}, {Key: "$lt", Value: cutoff}}})
-		up, err := s.coll.UpdateMany(ctx, lately, bson.D{
-			{Key: "$set", Value: bson.D{{Key: "status", Value: Cleared}, {Key: "organizationId", Value: ""}, {Key: "projectId", Value: ""}}},
-			{Key: "$unset", Value: bson.D{{Key: "type", Value: ""}, {Key: "payload", Value: ""}, {Key: "output", Value: ""},
-				{Key: "history", Value: ""}, {Key: "parentId", Value: ""}, {Key: "error", Value: ""}}},
-		})
+		m, err := s.tombstone(ctx, lately)
+		n += m
 		if err != nil {
-			return n, fmt.Errorf("clearing completed jobs: %w", err)
+			return n, err
 		}
-		n += up.ModifiedCount
 	}
 	if _, err := s.coll.DeleteMany(ctx, bson.D{{Key: "status", Value: Cleared}, {Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: recent}}}}); err != nil {
 		return n, fmt.Errorf("deleting tombstones of cleared jobs: %w", err)
