@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -16,6 +17,8 @@ type Store struct {
 	done   chan struct{}
 }
 
+var newMu sync.Mutex
+
 // StartStore starts FerretDB with its SQLite backend on dir, listening on
 // listen (host:port; "127.0.0.1:0" picks a free port). log receives its
 // messages; FerretDB logs every failed command at WARN, so give it a quiet one.
@@ -26,12 +29,16 @@ func StartStore(dir, listen string, log *slog.Logger) (*Store, error) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
+	// ferretdb.New sets up process-wide state without a lock (the race
+	// detector reports it when parallel tests start stores at once).
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
 		Logger:    log,
 	})
+	newMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("creating ferretdb: %w", err)
 	}
