@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -11,17 +10,16 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/odavl/sync/services/ingest/openapischema"
 )
 
 // contract checks the API's answers against the OpenAPI document the
 // server itself serves: the status must be documented for the operation and
 // the body must validate against the documented schema of its media type.
 type contract struct {
-	mu    sync.Mutex
-	doc   map[string]any
-	comps map[string]any
-	c     *jsonschema.Compiler
-	n     int
+	mu  sync.Mutex
+	doc *openapischema.Document
 }
 
 func (s *served) contract() *contract {
@@ -30,25 +28,13 @@ func (s *served) contract() *contract {
 	if r.Status != http.StatusOK {
 		s.t.Fatalf("openapi.json: %d %s", r.Status, r.Body)
 	}
-	k := &contract{c: jsonschema.NewCompiler()}
-	r.JSON(s.t, &k.doc)
-	k.c.AssertFormat()
-	k.comps, _ = k.doc["components"].(map[string]any)
-	for name, sch := range k.comps["schemas"].(map[string]any) {
-		if err := k.c.AddResource("mem://components/schemas/"+name, rewriteRefs(sch)); err != nil {
-			s.t.Fatal(err)
-		}
+	var doc map[string]any
+	r.JSON(s.t, &doc)
+	d, err := openapischema.Load(doc)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return k
-}
-
-func (k *contract) resolve(v any) map[string]any {
-	m, _ := v.(map[string]any)
-	for m != nil && m["$ref"] != nil {
-		sec, name, _ := strings.Cut(strings.TrimPrefix(m["$ref"].(string), "#/components/"), "/")
-		m, _ = k.comps[sec].(map[string]any)[name].(map[string]any)
-	}
-	return m
+	return &contract{doc: d}
 }
 
 // template finds the document's path template of a request path: literal
@@ -57,7 +43,7 @@ func (k *contract) template(reqPath string) string {
 	reqPath, _, _ = strings.Cut(reqPath, "?")
 	segs := strings.Split(reqPath, "/")
 	best, bestScore := "", -1
-	for tpl := range k.doc["paths"].(map[string]any) {
+	for tpl := range k.doc.Doc["paths"].(map[string]any) {
 		ts := strings.Split(tpl, "/")
 		if len(ts) != len(segs) {
 			continue
@@ -84,13 +70,13 @@ func (k *contract) check(t *testing.T, method, reqPath string, r apiResp) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	path := k.template(reqPath)
-	item, _ := k.doc["paths"].(map[string]any)[path].(map[string]any)
+	item, _ := k.doc.Doc["paths"].(map[string]any)[path].(map[string]any)
 	op, _ := item[strings.ToLower(method)].(map[string]any)
 	if op == nil {
 		t.Errorf("%s %s (%s) is not in the OpenAPI document", method, reqPath, path)
 		return
 	}
-	resp := k.resolve(op["responses"].(map[string]any)[strconv.Itoa(r.Status)])
+	resp := k.doc.Resolve(op["responses"].(map[string]any)[strconv.Itoa(r.Status)])
 	if resp == nil {
 		t.Errorf("%s %s answered %d, which the document does not list: %s", method, path, r.Status, r.Body)
 		return
@@ -101,12 +87,7 @@ func (k *contract) check(t *testing.T, method, reqPath string, r apiResp) {
 		t.Errorf("%s %s %d answered %s, not documented", method, path, r.Status, mt)
 		return
 	}
-	k.n++
-	url := fmt.Sprintf("mem://answers/%d", k.n)
-	if err := k.c.AddResource(url, rewriteRefs(media["schema"])); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := k.c.Compile(url)
+	sch, err := k.doc.Compile(media["schema"])
 	if err != nil {
 		t.Fatalf("%s %s %d: compiling the schema: %v", method, path, r.Status, err)
 	}
@@ -118,29 +99,6 @@ func (k *contract) check(t *testing.T, method, reqPath string, r apiResp) {
 	if err := sch.Validate(inst); err != nil {
 		t.Errorf("%s %s %d: the answer does not match the document: %v\n%s", method, path, r.Status, err, r.Body)
 	}
-}
-
-// rewriteRefs points #/components/... references at the registered resources.
-func rewriteRefs(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for key, e := range x {
-			if s, ok := e.(string); ok && key == "$ref" && strings.HasPrefix(s, "#/components/") {
-				out[key] = "mem://components/" + strings.TrimPrefix(s, "#/components/")
-				continue
-			}
-			out[key] = rewriteRefs(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = rewriteRefs(e)
-		}
-		return out
-	}
-	return v
 }
 
 // do sends a request through s and checks the answer against the document.

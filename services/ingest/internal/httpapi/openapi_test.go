@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/odavl/sync/services/ingest/openapischema"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -123,23 +124,11 @@ type example struct {
 // upload example passes the validator itself (business checks included).
 func TestOpenAPIExamplesValidate(t *testing.T) {
 	doc := document(t)
-	comps := doc["components"].(map[string]any)
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for name, s := range comps["schemas"].(map[string]any) {
-		if err := c.AddResource("mem://components/schemas/"+name, rewriteRefs(s)); err != nil {
-			t.Fatalf("schema %s: %v", name, err)
-		}
+	d, err := openapischema.Load(doc)
+	if err != nil {
+		t.Fatal(err)
 	}
-	resolve := func(v any) map[string]any {
-		m, _ := v.(map[string]any)
-		for m != nil && m["$ref"] != nil {
-			ref := strings.TrimPrefix(m["$ref"].(string), "#/components/")
-			sec, name, _ := strings.Cut(ref, "/")
-			m, _ = comps[sec].(map[string]any)[name].(map[string]any)
-		}
-		return m
-	}
+	comps, resolve := d.Components, d.Resolve
 	var exs []example
 	collectContent := func(where string, content any) {
 		for mt, v := range asMap(content) {
@@ -200,16 +189,12 @@ func TestOpenAPIExamplesValidate(t *testing.T) {
 	if len(exs) < 40 {
 		t.Errorf("only %d examples found", len(exs))
 	}
-	for i, ex := range exs {
+	for _, ex := range exs {
 		if ex.schema == nil {
 			t.Errorf("%s: example without a schema", ex.where)
 			continue
 		}
-		url := fmt.Sprintf("mem://examples/%d", i)
-		if err := c.AddResource(url, rewriteRefs(ex.schema)); err != nil {
-			t.Fatalf("%s: %v", ex.where, err)
-		}
-		sch, err := c.Compile(url)
+		sch, err := d.Compile(ex.schema)
 		if err != nil {
 			t.Errorf("%s: compiling its schema: %v", ex.where, err)
 			continue
@@ -247,29 +232,6 @@ func checkUploadExamples(t *testing.T, p events.Product, content any) int {
 func asMap(v any) map[string]any {
 	m, _ := v.(map[string]any)
 	return m
-}
-
-// rewriteRefs points #/components/... references at the registered resources.
-func rewriteRefs(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			if s, ok := e.(string); ok && k == "$ref" && strings.HasPrefix(s, "#/components/") {
-				out[k] = "mem://components/" + strings.TrimPrefix(s, "#/components/")
-				continue
-			}
-			out[k] = rewriteRefs(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = rewriteRefs(e)
-		}
-		return out
-	}
-	return v
 }
 
 // Fragments that clash are refused with the files named.
