@@ -85,6 +85,15 @@ func newCLI(t testing.TB, env map[string]string) *cliEnv {
 	return &cliEnv{t: t, env: env, clock: newTestClock(), spool: filepath.Join(t.TempDir(), "spool")}
 }
 
+// newCLIFor is a CLI configured by the seed's variables only, with the
+// credentials c and the API at apiURL (the server, or a proxy in front).
+func newCLIFor(t testing.TB, c credentials, apiURL string) *cliEnv {
+	return newCLI(t, map[string]string{
+		"ODAVL_CLOUD_API": apiURL, "ODAVL_API_KEY": c.APIKey,
+		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
+	})
+}
+
 // run runs odavl-sync with args, the spool flag added.
 func (c *cliEnv) run(args ...string) cliResult {
 	c.t.Helper()
@@ -165,10 +174,7 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 	}
 
 	// Autopilot from stdin, configured by the seed's variables only.
-	envCLI := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": c.APIURL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	envCLI := newCLIFor(t, c, c.APIURL)
 	b, _ := json.Marshal(autopilotBody(c.OrganizationID, c.ProjectID, "run-42", true))
 	envCLI.stdin = string(b)
 	var ap pushOut
@@ -499,10 +505,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
 	px := newFaultProxy(t, c.APIURL)
-	cli := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	cli := newCLIFor(t, c, px.srv.URL)
 	dir := t.TempDir()
 
 	// Two 503s (backoff with jitter), a 429 with Retry-After in seconds, one
@@ -620,10 +623,7 @@ func TestCLIServerStoppedMidPushSpoolsThenFlushLandsOnce(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
 	px := newFaultProxy(t, c.APIURL)
-	cli := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	cli := newCLIFor(t, c, px.srv.URL)
 	dir := t.TempDir()
 	// The server takes the upload, then stops before the client hears back;
 	// the client's retries find it gone (502 from the proxy in front).
@@ -668,10 +668,7 @@ func TestCLIConcurrentFlushesSendEachEntryOnce(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
 	px := newFaultProxy(t, "http://127.0.0.1:1") // nothing listens: 502
-	cli := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	cli := newCLIFor(t, c, px.srv.URL)
 	dir := t.TempDir()
 	for i := range 6 {
 		r := cli.run("push", "insight", writeJSON(t, dir, fmt.Sprintf("i%d.json", i), insightBody(c.OrganizationID, c.ProjectID, i)), "--retries", "1")

@@ -69,10 +69,7 @@ func TestCLIUpload12MBMultipartResumes(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
 	px := newFaultProxy(t, c.APIURL)
-	cli := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	cli := newCLIFor(t, c, px.srv.URL)
 	dir := t.TempDir()
 	cl := newClient(t, c)
 
@@ -244,10 +241,7 @@ func TestCLIGuardianTakenAsServerStopsIsReplayedNotConflicting(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
 	px := newFaultProxy(t, c.APIURL)
-	cli := newCLI(t, map[string]string{
-		"ODAVL_CLOUD_API": px.srv.URL, "ODAVL_API_KEY": c.APIKey,
-		"ODAVL_ORGANIZATION_ID": c.OrganizationID, "ODAVL_PROJECT_ID": c.ProjectID,
-	})
+	cli := newCLIFor(t, c, px.srv.URL)
 	dir := t.TempDir()
 	shots := filepath.Join(dir, "shots")
 	_ = os.Mkdir(shots, 0o700)
