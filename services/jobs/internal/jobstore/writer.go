@@ -17,6 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/odavl/sync/libs/bus"
 )
 
 // LiveBucket is the JetStream KV bucket of the jobs that are not finished.
@@ -147,54 +149,22 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 }
 
 func (w *Writer) watch(ctx context.Context) error {
-	wt, err := w.kv.WatchAll(context.WithoutCancel(ctx))
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", LiveBucket, err)
-	}
-	initial := make(chan struct{})
-	go func() {
-		defer func() { _ = wt.Stop() }()
-		first := true
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case e, ok = <-wt.Updates():
-				if !ok {
-					return
-				}
-			case <-w.done:
-				return
+	return bus.Follow(ctx, w.kv, w.done, func(e jetstream.KeyValueEntry) {
+		// Entries are decoded when read: most are this instance's own
+		// puts, whose record it holds already.
+		put := e.Operation() == jetstream.KeyValuePut
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if e.Revision() > w.revs[e.Key()].n {
+			w.revs[e.Key()] = rev{e.Revision(), time.Now()}
+			delete(w.live, e.Key())
+			if put {
+				w.liveRaw[e.Key()] = e.Value()
+			} else {
+				delete(w.liveRaw, e.Key())
 			}
-			if e == nil {
-				if first {
-					first = false
-					close(initial)
-				}
-				continue
-			}
-			// Entries are decoded when read: most are this instance's own
-			// puts, whose record it holds already.
-			put := e.Operation() == jetstream.KeyValuePut
-			w.mu.Lock()
-			if e.Revision() > w.revs[e.Key()].n {
-				w.revs[e.Key()] = rev{e.Revision(), time.Now()}
-				delete(w.live, e.Key())
-				if put {
-					w.liveRaw[e.Key()] = e.Value()
-				} else {
-					delete(w.liveRaw, e.Key())
-				}
-			}
-			w.mu.Unlock()
 		}
-	}()
-	select {
-	case <-initial:
-		return nil
-	case <-time.After(10 * time.Second):
-		return errors.New("live jobs bucket: no initial state in 10s")
-	}
+	})
 }
 
 // Add queues a change. For a durable change it returns a channel that

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
@@ -25,41 +26,7 @@ const (
 // cancelled jobs, whichever instance set them. It returns once the
 // bucket's current state is applied.
 func (q *Queue) watchControl(ctx context.Context) error {
-	w, err := q.kv.WatchAll(context.WithoutCancel(ctx))
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", ControlBucket, err)
-	}
-	initial := make(chan struct{})
-	go func() {
-		defer func() { _ = w.Stop() }()
-		first := true
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case e, ok = <-w.Updates():
-				if !ok {
-					return
-				}
-			case <-q.stopped():
-				return
-			}
-			if e == nil {
-				if first {
-					first = false
-					close(initial)
-				}
-				continue
-			}
-			q.applyControl(e)
-		}
-	}()
-	select {
-	case <-initial:
-		return nil
-	case <-time.After(10 * time.Second):
-		return errors.New("control bucket: no initial state in 10s")
-	}
+	return bus.Follow(ctx, q.kv, q.stopped(), q.applyControl)
 }
 
 func (q *Queue) stopped() <-chan struct{} { return q.quit }
