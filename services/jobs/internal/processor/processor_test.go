@@ -29,7 +29,7 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	nb, store, log := f.nb, f.store, f.log
+	nb, store := f.nb, f.store
 	rs, p := f.rs, f.p
 	ictx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -51,22 +51,9 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
 	// As the jobs service consumes uploads: a slow delivery is kept alive.
-	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived}, Backoff: []time.Duration{100 * time.Millisecond}, Workers: 4, KeepAlive: time.Minute}
-	cons, err := bus.EnsureConsumer(ctx, nb.JS, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop, err := bus.Consume(ctx, log, cons, cc, p.Handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(loop.Stop)
+	f.consume(t, 100*time.Millisecond)
 
-	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
-		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
-		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
-	ev, _ := events.New("received-up_1", "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
-		events.Received{UploadID: "up_1", OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: "k", ReceivedAt: time.Now().UTC(), Payload: payload})
+	ev := insightReceived("received-up_1", "up_1", "k")
 	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +102,7 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	nb, store, w := f.nb, f.store, f.w
 	p := f.p
 
-	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
-		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
-		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
-	ev, _ := events.New("received-up_1", "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
-		events.Received{UploadID: "up_1", OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: "k", ReceivedAt: time.Now().UTC(), Payload: payload})
+	ev := insightReceived("received-up_1", "up_1", "k")
 	deliver := func(attempt int) {
 		t.Helper()
 		if err := p.Handle(ctx, bus.Delivery{Event: ev, Subject: events.ReceivedSubject("o", "p", events.Insight), Attempt: attempt, MaxAttempts: 4}); err != nil {
@@ -182,4 +165,32 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(w.Stop)
 	rs := results.New(mb.DB)
 	return &fixture{nb: nb, store: store, rs: rs, w: w, p: processor.New(log, nb.JS, rs, store, w, time.Now), log: log}
+}
+
+// consume runs the processor on uploads as the jobs service does (a slow
+// delivery is kept alive), with one retry after backoff.
+func (f *fixture) consume(t *testing.T, backoff time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived},
+		Backoff: []time.Duration{backoff}, Workers: 4, KeepAlive: time.Minute}
+	cons, err := bus.EnsureConsumer(ctx, f.nb.JS, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop, err := bus.Consume(ctx, f.log, cons, cc, f.p.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(loop.Stop)
+}
+
+// insightReceived is the received event of a one-issue Insight upload.
+func insightReceived(eventID, uploadID, key string) events.Event {
+	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
+		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
+		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
+	ev, _ := events.New(eventID, "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
+		events.Received{UploadID: uploadID, OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: key, ReceivedAt: time.Now().UTC(), Payload: payload})
+	return ev
 }

@@ -2,7 +2,6 @@ package processor_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -22,7 +21,7 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	nb, store, w, log := f.nb, f.store, f.w, f.log
+	nb, store, w := f.nb, f.store, f.w
 	rs, p := f.rs, f.p
 	var down atomic.Bool
 	down.Store(true)
@@ -34,23 +33,9 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 		}
 		return rs.Insert(ctx, r)
 	})
-	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived},
-		Backoff: []time.Duration{50 * time.Millisecond}, Workers: 4, KeepAlive: time.Minute}
-	cons, err := bus.EnsureConsumer(ctx, nb.JS, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop, err := bus.Consume(ctx, log, cons, cc, p.Handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(loop.Stop)
+	f.consume(t, 50*time.Millisecond)
 
-	payload, _ := json.Marshal(events.InsightResult{OrganizationID: "o", ProjectID: "p", Timestamp: time.Now().UTC(), Detectors: []string{"eslint"},
-		TotalIssues: 1, IssuesBySeverity: events.IssuesBySeverity{High: 1},
-		Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: "m", File: "a.ts", Line: 1, Column: 1}}})
-	ev, _ := events.New("up_r", "/test", events.ReceivedType(events.Insight), time.Now(), "o", "p",
-		events.Received{UploadID: "up_r", OrganizationID: "o", ProjectID: "p", Product: events.Insight, IdempotencyKey: "key-r", ReceivedAt: time.Now().UTC(), Payload: payload})
+	ev := insightReceived("up_r", "up_r", "key-r")
 	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
 		t.Fatal(err)
 	}
