@@ -24,17 +24,7 @@ import (
 func TestClearedJobDoesNotComeBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
-	if err := mongodb.EnsureIndexes(ctx, mb.DB, jobstore.Indexes()); err != nil {
-		t.Fatal(err)
-	}
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, slog.New(slog.NewTextHandler(io.Discard, nil)), jobstore.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	store, w := startWriter(t)
 
 	completed := func(id, org string, attempt int) {
 		t.Helper()
@@ -89,4 +79,21 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 			t.Fatalf("%s: %d documents left (%v), want none", id, n, err)
 		}
 	}
+}
+
+// startWriter is a record writer over real embedded NATS and FerretDB.
+func startWriter(t *testing.T) (*jobstore.Store, *jobstore.Writer) {
+	t.Helper()
+	nb := natstest.Start(t)
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(context.Background(), mb.DB, jobstore.Indexes()); err != nil {
+		t.Fatal(err)
+	}
+	store := jobstore.New(mb.DB)
+	w, err := jobstore.NewWriter(context.Background(), store, nb.JS, slog.New(slog.NewTextHandler(io.Discard, nil)), jobstore.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return store, w
 }

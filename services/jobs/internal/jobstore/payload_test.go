@@ -3,14 +3,9 @@ package jobstore_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/odavl/sync/libs/mongodb"
-	"github.com/odavl/sync/libs/mongotest"
-	"github.com/odavl/sync/libs/natstest"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -22,17 +17,7 @@ import (
 func TestCancelledWaitingJobKeepsItsPayload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
-	if err := mongodb.EnsureIndexes(ctx, mb.DB, jobstore.Indexes()); err != nil {
-		t.Fatal(err)
-	}
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, slog.New(slog.NewTextHandler(io.Discard, nil)), jobstore.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	store, w := startWriter(t)
 	load := func(id string) func() (jobstore.Record, bool, error) {
 		return func() (jobstore.Record, bool, error) {
 			r, err := store.GetAny(ctx, id)
