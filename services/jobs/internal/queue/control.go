@@ -167,7 +167,7 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 		return r, fmt.Errorf("%w: it is %s", ErrNotRetryable, r.Status)
 	}
 	if _, ok := q.handlers[r.Type]; !ok {
-		return r, fmt.Errorf("%w: %s jobs are retried by uploading again", ErrNotRetryable, r.Type)
+		return r, fmt.Errorf("%w: the queue has no handler for %s jobs", ErrNotRetryable, r.Type)
 	}
 	now := q.now().UTC()
 	next := r
