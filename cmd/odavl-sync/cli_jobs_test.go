@@ -62,7 +62,7 @@ func TestCLIJobsListGetCancelRetry(t *testing.T) {
 	if r := cli.run("jobs", "cancel", p.Receipt.JobID, "--credentials", cred); r.Code != ExitRejected {
 		t.Errorf("cancel of a completed job: exit %d: %s", r.Code, r.Stderr)
 	}
-	// Nor retried: an upload's job is retried by uploading again.
+	// Nor retried: only a FAILED upload job is.
 	if r := cli.run("jobs", "retry", p.Receipt.JobID, "--credentials", cred, "--json"); r.Code != ExitRejected {
 		t.Errorf("retry of a completed upload job: exit %d: %s", r.Code, r.Stderr)
 	}
