@@ -190,11 +190,7 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 // publishParked publishes the parked submission of a wait (a repeat of
 // the same wait is dropped by its message id).
 func (q *Queue) publishParked(ctx context.Context, next Submission) error {
-	f, err := q.publishSubmission(next, fmt.Sprintf("%s-wait-%d-%d", next.JobID, next.Generation, next.Waits))
-	if err == nil {
-		err = waitAll(ctx, []jetstream.PubAckFuture{f})
-	}
-	return err
+	return q.resubmit(ctx, next, fmt.Sprintf("%s-wait-%d-%d", next.JobID, next.Generation, next.Waits))
 }
 
 // admit decides whether a woken job's delivery, or a redelivery, runs. Of a
@@ -378,10 +374,7 @@ func (q *Queue) wake(ctx context.Context, e waitEntry, rev uint64) error {
 
 func (q *Queue) publishDue(ctx context.Context, sub Submission) error {
 	sub.RunAt = nil
-	f, err := q.publishSubmission(sub, dueID(sub))
-	if err == nil {
-		err = waitAll(ctx, []jetstream.PubAckFuture{f})
-	}
+	err := q.resubmit(ctx, sub, dueID(sub))
 	if err != nil {
 		q.log.Warn("publishing a woken job", "job", sub.JobID, "err", err)
 	}

@@ -184,10 +184,7 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	if r.Payload != "" {
 		sub.Payload = []byte(r.Payload)
 	}
-	f, err := q.publishSubmission(sub, fmt.Sprintf("%s-retry-%d", id, sub.Generation))
-	if err == nil {
-		err = waitAll(ctx, []jetstream.PubAckFuture{f})
-	}
+	err = q.resubmit(ctx, sub, fmt.Sprintf("%s-retry-%d", id, sub.Generation))
 	if err != nil {
 		return r, err
 	}

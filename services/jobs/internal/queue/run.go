@@ -253,11 +253,7 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 			status = jobstore.Paused
 		}
 		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
-		f, err := q.publishSubmission(sub, dueID(sub))
-		if err == nil {
-			err = waitAll(ctx, []jetstream.PubAckFuture{f})
-		}
-		if err != nil {
+		if err := q.publishDue(ctx, sub); err != nil {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}

@@ -142,6 +142,16 @@ func subjectOf(sub Submission) string {
 	return events.JobSubject(PriorityName(sub.Priority), sub.Type)
 }
 
+// resubmit publishes a submission again (delayed, woken, parked, retried)
+// under msgID and waits for its acknowledgement.
+func (q *Queue) resubmit(ctx context.Context, sub Submission, msgID string) error {
+	f, err := q.publishSubmission(sub, msgID)
+	if err != nil {
+		return err
+	}
+	return waitAll(ctx, []jetstream.PubAckFuture{f})
+}
+
 func (q *Queue) publishSubmission(sub Submission, msgID string) (jetstream.PubAckFuture, error) {
 	subject := subjectOf(sub)
 	ev, err := events.New(msgID, Source, events.TypeJobSubmitted, sub.SubmittedAt, sub.OrganizationID, sub.ProjectID, sub)
