@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,25 +25,8 @@ import (
 // blobDo sends a request straight to a signed URL, as a CLI would.
 func blobDo(t *testing.T, method, u string, headers map[string]string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Logf("%s %s: %v", method, u, err)
-		return 0, nil, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
+	a := storagetest.Send(t, method, u, headers, body)
+	return a.Status, a.Header, a.Body
 }
 
 func random(n int) []byte {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -71,30 +70,8 @@ type answer struct {
 
 func send(t *testing.T, method, u string, headers map[string]string, body []byte) answer {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	if body != nil {
-		req.ContentLength = int64(len(body))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		// A server may refuse a large body before reading it and close
-		// the connection: a refusal, status 0.
-		t.Logf("%s: %v", method, err)
-		return answer{}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, b}
+	a := storagetest.Send(t, method, u, headers, body)
+	return answer{a.Status, a.Header, a.Body}
 }
 
 func ok(a answer) bool { return a.status >= 200 && a.status < 300 }
