@@ -55,10 +55,7 @@ var clientRoutes = map[string]string{
 func TestClientCoversEveryDocumentedRoute(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
-	cl, err := client.New(client.Config{BaseURL: c.APIURL, APIKey: c.APIKey, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := newClient(t, c)
 	ctx := context.Background()
 	if err := cl.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)

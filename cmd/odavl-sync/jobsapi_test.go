@@ -350,10 +350,7 @@ func TestExportAndReportJobsGoThroughStorage(t *testing.T) {
 func TestJobsThroughTheGoClient(t *testing.T) {
 	s := startServe(t, nil)
 	c := s.Cred
-	cl, err := client.New(client.Config{BaseURL: c.APIURL, APIKey: c.APIKey, OrganizationID: c.OrganizationID, ProjectID: c.ProjectID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := newClient(t, c)
 	ctx := context.Background()
 	if st, err := cl.PauseQueue(ctx); err != nil || !st.Paused {
 		t.Fatalf("pause: %+v %v", st, err)
