@@ -79,6 +79,18 @@ type QueryParams struct {
 	Sort   *types.Document
 	Limit  int64
 
+	// ODAVL patch 3 (index pushdown). IndexSort is the query's sort document
+	// with any field names; a backend that can return documents in that
+	// order (through an index) does so and sets QueryResult.SortPushed.
+	// LimitHint is how many documents the handler will take after filtering
+	// (skip + limit, 0: all); a backend may use it only where its filter is
+	// exact. CountOnly asks for the number of matching documents only: a
+	// backend that can count exactly sets QueryResult.Counted and returns no
+	// documents; one that cannot ignores it.
+	IndexSort *types.Document
+	LimitHint int64
+	CountOnly bool
+
 	OnlyRecordIDs bool
 	Comment       string
 }
@@ -86,6 +98,11 @@ type QueryParams struct {
 // QueryResult represents the results of Collection.Query method.
 type QueryResult struct {
 	Iter types.DocumentsIterator
+
+	// ODAVL patch 3: see QueryParams.
+	SortPushed bool
+	Counted    bool
+	Count      int64
 }
 
 // Query executes a query against the collection.
@@ -136,6 +153,9 @@ type ExplainParams struct {
 	Filter *types.Document
 	Sort   *types.Document
 	Limit  int64
+
+	IndexSort *types.Document // ODAVL patch 3: see QueryParams
+	LimitHint int64
 }
 
 // ExplainResult represents the results of Collection.Explain method.

@@ -286,7 +286,7 @@ func (h *Handler) MsgAggregate(connCtx context.Context, msg *wire.OpMsg) (*wire.
 			qp.Filter = filter
 		}
 
-		if !h.EnableNestedPushdown && filter != nil {
+		if !h.EnableNestedPushdown && filter != nil && backends.ODAVLBaseline {
 			qp.Filter = filter.DeepCopy()
 
 			for _, k := range qp.Filter.Keys() {
@@ -350,7 +350,7 @@ func (h *Handler) MsgAggregate(connCtx context.Context, msg *wire.OpMsg) (*wire.
 			qp.Sort = sort
 		}
 
-		iter, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})
+		iter, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments, aggregationStages})
 	} else {
 		// TODO https://github.com/FerretDB/FerretDB/issues/2423
 		statistics := stages.GetStatistics(collStatsDocuments)
@@ -419,10 +419,14 @@ type stagesDocumentsParams struct {
 	c      backends.Collection
 	qp     *backends.QueryParams
 	stages []aggregations.Stage
+	raw    []any // the pipeline's stage documents
 }
 
 // processStagesDocuments retrieves the documents from the database and then processes them through the stages.
 func processStagesDocuments(ctx context.Context, closer *iterator.MultiCloser, p *stagesDocumentsParams) (types.DocumentsIterator, error) { //nolint:lll // for readability
+	id, field, isCount := countPipeline(p.raw)
+	p.qp.CountOnly = isCount && !backends.ODAVLBaseline
+
 	queryRes, err := p.c.Query(ctx, p.qp)
 	if err != nil {
 		closer.Close()
@@ -430,6 +434,10 @@ func processStagesDocuments(ctx context.Context, closer *iterator.MultiCloser, p
 	}
 
 	closer.Add(queryRes.Iter)
+
+	if queryRes.Counted {
+		return countResult(id, field, queryRes.Count), nil
+	}
 
 	iter := queryRes.Iter
 

@@ -16,6 +16,7 @@ package handler
 
 import (
 	"context"
+	"math"
 	"errors"
 	"fmt"
 
@@ -67,11 +68,24 @@ func (h *Handler) MsgCount(connCtx context.Context, msg *wire.OpMsg) (*wire.OpMs
 	var qp backends.QueryParams
 	if !h.DisablePushdown {
 		qp.Filter = params.Filter
+		qp.CountOnly = !backends.ODAVLBaseline && params.Skip == 0 && params.Limit == 0
 	}
 
 	queryRes, err := c.Query(connCtx, &qp)
 	if err != nil {
 		return nil, lazyerrors.Error(err)
+	}
+
+	if queryRes.Counted {
+		// ODAVL patch 3: counted by SQLite on the indexes.
+		queryRes.Iter.Close()
+
+		var n any = queryRes.Count
+		if queryRes.Count <= math.MaxInt32 {
+			n = int32(queryRes.Count)
+		}
+
+		return documentOpMsg(must.NotFail(types.NewDocument("n", n, "ok", float64(1))))
 	}
 
 	iter := queryRes.Iter

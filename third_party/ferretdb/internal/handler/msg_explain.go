@@ -94,7 +94,7 @@ func (h *Handler) MsgExplain(connCtx context.Context, msg *wire.OpMsg) (*wire.Op
 		qp.Filter = params.Filter
 	}
 
-	if !h.EnableNestedPushdown && params.Filter != nil {
+	if !h.EnableNestedPushdown && params.Filter != nil && backends.ODAVLBaseline {
 		qp.Filter = params.Filter.DeepCopy()
 
 		for _, k := range qp.Filter.Keys() {
@@ -130,6 +130,11 @@ func (h *Handler) MsgExplain(connCtx context.Context, msg *wire.OpMsg) (*wire.Op
 
 	if len(cList.Collections) > 0 {
 		cInfo = cList.Collections[0]
+	}
+
+	if !h.DisablePushdown && !backends.ODAVLBaseline {
+		qp.IndexSort = params.Sort
+		qp.LimitHint = params.Limit
 	}
 
 	switch {

@@ -130,7 +130,7 @@ func (h *Handler) MsgFind(connCtx context.Context, msg *wire.OpMsg) (*wire.OpMsg
 	// closer accumulates all things that should be closed / canceled.
 	closer := iterator.NewMultiCloser(iterator.CloserFunc(cancel))
 
-	iter, err := h.makeFindIter(queryRes.Iter, closer, params)
+	iter, err := h.makeFindIter(queryRes.Iter, closer, params, queryRes.SortPushed)
 	if err != nil {
 		return nil, handleMaxTimeMSError(err, params.MaxTimeMS, "find")
 	}
@@ -227,7 +227,7 @@ func (h *Handler) makeFindQueryParams(ctx context.Context, params *common.FindPa
 		qp.Filter = params.Filter
 	}
 
-	if !h.EnableNestedPushdown && params.Filter != nil {
+	if !h.EnableNestedPushdown && params.Filter != nil && backends.ODAVLBaseline {
 		qp.Filter = params.Filter.DeepCopy()
 
 		for _, k := range qp.Filter.Keys() {
@@ -283,6 +283,15 @@ func (h *Handler) makeFindQueryParams(ctx context.Context, params *common.FindPa
 		qp.Limit = params.Limit
 	}
 
+	// ODAVL patch 3: the backend sorts on indexes where it can, and may use
+	// the limit where its filter is exact.
+	if !h.DisablePushdown && !backends.ODAVLBaseline && qp.Sort.Len() == 0 {
+		qp.IndexSort = params.Sort
+		if params.Limit > 0 {
+			qp.LimitHint = params.Skip + params.Limit
+		}
+	}
+
 	h.L.DebugContext(ctx, fmt.Sprintf("Converted %+v for %+v to %+v.", params, cInfo, qp))
 
 	return qp, nil
@@ -295,12 +304,17 @@ func (h *Handler) makeFindQueryParams(ctx context.Context, params *common.FindPa
 // and the returned iterator is wrapped with it.
 //
 //nolint:lll // for readability
-func (h *Handler) makeFindIter(iter types.DocumentsIterator, closer *iterator.MultiCloser, params *common.FindParams) (types.DocumentsIterator, error) {
+func (h *Handler) makeFindIter(iter types.DocumentsIterator, closer *iterator.MultiCloser, params *common.FindParams, sorted bool) (types.DocumentsIterator, error) {
 	closer.Add(iter)
 
 	iter = common.FilterIterator(iter, closer, params.Filter)
 
-	iter, err := common.SortIterator(iter, closer, params.Sort)
+	sort := params.Sort
+	if sorted {
+		sort = nil // the backend returned the documents in order (ODAVL patch 3)
+	}
+
+	iter, err := common.SortIterator(iter, closer, sort)
 	if err != nil {
 		closer.Close()
 

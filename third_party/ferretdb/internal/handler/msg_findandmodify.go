@@ -127,6 +127,10 @@ func (h *Handler) findAndModifyDocument(ctx context.Context, params *common.Find
 	closer := iterator.NewMultiCloser(iterator.CloserFunc(cancel))
 	defer closer.Close()
 
+	// ODAVL patch 4: the read, the update and the write (or the upsert's
+	// insert) happen under the collection's lock.
+	defer lockCollection(params.DB, params.Collection)()
+
 	var qp backends.QueryParams
 	if !h.DisablePushdown {
 		qp.Filter = params.Query

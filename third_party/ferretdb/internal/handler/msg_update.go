@@ -112,12 +112,17 @@ func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParam
 			qp.Filter = u.Filter
 		}
 
+		// ODAVL patch 4: the read, the update and the write (or the upsert's
+		// insert) happen under the collection's lock.
+		unlock := lockCollection(params.DB, params.Collection)
+
 		res, err := c.Query(ctx, &qp)
 		if err != nil {
+			unlock()
 			return 0, 0, nil, lazyerrors.Error(err)
 		}
 
-		closer := iterator.NewMultiCloser()
+		closer := iterator.NewMultiCloser(iterator.CloserFunc(unlock))
 		defer closer.Close()
 
 		closer.Add(res.Iter)
@@ -129,6 +134,8 @@ func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParam
 		}
 
 		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+		closer.Close()
+
 		if err != nil {
 			return 0, 0, nil, lazyerrors.Error(err)
 		}

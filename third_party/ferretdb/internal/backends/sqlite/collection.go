@@ -65,6 +65,10 @@ func (c *collection) Query(ctx context.Context, params *backends.QueryParams) (*
 		}, nil
 	}
 
+	if !backends.ODAVLBaseline && !meta.Capped() {
+		return c.queryIndexed(ctx, db, meta, params)
+	}
+
 	q := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)
 
 	var whereClause string
@@ -97,6 +101,70 @@ func (c *collection) Query(ctx context.Context, params *backends.QueryParams) (*
 	return &backends.QueryResult{
 		Iter: newQueryIterator(ctx, rows, params.OnlyRecordIDs),
 	}, nil
+}
+
+// queryIndexed is Query with ODAVL patch 3 (pushdown.go): the filter, the
+// sort and, where exact, the count and limit run in SQLite, on the indexes.
+func (c *collection) queryIndexed(ctx context.Context, db *fsql.DB, meta *metadata.Collection, params *backends.QueryParams) (*backends.QueryResult, error) { //nolint:lll // for readability
+	w := translateFilter(params.Filter)
+	if err := w.checkArrays(ctx, db, meta.TableName); err != nil {
+		return nil, err
+	}
+
+	if params.CountOnly && w.exact {
+		var n int64
+
+		q := fmt.Sprintf(`SELECT COUNT(*) FROM %q`, meta.TableName) + w.clause()
+		if err := db.QueryRowContext(ctx, q, w.args...).Scan(&n); err != nil {
+			return nil, lazyerrors.Error(err)
+		}
+
+		return &backends.QueryResult{
+			Iter:    newQueryIterator(ctx, nil, params.OnlyRecordIDs),
+			Counted: true,
+			Count:   n,
+		}, nil
+	}
+
+	q, args, sorted, err := c.selectIndexed(ctx, db, meta, params, w)
+	if err != nil {
+		return nil, err
+	}
+
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	return &backends.QueryResult{
+		Iter:       newQueryIterator(ctx, rows, params.OnlyRecordIDs),
+		SortPushed: sorted,
+	}, nil
+}
+
+// selectIndexed builds the SELECT of queryIndexed, and reports whether it
+// returns documents in the order of params.IndexSort.
+func (c *collection) selectIndexed(ctx context.Context, db *fsql.DB, meta *metadata.Collection, params *backends.QueryParams, w *where) (string, []any, bool, error) { //nolint:lll // for readability
+	order, err := orderBy(ctx, db, meta.TableName, params.IndexSort)
+	if err != nil {
+		return "", nil, false, err
+	}
+
+	q := prepareSelectClause(meta.TableName, params.Comment, false, params.OnlyRecordIDs) + w.clause() + order
+	args := append([]any(nil), w.args...)
+
+	sorted := order != "" || params.IndexSort.Len() == 0
+
+	switch {
+	case params.Limit != 0:
+		q += ` LIMIT ?`
+		args = append(args, params.Limit)
+	case params.LimitHint > 0 && w.exact && sorted:
+		q += ` LIMIT ?`
+		args = append(args, params.LimitHint)
+	}
+
+	return q, args, order != "", nil
 }
 
 // InsertAll implements backends.Collection interface.
@@ -267,35 +335,56 @@ func (c *collection) Explain(ctx context.Context, params *backends.ExplainParams
 		}, nil
 	}
 
-	selectClause := prepareSelectClause(meta.TableName, "", meta.Capped(), false)
-
-	var filterPushdown bool
-	var whereClause string
+	var filterPushdown, sortPushdown, limitPushdown bool
+	var q string
 	var args []any
 
-	// that logic should exist in one place
-	// TODO https://github.com/FerretDB/FerretDB/issues/3235
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			filterPushdown = true
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+	if !backends.ODAVLBaseline && !meta.Capped() {
+		// ODAVL patch 3: explain the query queryIndexed runs.
+		w := translateFilter(params.Filter)
+		if err := w.checkArrays(ctx, db, meta.TableName); err != nil {
+			return nil, err
 		}
-	}
 
-	orderByClause := prepareOrderByClause(params.Sort)
-	sortPushdown := orderByClause != ""
+		qp := &backends.QueryParams{Limit: params.Limit, IndexSort: params.IndexSort, LimitHint: params.LimitHint}
 
-	q := `EXPLAIN QUERY PLAN ` + selectClause + whereClause + orderByClause
+		var sel string
+		var err error
 
-	var limitPushdown bool
+		if sel, args, sortPushdown, err = c.selectIndexed(ctx, db, meta, qp, w); err != nil {
+			return nil, err
+		}
 
-	if params.Limit != 0 {
-		q += ` LIMIT ?`
-		args = append(args, params.Limit)
-		limitPushdown = true
+		q = `EXPLAIN QUERY PLAN ` + sel
+		filterPushdown = len(w.conds) > 0
+		limitPushdown = strings.Contains(sel, " LIMIT ")
+	} else {
+		selectClause := prepareSelectClause(meta.TableName, "", meta.Capped(), false)
+
+		var whereClause string
+
+		// that logic should exist in one place
+		// TODO https://github.com/FerretDB/FerretDB/issues/3235
+		if params.Filter.Len() == 1 {
+			v, _ := params.Filter.Get("_id")
+			switch v.(type) {
+			case string, types.ObjectID:
+				filterPushdown = true
+				whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+				args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+			}
+		}
+
+		orderByClause := prepareOrderByClause(params.Sort)
+		sortPushdown = orderByClause != ""
+
+		q = `EXPLAIN QUERY PLAN ` + selectClause + whereClause + orderByClause
+
+		if params.Limit != 0 {
+			q += ` LIMIT ?`
+			args = append(args, params.Limit)
+			limitPushdown = true
+		}
 	}
 
 	rows, err := db.QueryContext(ctx, q, args...)

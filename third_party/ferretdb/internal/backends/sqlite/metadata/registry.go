@@ -461,8 +461,29 @@ func (r *Registry) indexesCreate(ctx context.Context, dbName, collectionName str
 	created := make([]string, 0, len(indexes))
 
 	for _, index := range indexes {
-		if slices.ContainsFunc(c.Settings.Indexes, func(i IndexInfo) bool { return index.Name == i.Name }) {
-			continue
+		if err := ensureArrayMarkers(ctx, db, c.TableName, index.Key); err != nil {
+			_ = r.indexesDrop(ctx, dbName, collectionName, created)
+			return lazyerrors.Error(err)
+		}
+
+		if i := slices.IndexFunc(c.Settings.Indexes, func(i IndexInfo) bool { return index.Name == i.Name }); i >= 0 {
+			// ODAVL patch 3: an index made before the patch is on other
+			// expressions than the queries use; make it again.
+			stale, err := staleIndex(ctx, db, c.TableName+"_"+index.Name, c.Settings.Indexes[i].Key)
+			if err != nil {
+				return lazyerrors.Error(err)
+			}
+
+			if !stale {
+				continue
+			}
+
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("DROP INDEX IF EXISTS %q", c.TableName+"_"+index.Name)); err != nil {
+				return lazyerrors.Error(err)
+			}
+
+			index = c.Settings.Indexes[i]
+			c.Settings.Indexes = slices.Delete(c.Settings.Indexes, i, i+1)
 		}
 
 		q := "CREATE "
@@ -473,24 +494,11 @@ func (r *Registry) indexesCreate(ctx context.Context, dbName, collectionName str
 
 		q += "INDEX %q ON %q (%s)"
 
-		columns := make([]string, len(index.Key))
-		for i, key := range index.Key {
-			fields := strings.Split(key.Field, ".")
-			for j, f := range fields {
-				fields[j] = fmt.Sprintf("%q", f)
-			}
-
-			columns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))
-			if key.Descending {
-				columns[i] += " DESC"
-			}
-		}
-
 		q = fmt.Sprintf(
 			q,
 			c.TableName+"_"+index.Name,
 			c.TableName,
-			strings.Join(columns, ", "),
+			strings.Join(indexColumns(index.Key), ", "),
 		)
 
 		if _, err := db.ExecContext(ctx, q); err != nil {
@@ -607,3 +615,40 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 var (
 	_ prometheus.Collector = (*Registry)(nil)
 )
+
+// ensureArrayMarkers creates the array marker index of each top-level field
+// of key (ODAVL patch 3, see fields.go).
+func ensureArrayMarkers(ctx context.Context, db *fsql.DB, table string, key []IndexKeyPair) error {
+	if backends.ODAVLBaseline {
+		return nil
+	}
+
+	for _, k := range key {
+		if !PushdownField(k.Field) || k.Field == "_id" {
+			continue
+		}
+
+		q := fmt.Sprintf(
+			"CREATE INDEX IF NOT EXISTS %q ON %q (json_type(%s, '$.\"%s\"')) WHERE %s",
+			ArrayMarkerName(table, k.Field), table, DefaultColumn, k.Field, ArrayMarkerExpr(k.Field),
+		)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return lazyerrors.Error(err)
+		}
+	}
+
+	return nil
+}
+
+// staleIndex reports whether the index name was created on other column
+// expressions than an index on key is now (ODAVL patch 3).
+func staleIndex(ctx context.Context, db *fsql.DB, name string, key []IndexKeyPair) (bool, error) {
+	var sql string
+
+	err := db.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", name).Scan(&sql)
+	if err != nil {
+		return false, lazyerrors.Error(err)
+	}
+
+	return !strings.Contains(sql, "("+strings.Join(indexColumns(key), ", ")+")"), nil
+}
