@@ -16,9 +16,9 @@ package handler
 
 import (
 	"context"
-	"math"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/FerretDB/wire"
 
