@@ -48,7 +48,7 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Workers: 4, AckWait: 60 * time.Second, RebuildTimeout: 30 * time.Minute}
+	return Config{Workers: 64, AckWait: 60 * time.Second, RebuildTimeout: 30 * time.Minute}
 }
 
 // ConfigFromEnv reads the configuration from the environment.

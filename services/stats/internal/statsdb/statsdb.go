@@ -26,9 +26,16 @@
 // left). A crash at any point leaves the event unacknowledged, so it is
 // redelivered, and its steps resume where they stopped.
 //
-// The embedded store can lose one of two concurrent updates of one
-// document, so updates are serialised per project in-process: the embedded
-// deployment runs exactly one stats instance.
+// Changes of one project are applied in batches (group commit): while one
+// batch is written, the changes that arrive wait for its end and then go
+// together, as one in-flight record, one $inc per aggregate document and one
+// ledger insert. The steps above hold for a batch as for one change.
+//
+// The serialisation per project is part of the algorithm, not a workaround
+// of the store: step 3's guard only holds if no other change reaches the
+// document between a change's steps. It lives in this process's memory, so
+// one stats instance counts a store's changes (MongoDB would need a
+// transaction or a lease per project to run several).
 //
 // # Generations
 //
@@ -47,6 +54,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -83,13 +91,34 @@ type Aggregate struct {
 	Last           string                    `bson:"last,omitempty"`
 }
 
+// inflight is a change, or a batch of changes, being applied.
 type inflight struct {
-	ID             string           `bson:"_id"`
-	Generation     int64            `bson:"gen"`
-	OrganizationID string           `bson:"org"`
-	ProjectID      string           `bson:"project"`
-	Day            string           `bson:"day"`
-	Inc            map[string]int64 `bson:"inc"`
+	ID             string `bson:"_id"` // the change's id; a batch's own id
+	Generation     int64  `bson:"gen"`
+	OrganizationID string `bson:"org"`
+	ProjectID      string `bson:"project"`
+	// One change: its day and increments.
+	Day string           `bson:"day,omitempty"`
+	Inc map[string]int64 `bson:"inc,omitempty"`
+	// A batch: increments by day, and the ids of its changes.
+	Days    map[string]map[string]int64 `bson:"days,omitempty"`
+	Changes []string                    `bson:"changes,omitempty"`
+}
+
+// days returns f's increments by day.
+func (f inflight) days() map[string]map[string]int64 {
+	if f.Days != nil {
+		return f.Days
+	}
+	return map[string]map[string]int64{f.Day: f.Inc}
+}
+
+// changes returns the ids of f's changes.
+func (f inflight) changes() []string {
+	if len(f.Changes) > 0 {
+		return f.Changes
+	}
+	return []string{f.ID}
 }
 
 type meta struct {
@@ -112,6 +141,9 @@ type Store struct {
 	gen   atomic.Int64
 
 	locks [stripes]sync.Mutex
+	// queues hold the changes waiting for their project's batch.
+	qmu    sync.Mutex
+	queues map[string]*queue
 	// pending are unfinished changes by project, finished before the next change of that project.
 	pendMu  sync.Mutex
 	pending map[string][]inflight
@@ -136,7 +168,7 @@ func New(db *mongo.Database, now func() time.Time) *Store {
 		db: db, now: now,
 		agg: db.Collection(AggregatesCollection), ledger: db.Collection(LedgerCollection),
 		inflights: db.Collection(InflightCollection), meta: db.Collection(MetaCollection),
-		pending: map[string][]inflight{},
+		pending: map[string][]inflight{}, queues: map[string]*queue{},
 	}
 }
 
@@ -243,7 +275,7 @@ func (s *Store) finishPending(ctx context.Context, org, project string, hook Cra
 		if len(fl) == 0 {
 			return nil
 		}
-		if err := s.finishSteps(ctx, fl[0], stepper(hook, fl[0].ID)); err != nil {
+		if err := s.finishSteps(ctx, fl[0], stepper(hook, fl[0].changes())); err != nil {
 			return fmt.Errorf("finishing change %s: %w", fl[0].ID, err)
 		}
 		s.pendMu.Lock()
@@ -263,28 +295,112 @@ var ErrCrash = errors.New("simulated crash")
 // or a crash would (tests only).
 type CrashHook func(change, step string) error
 
+// maxBatch bounds the changes applied together.
+const maxBatch = 500
+
+// queue is a project's group commit: busy while a leader applies a batch.
+type queue struct {
+	busy    bool
+	waiting []*waiter
+}
+
+// waiter is one Apply waiting for its batch.
+type waiter struct {
+	c    tally.Change
+	hook CrashHook
+	done chan error
+	lead chan struct{} // closed when the waiter is to apply the next batch
+}
+
 // Apply counts c exactly once; repeating it after any failure is safe.
+// Concurrent calls for one project are applied together (see the package
+// comment); each returns when its own change is counted, or failed.
 func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
 	s.genMu.RLock()
 	defer s.genMu.RUnlock()
 	if s.unfinished.Load() {
 		return ErrRebuildUnfinished
 	}
-	mu := s.lockFor(c.OrganizationID, c.ProjectID)
+	key := projectOf(c.OrganizationID, c.ProjectID)
+	w := &waiter{c: c, hook: hook, done: make(chan error, 1), lead: make(chan struct{})}
+	s.qmu.Lock()
+	q := s.queues[key]
+	if q == nil {
+		q = &queue{}
+		s.queues[key] = q
+	}
+	q.waiting = append(q.waiting, w)
+	leader := !q.busy
+	q.busy = true
+	s.qmu.Unlock()
+	if !leader {
+		select {
+		case err := <-w.done:
+			return err
+		case <-w.lead:
+		}
+	}
+	s.lead(ctx, key, q)
+	return <-w.done
+}
+
+// lead applies the first batch of q (which starts with the caller's own
+// change) and hands the queue to the next waiter.
+func (s *Store) lead(ctx context.Context, key string, q *queue) {
+	s.qmu.Lock()
+	n := min(len(q.waiting), maxBatch)
+	batch := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	s.qmu.Unlock()
+
+	err := s.applyBatch(ctx, batch)
+	for _, w := range batch {
+		w.done <- err
+	}
+
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		delete(s.queues, key)
+		return
+	}
+	close(q.waiting[0].lead)
+}
+
+// applyBatch counts the changes of one project once each, together.
+func (s *Store) applyBatch(ctx context.Context, batch []*waiter) error {
+	first := batch[0].c
+	mu := s.lockFor(first.OrganizationID, first.ProjectID)
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.finishPending(ctx, c.OrganizationID, c.ProjectID, hook); err != nil {
+	hook := batch[0].hook // the same for every Apply of a service (tests only)
+	if err := s.finishPending(ctx, first.OrganizationID, first.ProjectID, hook); err != nil {
 		return err
 	}
-	step := stepper(hook, c.ID)
-	counted, err := s.Counted(ctx, c.ID)
-	if err != nil {
+	changes, err := s.uncounted(ctx, batch)
+	if err != nil || len(changes) == 0 {
 		return err
 	}
-	if counted {
-		return nil
+	f := inflight{ID: changes[0].ID, Generation: s.gen.Load(), OrganizationID: first.OrganizationID, ProjectID: first.ProjectID}
+	if len(changes) == 1 {
+		f.Day, f.Inc = changes[0].Day, changes[0].Inc
+	} else {
+		f.ID = "batch-" + changes[0].ID + "-" + nuid.Next()
+		f.Days = map[string]map[string]int64{}
+		for _, c := range changes {
+			f.Changes = append(f.Changes, c.ID)
+			day := f.Days[c.Day]
+			if day == nil {
+				day = map[string]int64{}
+				f.Days[c.Day] = day
+			}
+			for k, v := range c.Inc {
+				day[k] += v
+			}
+		}
 	}
-	f := inflight{ID: c.ID, Generation: s.gen.Load(), OrganizationID: c.OrganizationID, ProjectID: c.ProjectID, Day: c.Day, Inc: c.Inc}
+	step := stepper(hook, f.changes())
 	if err := step("inflight"); err != nil {
 		return err
 	}
@@ -293,7 +409,7 @@ func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error
 	}
 	if err := s.finishSteps(ctx, f, step); err != nil {
 		s.pendMu.Lock()
-		k := projectOf(c.OrganizationID, c.ProjectID)
+		k := projectOf(f.OrganizationID, f.ProjectID)
 		s.pending[k] = append(s.pending[k], f)
 		s.pendMu.Unlock()
 		return err
@@ -301,28 +417,84 @@ func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error
 	return nil
 }
 
-func stepper(hook CrashHook, id string) func(string) error {
+// uncounted returns the batch's changes the ledger does not hold, each once.
+func (s *Store) uncounted(ctx context.Context, batch []*waiter) ([]tally.Change, error) {
+	ids := make(bson.A, 0, len(batch))
+	seen := map[string]bool{}
+	for _, w := range batch {
+		if !seen[w.c.ID] {
+			seen[w.c.ID] = true
+			ids = append(ids, w.c.ID)
+		}
+	}
+	cur, err := s.ledger.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	var counted []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &counted); err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	for _, c := range counted {
+		seen[c.ID] = false
+	}
+	var out []tally.Change
+	for _, w := range batch {
+		if seen[w.c.ID] {
+			seen[w.c.ID] = false
+			out = append(out, w.c)
+		}
+	}
+	return out, nil
+}
+
+// stepper calls hook before a step, for each change of a batch.
+func stepper(hook CrashHook, ids []string) func(string) error {
 	return func(step string) error {
-		if hook != nil {
-			return hook(id, step)
+		if hook == nil {
+			return nil
+		}
+		for _, id := range ids {
+			if err := hook(id, step); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
 }
 
 func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) error) error {
-	month, dd := MonthOf(f.Day)
-	for i, period := range []string{month, AllTime} {
-		if err := step(fmt.Sprintf("aggregate%d", i)); err != nil {
+	// One $inc per month document (its days' fields), then the all-time one.
+	months := map[string]bson.D{}
+	all := map[string]int64{}
+	for day, inc := range f.days() {
+		month, dd := MonthOf(day)
+		for k, v := range inc {
+			months[month] = append(months[month], bson.E{Key: "d." + dd + "." + k, Value: v})
+			all[k] += v
+		}
+	}
+	names := make([]string, 0, len(months))
+	for m := range months {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	for _, month := range names {
+		if err := step("aggregate0"); err != nil {
 			return err
 		}
-		prefix := "d." + dd + "."
-		if period == AllTime {
-			prefix = "c."
-		}
-		if err := s.inc(ctx, Key(f.Generation, f.OrganizationID, f.ProjectID, period), f, period, prefix); err != nil {
+		if err := s.inc(ctx, Key(f.Generation, f.OrganizationID, f.ProjectID, month), f, month, months[month]); err != nil {
 			return err
 		}
+	}
+	if err := step("aggregate1"); err != nil {
+		return err
+	}
+	if err := s.inc(ctx, Key(f.Generation, f.OrganizationID, f.ProjectID, AllTime), f, AllTime, prefixed("c.", all)); err != nil {
+		return err
 	}
 	if err := step("registry"); err != nil {
 		return err
@@ -333,8 +505,13 @@ func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) e
 	if err := step("ledger"); err != nil {
 		return err
 	}
-	if _, err := s.ledger.InsertOne(ctx, bson.D{{Key: "_id", Value: f.ID}, {Key: "at", Value: s.now().UTC()}}); err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("recording change in ledger: %w", err)
+	at := s.now().UTC()
+	ledger := make([]any, 0, len(f.changes()))
+	for _, id := range f.changes() {
+		ledger = append(ledger, bson.D{{Key: "_id", Value: id}, {Key: "at", Value: at}})
+	}
+	if _, err := s.ledger.InsertMany(ctx, ledger, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("recording changes in ledger: %w", err)
 	}
 	if err := step("done"); err != nil {
 		return err
@@ -345,17 +522,33 @@ func (s *Store) finishSteps(ctx context.Context, f inflight, step func(string) e
 	return nil
 }
 
-// inc applies f's increments (under prefix) to one aggregate unless it is f's last change.
-func (s *Store) inc(ctx context.Context, key string, f inflight, period, prefix string) error {
-	incs := bson.D{}
-	names := make([]string, 0, len(f.Inc))
-	for k := range f.Inc {
-		names = append(names, k)
+// prefixed returns the increments as $inc fields under prefix.
+func prefixed(prefix string, inc map[string]int64) bson.D {
+	out := make(bson.D, 0, len(inc))
+	for k, v := range inc {
+		out = append(out, bson.E{Key: prefix + k, Value: v})
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		incs = append(incs, bson.E{Key: prefix + k, Value: f.Inc[k]})
+	return out
+}
+
+// onlyDuplicates reports whether every write error of an unordered insert
+// is a duplicate key (those documents are there already).
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return mongo.IsDuplicateKeyError(err)
 	}
+	for _, we := range bwe.WriteErrors {
+		if !mongo.IsDuplicateKeyError(we) {
+			return false
+		}
+	}
+	return true
+}
+
+// inc applies increments (fields of an $inc) to one aggregate unless f is its last change.
+func (s *Store) inc(ctx context.Context, key string, f inflight, period string, incs bson.D) error {
+	sort.Slice(incs, func(i, j int) bool { return incs[i].Key < incs[j].Key })
 	update := bson.D{
 		{Key: "$inc", Value: incs},
 		{Key: "$set", Value: bson.D{{Key: "last", Value: f.ID}, {Key: "gen", Value: f.Generation},

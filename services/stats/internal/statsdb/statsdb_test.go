@@ -3,6 +3,8 @@ package statsdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,5 +66,57 @@ func TestFailedRebuildHoldsCounting(t *testing.T) {
 	}
 	if want := (tally.Counters{tally.InsightAnalyses: 2, tally.InsightLow: 110}); !cmp.Equal(dec.Days["01"], want) {
 		t.Errorf("2026-12-01 (-want +got):\n%s", cmp.Diff(want, dec.Days["01"]))
+	}
+}
+
+// Many changes of one project at once, each delivered twice, over two
+// months: they are counted in batches, and every figure is exact; the
+// batches fail at each step in turn once, and are finished by the next one.
+func TestConcurrentChangesOfOneProjectCountOnce(t *testing.T) {
+	ctx := context.Background()
+	st := statsdb.New(mongotest.Start(t).DB, time.Now)
+	if _, err := st.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	hook := func(_, step string) error { // the first batch to reach each step fails there
+		mu.Lock()
+		defer mu.Unlock()
+		if !failed[step] {
+			failed[step] = true
+			return fmt.Errorf("injected failure at %s", step)
+		}
+		return nil
+	}
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		wg.Go(func() {
+			c := change(fmt.Sprintf("c%d", i%n), []string{"2026-11-30", "2026-12-01"}[i%n%2], int64(i%n))
+			for st.Apply(ctx, c, hook) != nil { // a failed delivery is delivered again
+			}
+		})
+	}
+	wg.Wait()
+	all, err := st.Read(ctx, "o", "p", statsdb.AllTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (tally.Counters{tally.InsightAnalyses: n, tally.InsightLow: n * (n - 1) / 2}); !cmp.Equal(all.Counters, want) {
+		t.Errorf("all time (-want +got):\n%s", cmp.Diff(want, all.Counters))
+	}
+	nov, err := st.Read(ctx, "o", "p", "2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (tally.Counters{tally.InsightAnalyses: n / 2, tally.InsightLow: n * (n - 2) / 4}); !cmp.Equal(nov.Days["30"], want) {
+		t.Errorf("2026-11-30 (-want +got):\n%s", cmp.Diff(want, nov.Days["30"]))
+	}
+	if len(failed) < 5 {
+		t.Errorf("failures injected at %v, want every step", failed)
+	}
+	if p := st.Pending(); p != 0 {
+		t.Errorf("%d changes left unfinished", p)
 	}
 }
