@@ -19,6 +19,12 @@ type Store struct {
 
 var newMu sync.Mutex
 
+// The embedded store must be ODAVL's fork of FerretDB (third_party/ferretdb,
+// through each module's replace directive): its indexed queries and atomic
+// updates are what the services rely on. With upstream FerretDB this line
+// does not compile.
+const _ = ferretdb.ODAVLPatches
+
 // StartStore starts FerretDB with its SQLite backend on dir, listening on
 // listen (host:port; "127.0.0.1:0" picks a free port). log receives its
 // messages; FerretDB logs every failed command at WARN, so give it a quiet one.

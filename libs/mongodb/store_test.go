@@ -3,6 +3,7 @@ package mongodb_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -200,7 +201,40 @@ func TestPushedDownQueriesGiveMongoDBsAnswers(t *testing.T) {
 		if err != nil || n != int64(len(want)) {
 			t.Fatalf("query %d %v: count %d, %v; want %d", q, filter, n, err, len(want))
 		}
+		// Counts by the values of a field: strings (counted by SQLite), and numbers (by the handler).
+		byOrg, byN := map[any]int64{}, map[any]int64{}
+		for _, d := range want {
+			byOrg[d.Org]++
+			byN[d.N]++
+		}
+		for field, want := range map[string]map[any]int64{"organizationId": byOrg, "n": byN} {
+			if got := groupCounts(t, c, filter, field); !maps.Equal(got, want) {
+				t.Fatalf("query %d %v: counts by %s %v, want %v", q, filter, field, got, want)
+			}
+		}
 	}
+}
+
+// groupCounts counts the documents matching filter by the values of field.
+func groupCounts(t *testing.T, c *mongo.Collection, filter bson.D, field string) map[any]int64 {
+	t.Helper()
+	cur, err := c.Aggregate(context.Background(), mongo.Pipeline{{{Key: "$match", Value: filter}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + field}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		ID any   `bson:"_id"`
+		N  int64 `bson:"n"`
+	}
+	if err := cur.All(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	out := map[any]int64{}
+	for _, r := range rows {
+		out[r.ID] = r.N
+	}
+	return out
 }
 
 func ids(ds []doc) []string {

@@ -217,3 +217,10 @@ func (f *FerretDB) MongoDBURI() string {
 
 	return u.String()
 }
+
+// ODAVLPatches is the number of ODAVL Sync's patches in this build (see
+// ODAVL-PATCHES.md). It exists only in ODAVL's fork: github.com/odavl/sync/libs
+// refers to it, so a module that builds the embedded store without the
+// fork's replace directive fails to compile instead of silently running the
+// upstream store (which loses concurrent updates and scans every query).
+const ODAVLPatches = 4

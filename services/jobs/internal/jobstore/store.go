@@ -113,6 +113,9 @@ func Indexes() []mongodb.Index {
 	return []mongodb.Index{
 		{Collection: Collection, Name: "tenant_created", Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "createdAt", Value: -1}}},
 		{Collection: Collection, Name: "status_updated", Keys: bson.D{{Key: "status", Value: 1}, {Key: "updatedAt", Value: 1}}},
+		// The list's status and type filters (and the counts by status and by type), newest first.
+		{Collection: Collection, Name: "tenant_status_created", Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "status", Value: 1}, {Key: "createdAt", Value: -1}}},
+		{Collection: Collection, Name: "tenant_type_created", Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "type", Value: 1}, {Key: "createdAt", Value: -1}}},
 	}
 }
 

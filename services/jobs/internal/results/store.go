@@ -50,6 +50,16 @@ func Indexes() []mongodb.Index {
 			Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "receivedAt", Value: -1}},
 		})
 	}
+	// The list filters of each product, newest first, so that a filtered
+	// page and its total are read from an index.
+	tenant := func(field string) bson.D {
+		return bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: field, Value: 1}, {Key: "receivedAt", Value: -1}}
+	}
+	idx = append(idx,
+		mongodb.Index{Collection: Collection(events.Autopilot), Name: "tenant_success_received", Keys: tenant("success")},
+		mongodb.Index{Collection: Collection(events.Guardian), Name: "tenant_passed_received", Keys: tenant("passed")},
+		mongodb.Index{Collection: Collection(events.Guardian), Name: "tenant_environment_received", Keys: tenant("environment")},
+	)
 	idx = append(idx,
 		mongodb.Index{Collection: Collection(events.Autopilot), Name: "run_id", Unique: true,
 			Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "runId", Value: 1}}},

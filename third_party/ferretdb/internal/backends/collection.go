@@ -90,9 +90,20 @@ type QueryParams struct {
 	IndexSort *types.Document
 	LimitHint int64
 	CountOnly bool
+	// GroupBy, with CountOnly, asks for the count of each value of this
+	// top-level field instead (QueryResult.Groups); a backend that cannot
+	// count them exactly ignores both.
+	GroupBy string
 
 	OnlyRecordIDs bool
 	Comment       string
+}
+
+// Group is the count of the documents with one value of QueryParams.GroupBy
+// (nil: the field is missing or null). ODAVL patch 3.
+type Group struct {
+	Value any
+	Count int64
 }
 
 // QueryResult represents the results of Collection.Query method.
@@ -103,6 +114,7 @@ type QueryResult struct {
 	SortPushed bool
 	Counted    bool
 	Count      int64
+	Groups     []Group
 }
 
 // Query executes a query against the collection.

@@ -424,8 +424,9 @@ type stagesDocumentsParams struct {
 
 // processStagesDocuments retrieves the documents from the database and then processes them through the stages.
 func processStagesDocuments(ctx context.Context, closer *iterator.MultiCloser, p *stagesDocumentsParams) (types.DocumentsIterator, error) { //nolint:lll // for readability
-	id, field, isCount := countPipeline(p.raw)
+	id, groupBy, field, isCount := countPipeline(p.raw)
 	p.qp.CountOnly = isCount && !backends.ODAVLBaseline
+	p.qp.GroupBy = groupBy
 
 	queryRes, err := p.c.Query(ctx, p.qp)
 	if err != nil {
@@ -436,7 +437,7 @@ func processStagesDocuments(ctx context.Context, closer *iterator.MultiCloser, p
 	closer.Add(queryRes.Iter)
 
 	if queryRes.Counted {
-		return countResult(id, field, queryRes.Count), nil
+		return countResult(id, field, queryRes), nil
 	}
 
 	iter := queryRes.Iter

@@ -15,23 +15,24 @@ import (
 )
 
 // countPipeline recognises the pipeline of the drivers' CountDocuments,
-// [{$match: …}, {$group: {_id: <constant>, <field>: {$sum: 1}}}], and returns
-// its group id and field.
-func countPipeline(stages []any) (id any, field string, ok bool) {
+// [{$match: …}, {$group: {_id: <constant>, <field>: {$sum: 1}}}], and the
+// count by one field's values, {$group: {_id: "$<field>", …}}. It returns
+// the group id (or the field grouped by, without "$") and the count's field.
+func countPipeline(stages []any) (id any, groupBy, field string, ok bool) {
 	if len(stages) != 2 {
-		return nil, "", false
+		return nil, "", "", false
 	}
 
 	match, _ := stages[0].(*types.Document)
 	group, _ := stages[1].(*types.Document)
 
 	if match.Len() != 1 || !match.Has("$match") || group.Len() != 1 || !group.Has("$group") {
-		return nil, "", false
+		return nil, "", "", false
 	}
 
 	spec, _ := must.NotFail(group.Get("$group")).(*types.Document)
 	if spec.Len() != 2 || spec.Keys()[0] != "_id" {
-		return nil, "", false
+		return nil, "", "", false
 	}
 
 	id = must.NotFail(spec.Get("_id"))
@@ -39,17 +40,20 @@ func countPipeline(stages []any) (id any, field string, ok bool) {
 	case int32, int64, types.NullType:
 	case string:
 		if strings.HasPrefix(v, "$") {
-			return nil, "", false
+			groupBy = strings.TrimPrefix(v, "$")
+			if groupBy == "" || strings.ContainsAny(groupBy, ".$") {
+				return nil, "", "", false
+			}
 		}
 	default:
-		return nil, "", false
+		return nil, "", "", false
 	}
 
 	field = spec.Keys()[1]
 
 	sum, _ := must.NotFail(spec.Get(field)).(*types.Document)
 	if sum.Len() != 1 || !sum.Has("$sum") {
-		return nil, "", false
+		return nil, "", "", false
 	}
 
 	switch one := must.NotFail(sum.Get("$sum")).(type) {
@@ -61,22 +65,37 @@ func countPipeline(stages []any) (id any, field string, ok bool) {
 		ok = one == 1
 	}
 
-	return id, field, ok
+	return id, groupBy, field, ok
 }
 
-// countResult is what the count pipeline returns for n matching documents:
-// nothing for none (as $group over no documents), else one document.
-func countResult(id any, field string, n int64) types.DocumentsIterator {
-	if n == 0 {
-		return iterator.Values(iterator.ForSlice([]*types.Document{}))
+// countResult is what the count pipeline returns for a backend's count:
+// nothing for no documents (as $group over none), else a document per group.
+func countResult(id any, field string, res *backends.QueryResult) types.DocumentsIterator {
+	count := func(n int64) any {
+		if n <= math.MaxInt32 {
+			return int32(n)
+		}
+
+		return n
 	}
 
-	var v any = n
-	if n <= math.MaxInt32 {
-		v = int32(n)
+	var docs []*types.Document
+
+	switch {
+	case res.Groups != nil:
+		for _, g := range res.Groups {
+			v := g.Value
+			if v == nil {
+				v = types.Null
+			}
+
+			docs = append(docs, must.NotFail(types.NewDocument("_id", v, field, count(g.Count))))
+		}
+	case res.Count > 0:
+		docs = append(docs, must.NotFail(types.NewDocument("_id", id, field, count(res.Count))))
 	}
 
-	return iterator.Values(iterator.ForSlice([]*types.Document{must.NotFail(types.NewDocument("_id", id, field, v))}))
+	return iterator.Values(iterator.ForSlice(docs))
 }
 
 // collectionLocks serialise the read-modify-write of updates, findAndModify

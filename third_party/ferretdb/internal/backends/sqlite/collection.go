@@ -111,7 +111,22 @@ func (c *collection) queryIndexed(ctx context.Context, db *fsql.DB, meta *metada
 		return nil, err
 	}
 
-	if params.CountOnly && w.exact {
+	if params.CountOnly && params.GroupBy != "" && w.exact {
+		groups, ok, err := c.countGroups(ctx, db, meta, w, params.GroupBy)
+		if err != nil {
+			return nil, err
+		}
+
+		if ok {
+			return &backends.QueryResult{
+				Iter:    newQueryIterator(ctx, nil, params.OnlyRecordIDs),
+				Counted: true,
+				Groups:  groups,
+			}, nil
+		}
+	}
+
+	if params.CountOnly && params.GroupBy == "" && w.exact {
 		var n int64
 
 		q := fmt.Sprintf(`SELECT COUNT(*) FROM %q`, meta.TableName) + w.clause()
@@ -140,6 +155,55 @@ func (c *collection) queryIndexed(ctx context.Context, db *fsql.DB, meta *metada
 		Iter:       newQueryIterator(ctx, rows, params.OnlyRecordIDs),
 		SortPushed: sorted,
 	}, nil
+}
+
+// countGroups counts the documents matching w by value of the top-level
+// field, if it holds only strings (or is missing) and no arrays; ok is false
+// when it cannot say.
+func (c *collection) countGroups(ctx context.Context, db *fsql.DB, meta *metadata.Collection, w *where, field string) ([]backends.Group, bool, error) { //nolint:lll // for readability
+	if !metadata.PushdownField(field) {
+		return nil, false, nil
+	}
+
+	safe, err := noArrays(ctx, db, meta.TableName, field)
+	if err != nil || !safe {
+		return nil, false, err
+	}
+
+	expr := metadata.FieldExpr(field)
+	q := fmt.Sprintf(`SELECT %[1]s, COUNT(*) FROM %[2]q%[3]s GROUP BY %[1]s`, expr, meta.TableName, w.clause())
+
+	rows, err := db.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return nil, false, lazyerrors.Error(err)
+	}
+	defer rows.Close()
+
+	var groups []backends.Group
+
+	for rows.Next() {
+		var v any
+		var n int64
+
+		if err = rows.Scan(&v, &n); err != nil {
+			return nil, false, lazyerrors.Error(err)
+		}
+
+		switch v := v.(type) {
+		case nil:
+			groups = append(groups, backends.Group{Value: nil, Count: n})
+		case string:
+			groups = append(groups, backends.Group{Value: v, Count: n})
+		default:
+			return nil, false, nil // numbers, dates or booleans: their BSON types are not known here
+		}
+	}
+
+	if err = rows.Err(); err != nil {
+		return nil, false, lazyerrors.Error(err)
+	}
+
+	return groups, true, nil
 }
 
 // selectIndexed builds the SELECT of queryIndexed, and reports whether it
