@@ -155,3 +155,55 @@ func TestBootstrapAdminKeyTooShortIsAUsageError(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want %d naming BOOTSTRAP_ADMIN_KEY", code, errOut.String(), ExitUsage)
 	}
 }
+
+// An organization's admin key creates keys for its own organization only: with
+// another organization's admin key, no key of the victim's organization (nor
+// of a new one) is made. Only the deployment's operator key, serve's own,
+// creates keys for any organization, and no request can grant that scope.
+func TestAdminKeyCreatesKeysOnlyForItsOwnOrganization(t *testing.T) {
+	s := startServe(t, nil)
+	victim := s.Cred
+	r := s.Do(http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "orgB", "projectId": "b1", "scopes": []string{"admin", "sync"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("the operator creating orgB's admin key: %d %s", r.Status, r.Body)
+	}
+	var b struct{ Key string }
+	r.JSON(t, &b)
+
+	for _, org := range []string{victim.OrganizationID, "orgA"} {
+		for _, scopes := range [][]string{{"admin"}, {"sync"}, nil} {
+			r := s.DoAs(b.Key, "orgB", "b1", http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": org, "projectId": victim.ProjectID, "scopes": scopes})
+			checkProblem(t, r, http.StatusForbidden)
+			if strings.Contains(string(r.Body), "odavl_") {
+				t.Errorf("a refused request for %s answered a key: %s", org, r.Body)
+			}
+		}
+	}
+	// Naming the victim in the tenant headers does not help either.
+	checkProblem(t, s.DoAs(b.Key, victim.OrganizationID, victim.ProjectID, http.MethodPost, "/api/v1/admin/keys",
+		map[string]any{"organizationId": victim.OrganizationID, "projectId": victim.ProjectID, "scopes": []string{"admin"}}), http.StatusForbidden)
+
+	// Its own organization, another project: allowed, and the key works there.
+	r = s.DoAs(b.Key, "orgB", "b1", http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "orgB", "projectId": "b2", "scopes": []string{"sync"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("orgB's admin creating a key for its project b2: %d %s", r.Status, r.Body)
+	}
+	var b2 struct{ Key string }
+	r.JSON(t, &b2)
+	if r := s.DoAs(b2.Key, "orgB", "b2", http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {
+		t.Errorf("the new orgB key: %d %s", r.Status, r.Body)
+	}
+	checkProblem(t, s.DoAs(b2.Key, victim.OrganizationID, victim.ProjectID, http.MethodGet, "/api/v1/sync/insight", nil), http.StatusForbidden)
+
+	// The operator scope is never granted through the API, not even by the operator.
+	for _, key := range []string{victim.APIKey, b.Key} {
+		org, project := victim.OrganizationID, victim.ProjectID
+		if key == b.Key {
+			org, project = "orgB", "b1"
+		}
+		p := checkProblem(t, s.DoAs(key, org, project, http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": org, "projectId": project, "scopes": []string{"operator"}}), http.StatusBadRequest)
+		if len(p.Errors) == 0 || p.Errors[0].Field != "scopes" {
+			t.Errorf("asking for the operator scope: %+v, want an error naming scopes", p)
+		}
+	}
+}

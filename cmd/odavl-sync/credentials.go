@@ -28,18 +28,19 @@ const (
 
 type keyMaker interface {
 	URL() string
-	CreateKey(ctx context.Context, org, project, name string, scopes []string) (string, error)
-	KeyValid(ctx context.Context, key string) (bool, error)
+	CreateOperatorKey(ctx context.Context, org, project, name string) (string, error)
+	EnsureOperatorKey(ctx context.Context, key string) (bool, error)
 }
 
 // ensureCredentials keeps the credentials of an earlier start when their key
-// is still known (updating the URL), or creates the first tenant and an admin
-// key and writes them, mode 0600.
+// is still known (updating the URL), or creates the first tenant and an
+// operator key (admin of every organization: the CLI on the server creates
+// keys for new organizations with it) and writes them, mode 0600.
 func ensureCredentials(ctx context.Context, data string, gw keyMaker) (credentials, bool, error) {
 	path := filepath.Join(data, credentialsFile)
 	c, err := readCredentials(path)
 	if err == nil && c.APIKey != "" {
-		ok, err := gw.KeyValid(ctx, c.APIKey)
+		ok, err := gw.EnsureOperatorKey(ctx, c.APIKey)
 		if err != nil {
 			return credentials{}, false, err
 		}
@@ -50,7 +51,7 @@ func ensureCredentials(ctx context.Context, data string, gw keyMaker) (credentia
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return credentials{}, false, err
 	}
-	key, err := gw.CreateKey(ctx, firstOrganization, firstProject, "first admin key", []string{"admin", "sync"})
+	key, err := gw.CreateOperatorKey(ctx, firstOrganization, firstProject, "first admin key")
 	if err != nil {
 		return credentials{}, false, err
 	}

@@ -126,7 +126,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	}
 	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
 	if cfg.BootstrapKey != "" {
-		if err := s.tenants.EnsureKey(ctx, cfg.BootstrapKey, cfg.BootstrapOrganization, cfg.BootstrapProject, []string{tenancy.ScopeAdmin, tenancy.ScopeSync}); err != nil {
+		if err := s.tenants.EnsureKey(ctx, cfg.BootstrapKey, cfg.BootstrapOrganization, cfg.BootstrapProject, []string{tenancy.ScopeAdmin, tenancy.ScopeSync, tenancy.ScopeOperator}); err != nil {
 			return nil, err
 		}
 		log.Info("bootstrap admin key ensured", "organizationId", cfg.BootstrapOrganization, "projectId", cfg.BootstrapProject, "key", config.Mask(cfg.BootstrapKey))
@@ -166,19 +166,18 @@ func (s *Service) check(ctx context.Context) error {
 	return nil
 }
 
-// CreateKey creates an API key for a tenant (creating the tenant when new).
-func (s *Service) CreateKey(ctx context.Context, org, project, name string, scopes []string) (string, error) {
-	key, _, err := s.tenants.CreateKey(ctx, org, project, name, scopes)
+// CreateOperatorKey creates the deployment's own key for a tenant: admin,
+// sync and operator (it acts on every organization). Only the server side
+// calls it; serve keeps the key in its data directory.
+func (s *Service) CreateOperatorKey(ctx context.Context, org, project, name string) (string, error) {
+	key, _, err := s.tenants.CreateKey(ctx, org, project, name, []string{tenancy.ScopeAdmin, tenancy.ScopeSync, tenancy.ScopeOperator})
 	return key, err
 }
 
-// KeyValid reports whether key is a known, unrevoked key.
-func (s *Service) KeyValid(ctx context.Context, key string) (bool, error) {
-	_, err := s.tenants.Authenticate(ctx, key)
-	if errors.Is(err, tenancy.ErrUnknownKey) {
-		return false, nil
-	}
-	return err == nil, err
+// EnsureOperatorKey reports whether key is a known, unrevoked key, and makes
+// it an operator key if it is (a key stored before the scope existed).
+func (s *Service) EnsureOperatorKey(ctx context.Context, key string) (bool, error) {
+	return s.tenants.Grant(ctx, key, tenancy.ScopeOperator)
 }
 
 // Run serves HTTP until ctx is done, then stops taking requests and waits for

@@ -7,6 +7,7 @@ import (
 
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
+	"github.com/odavl/sync/services/ingest/internal/tenancy"
 )
 
 func (a *API) adminRoutes(g *gin.RouterGroup) {
@@ -22,7 +23,9 @@ type CreateKeyRequest struct {
 }
 
 // createKey creates a key (and its organization and project when new) and
-// answers it once.
+// answers it once. An organization's admin creates keys for its own
+// organization only; only an operator key (the deployment's own) creates
+// them for any.
 func (a *API) createKey(c *gin.Context) {
 	body, ok := a.readBody(c)
 	if !ok {
@@ -48,6 +51,10 @@ func (a *API) createKey(c *gin.Context) {
 	}
 	if len(fields) > 0 {
 		problem(c, http.StatusBadRequest, "validation", "invalid key request", fields...)
+		return
+	}
+	if caller := keyOf(c); req.OrganizationID != caller.OrganizationID && !caller.Has(tenancy.ScopeOperator) {
+		problem(c, http.StatusForbidden, "forbidden", "an admin key creates keys only for its own organization ("+caller.OrganizationID+"), not for "+req.OrganizationID)
 		return
 	}
 	key, rec, err := a.tenants.CreateKey(c.Request.Context(), req.OrganizationID, req.ProjectID, req.Name, req.Scopes)

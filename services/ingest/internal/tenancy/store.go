@@ -33,11 +33,17 @@ const (
 const (
 	// ScopeSync lets a key upload and read its project's results, files and jobs.
 	ScopeSync = "sync"
-	// ScopeAdmin adds key management, queue control and organization-wide reads.
+	// ScopeAdmin adds key management, queue control and organization-wide
+	// reads, all within the key's own organization.
 	ScopeAdmin = "admin"
+	// ScopeOperator is the deployment's own: it acts on every organization
+	// (creating keys for any of them). No API request can grant it; only the
+	// server side does, to the bootstrap key and to serve's own key in its
+	// data directory.
+	ScopeOperator = "operator"
 )
 
-// ValidScope reports whether s is a known scope.
+// ValidScope reports whether s is a scope an API request may grant.
 func ValidScope(s string) bool { return s == ScopeSync || s == ScopeAdmin }
 
 // Key is a stored API key (its hash, never the key).
@@ -149,7 +155,7 @@ func (s *Store) CreateKey(ctx context.Context, org, project, name string, scopes
 		scopes = []string{ScopeSync}
 	}
 	for _, sc := range scopes {
-		if !ValidScope(sc) {
+		if !ValidScope(sc) && sc != ScopeOperator {
 			return "", Key{}, fmt.Errorf("unknown scope %q (want %s or %s)", sc, ScopeSync, ScopeAdmin)
 		}
 	}
@@ -195,8 +201,30 @@ func (s *Store) EnsureKey(ctx context.Context, key, org, project string, scopes 
 		Scopes: scopes, Name: "bootstrap key", CreatedAt: s.now().UTC(),
 	}
 	_, err := s.db.Collection(KeysCollection).InsertOne(ctx, k)
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if mongo.IsDuplicateKeyError(err) {
+		// Stored by an earlier start: it keeps its tenant and gains the
+		// scopes it is given now (a key from before a scope existed).
+		_, err = s.Grant(ctx, key, scopes...)
+		return err
+	}
+	if err != nil {
 		return fmt.Errorf("storing bootstrap key: %w", err)
 	}
 	return nil
+}
+
+// Grant adds scopes to an unrevoked key and reports whether there is one.
+// It is for the server side only: the API never grants ScopeOperator.
+func (s *Store) Grant(ctx context.Context, key string, scopes ...string) (bool, error) {
+	h := HashKey(key)
+	r, err := s.db.Collection(KeysCollection).UpdateOne(ctx,
+		bson.D{{Key: "hash", Value: h}, {Key: "revoked", Value: false}},
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "scopes", Value: bson.D{{Key: "$each", Value: scopes}}}}}})
+	if err != nil {
+		return false, fmt.Errorf("granting scopes: %w", err)
+	}
+	s.mu.Lock()
+	delete(s.cache, h)
+	s.mu.Unlock()
+	return r.MatchedCount > 0, nil
 }

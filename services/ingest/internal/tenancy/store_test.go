@@ -1,0 +1,46 @@
+package tenancy
+
+import (
+	"context"
+	"testing"
+
+	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/mongotest"
+)
+
+// A deployment's own key stored before the operator scope existed (serve's
+// key in its data directory, the bootstrap key) gains it at the next start,
+// keeping its tenant; a revoked or unknown key gains nothing.
+func TestServerKeysOfAnEarlierVersionBecomeOperatorKeys(t *testing.T) {
+	ctx := context.Background()
+	mb := mongotest.Start(t)
+	if err := mongodb.EnsureIndexes(ctx, mb.DB, Indexes()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(mb.DB)
+	old, _, err := s.CreateKey(ctx, "local", "default", "first admin key", []string{ScopeAdmin, ScopeSync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Grant(ctx, old, ScopeOperator); !ok || err != nil {
+		t.Fatalf("Grant: %v %v", ok, err)
+	}
+	k, err := s.Authenticate(ctx, old)
+	if err != nil || !k.Has(ScopeOperator) || !k.Has(ScopeAdmin) || k.OrganizationID != "local" {
+		t.Fatalf("after Grant: %+v %v, want an operator key of local", k, err)
+	}
+	if ok, err := s.Grant(ctx, "odavl_never-issued-key-0123456789abcdef", ScopeOperator); ok || err != nil {
+		t.Errorf("Grant of an unknown key: %v %v, want false", ok, err)
+	}
+
+	const boot = "odavl_operator-chosen-key-0123456789abcdef"
+	if err := s.EnsureKey(ctx, boot, "acme", "ops", []string{ScopeAdmin, ScopeSync}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureKey(ctx, boot, "acme", "ops", []string{ScopeAdmin, ScopeSync, ScopeOperator}); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.Authenticate(ctx, boot); err != nil || !k.Has(ScopeOperator) || len(k.Scopes) != 3 {
+		t.Fatalf("bootstrap key ensured again: %+v %v, want admin, sync and operator", k, err)
+	}
+}
