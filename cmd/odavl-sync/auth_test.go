@@ -207,3 +207,35 @@ func TestAdminKeyCreatesKeysOnlyForItsOwnOrganization(t *testing.T) {
 		}
 	}
 }
+
+// Pausing or resuming the queue and rebuilding the statistics act on every
+// organization: another organization's admin key gets 403 and changes
+// nothing; the operator key still can.
+func TestAnOrganizationsAdminCannotActOnTheWholeDeployment(t *testing.T) {
+	s := startServe(t, nil)
+	r := s.Do(http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "orgB", "projectId": "b1", "scopes": []string{"admin", "sync"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("creating orgB's admin key: %d %s", r.Status, r.Body)
+	}
+	var b struct{ Key string }
+	r.JSON(t, &b)
+	for _, path := range []string{"/api/v1/sync/jobs/pause", "/api/v1/sync/jobs/resume", "/api/v1/admin/stats/rebuild"} {
+		p := checkProblem(t, s.DoAs(b.Key, "orgB", "b1", http.MethodPost, path, nil), http.StatusForbidden)
+		if !strings.Contains(p.Detail, "operator") {
+			t.Errorf("%s: %q does not say an operator key is needed", path, p.Detail)
+		}
+	}
+	// The victim's queue still runs: a job submitted now is not held.
+	r = s.Do(http.MethodPost, "/api/v1/jobs", map[string]any{"type": "EMAIL_SEND", "payload": map[string]any{"to": []string{"x@example.com"}, "subject": "s", "text": "."}})
+	var j apiJob
+	r.JSON(t, &j)
+	if j.Status == "PAUSED" {
+		t.Fatalf("orgB's admin paused the queue: %s", r.Body)
+	}
+	s.waitJob(t, j.ID, "COMPLETED")
+	for _, path := range []string{"/api/v1/sync/jobs/pause", "/api/v1/sync/jobs/resume", "/api/v1/admin/stats/rebuild"} {
+		if r := s.Do(http.MethodPost, path, nil); r.Status != http.StatusOK {
+			t.Errorf("%s with the operator key: %d %s", path, r.Status, r.Body)
+		}
+	}
+}

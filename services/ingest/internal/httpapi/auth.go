@@ -75,3 +75,14 @@ func requireAdmin(c *gin.Context) {
 	}
 	c.Next()
 }
+
+// requireOperator answers 403 unless the key has the operator scope: the
+// route acts on the whole deployment (every organization), which no
+// organization's key may do.
+func requireOperator(c *gin.Context) {
+	if !keyOf(c).Has(tenancy.ScopeOperator) {
+		problem(c, http.StatusForbidden, "forbidden", "this route acts on every organization: it needs the deployment's operator key (serve's own key or BOOTSTRAP_ADMIN_KEY); an organization's admin key acts on its own organization only")
+		return
+	}
+	c.Next()
+}

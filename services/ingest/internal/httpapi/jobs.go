@@ -19,8 +19,10 @@ func (a *API) jobRoutes(g *gin.RouterGroup) {
 	g.GET("/sync/jobs", a.listJobs)
 	g.POST("/sync/jobs", a.jobAction)
 	g.DELETE("/sync/jobs", a.clearJobs)
-	g.POST("/sync/jobs/pause", requireAdmin, a.queueControl(rpc.JobsPause))
-	g.POST("/sync/jobs/resume", requireAdmin, a.queueControl(rpc.JobsResume))
+	// The queue is paused as a whole (its consumers on the server): an
+	// operator's action, not one organization's.
+	g.POST("/sync/jobs/pause", requireOperator, a.queueControl(rpc.JobsPause))
+	g.POST("/sync/jobs/resume", requireOperator, a.queueControl(rpc.JobsResume))
 }
 
 var jobStatuses = []string{"WAITING", "ACTIVE", "COMPLETED", "FAILED", "DELAYED", "PAUSED", "CANCELLED"}

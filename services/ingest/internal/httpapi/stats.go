@@ -19,7 +19,8 @@ const statsRebuildTimeout = 30 * time.Minute
 func (a *API) statsRoutes(g *gin.RouterGroup) {
 	g.GET("/stats/summary", a.statsQuery(rpc.StatsSummary))
 	g.GET("/stats/trends", a.statsQuery(rpc.StatsTrends))
-	g.POST("/admin/stats/rebuild", requireAdmin, a.rebuildStats)
+	// A rebuild recomputes every tenant's aggregates: an operator's action.
+	g.POST("/admin/stats/rebuild", requireOperator, a.rebuildStats)
 }
 
 // statsQuery answers a summary or trends request: scope (project, the
