@@ -3,7 +3,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest fuzz tools
+.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest bench-store fuzz tools
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -14,8 +14,13 @@ run: ## Run everything in one process (embedded NATS, store, blobs under ./data)
 tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
 
+# The FerretDB fork's own tests of ODAVL's patches (ODAVL-PATCHES.md); the
+# rest of the fork's suite needs upstream's test servers.
+FORK_TESTS := ./internal/handler/sjson/
+
 test: tools ## Run every module's tests
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test $(GOTEST_FLAGS) ./...); done
+	@echo "== third_party/ferretdb (ODAVL patches)"; cd third_party/ferretdb && GOWORK=off go test $(GOTEST_FLAGS) -run 'ODAVL|Fast' $(FORK_TESTS)
 
 test-race: tools ## Run every module's tests with the race detector
 	@set -e; for m in $(MODULES); do (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test -race $(GOTEST_FLAGS) ./...); done
@@ -37,8 +42,11 @@ gowork-off: ## Build each module on its own (GOWORK=off), as its container does
 tidy: ## go mod tidy every module
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
 
-bench: ## Run the benchmarks
-	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime 2x ./...); done
+bench: ## Run the benchmarks (bench-store apart: it takes about 20 minutes)
+	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -skip '^BenchmarkStore$$' -benchtime 2x ./...); done
+
+bench-store: ## The embedded store at 100,000 ~10 KB results, before (ODAVL_STORE_BASELINE=1) and after the fork's patches, side by side (docs/store.md)
+	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkStore$$' -benchtime 1x -count 1 -timeout 90m .
 
 bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
 	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)

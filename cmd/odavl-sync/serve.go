@@ -152,7 +152,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// Store: embedded unless MONGO_URI is set.
 	if mongoURI == "" {
 		quiet := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
-		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet)
+		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet, strings.TrimSpace(f.syncInterval) == "always")
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -43,6 +44,9 @@ type Index struct {
 	Name       string
 	Keys       any // an ordered bson.D
 	Unique     bool
+	// Replaces names an earlier index of the collection that this one
+	// makes useless; EnsureIndexes drops it once this one exists.
+	Replaces string
 }
 
 // EnsureIndexes creates each index unless it exists. They are created one at a
@@ -70,9 +74,22 @@ func EnsureIndexes(ctx context.Context, db *mongo.Database, idx []Index) error {
 		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, m); err != nil {
 			return fmt.Errorf("creating index %s.%s: %w", ix.Collection, ix.Name, err)
 		}
+		if ix.Replaces != "" {
+			err := db.Collection(ix.Collection).Indexes().DropOne(ctx, ix.Replaces)
+			var ce mongo.CommandError
+			if err != nil && !(errors.As(err, &ce) && (ce.Code == indexNotFound || ce.Code == namespaceNotFound)) {
+				return fmt.Errorf("dropping index %s.%s (replaced by %s): %w", ix.Collection, ix.Replaces, ix.Name, err)
+			}
+		}
 	}
 	return nil
 }
+
+// Server error codes EnsureIndexes expects when an index to drop is gone.
+const (
+	namespaceNotFound = 26
+	indexNotFound     = 27
+)
 
 // IsFerretDB reports whether db is served by FerretDB (the embedded store)
 // rather than MongoDB.

@@ -24,11 +24,12 @@ import (
 // and counts run on the indexes and give MongoDB's answers; concurrent
 // updates and upserts are never lost.
 
-var listIndex = mongodb.Index{Collection: "results", Name: "tenant_received",
-	Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "receivedAt", Value: -1}}}
+var listIndex = mongodb.Index{Collection: "results", Name: "tenant_received_id",
+	Keys: bson.D{{Key: "organizationId", Value: 1}, {Key: "projectId", Value: 1}, {Key: "receivedAt", Value: -1}, {Key: "_id", Value: -1}}}
 
 // The plan SQLite runs for a filtered list, newest first, reads the index
-// and sorts nothing in a temporary B-tree but the ties on _id.
+// in order and sorts nothing (no temporary B-tree, not even for the ties on
+// _id, which would parse every document read).
 func TestFilteredSortedListUsesTheIndex(t *testing.T) {
 	ctx := context.Background()
 	mb := mongotest.Start(t)
@@ -52,10 +53,10 @@ func TestFilteredSortedListUsesTheIndex(t *testing.T) {
 	plan := explain(t, mb.DB, bson.D{{Key: "find", Value: "results"}, {Key: "filter", Value: filter},
 		{Key: "sort", Value: bson.D{{Key: "receivedAt", Value: -1}, {Key: "_id", Value: -1}}}, {Key: "limit", Value: 50}})
 	t.Logf("plan:\n%s", plan)
-	if !strings.Contains(plan, "USING INDEX") || !strings.Contains(plan, "_tenant_received") {
-		t.Fatalf("plan of a filtered list does not use the tenant_received index:\n%s", plan)
+	if !strings.Contains(plan, "USING INDEX") || !strings.Contains(plan, "_tenant_received_id") {
+		t.Fatalf("plan of a filtered list does not use the tenant_received_id index:\n%s", plan)
 	}
-	if strings.Contains(plan, "USE TEMP B-TREE FOR ORDER BY") {
+	if strings.Contains(plan, "TEMP B-TREE") {
 		t.Fatalf("plan sorts every match instead of reading the index in order:\n%s", plan)
 	}
 	// And the answer is MongoDB's: p1 holds i%4==1 (all odd, so success false), i < 100.

@@ -29,7 +29,7 @@ func Start(tb testing.TB) *Bundle {
 	tb.Helper()
 	uri := os.Getenv("MONGO_TEST_URI")
 	if uri == "" {
-		st, err := embedded.StartStore(tb.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		st, err := embedded.StartStore(tb.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)), false)
 		if err != nil {
 			tb.Fatalf("starting store: %v", err)
 		}

@@ -130,7 +130,7 @@ func servers(dir string) (*nats.Conn, *mongo.Database, func(), error) {
 		ns.Shutdown()
 		return nil, nil, nil, err
 	}
-	st, err := embedded.StartStore(filepath.Join(dir, "store"), "127.0.0.1:0", quiet())
+	st, err := embedded.StartStore(filepath.Join(dir, "store"), "127.0.0.1:0", quiet(), false)
 	if err != nil {
 		ns.Shutdown()
 		return nil, nil, nil, err

@@ -1,9 +1,7 @@
 package backends
 
-import "os"
+import "github.com/FerretDB/FerretDB/internal/util/odavl"
 
-// ODAVLBaseline switches ODAVL's patches 3 (index pushdown) and 4 (atomic
-// updates) off when the process starts with ODAVL_STORE_BASELINE=1, so that
-// `make bench-store` can measure the store before and after them in one run.
-// Nothing but that benchmark sets it.
-var ODAVLBaseline = os.Getenv("ODAVL_STORE_BASELINE") == "1"
+// ODAVLBaseline is odavl.Baseline: ODAVL's patches off, for the benchmark's
+// "before" side.
+var ODAVLBaseline = odavl.Baseline

@@ -18,6 +18,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/types"
 	"github.com/FerretDB/FerretDB/internal/util/iterator"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 )
 
 // ProjectionIterator returns an iterator that projects documents returned by the underlying iterator.
@@ -58,6 +59,13 @@ func (iter *projectionIterator) Next() (struct{}, *types.Document, error) {
 	_, doc, err := iter.iter.Next()
 	if err != nil {
 		return unused, nil, lazyerrors.Error(err)
+	}
+
+	// ODAVL patch 6: without a projection the document is the answer; it
+	// was decoded for this query alone, so it is not copied again (a deep
+	// copy of every document of every find, upstream).
+	if !odavl.Baseline && iter.projection.Len() == 0 && doc.Len() > 0 && doc.Keys()[0] == "_id" {
+		return unused, doc, nil
 	}
 
 	projected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)
