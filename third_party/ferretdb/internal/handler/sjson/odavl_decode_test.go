@@ -133,16 +133,7 @@ func TestFastUnmarshalIsUpstreamUnmarshal(t *testing.T) {
 }
 
 func BenchmarkUnmarshal(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	d := randomDocument(r, 3, 12)
-	issues := types.MakeArray(48)
-	for i := range 48 {
-		issues.Append(must.NotFail(types.NewDocument("detector", "eslint", "severity", "low",
-			"message", fmt.Sprintf("no-unused-vars: 'someLongVariableName' is assigned a value but never used (issue %d)", i),
-			"file", fmt.Sprintf("packages/web/src/components/checkout/Step%02d.tsx", i), "line", int64(10+i), "column", int64(5))))
-	}
-	d.Set("issues", issues)
-	data := must.NotFail(Marshal(d))
+	data := must.NotFail(marshalUpstream(insightLike()))
 	b.Run("upstream", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
@@ -164,4 +155,68 @@ func BenchmarkUnmarshal(b *testing.B) {
 			}
 		}
 	})
+}
+
+// randomString is a string of the characters JSON escapes, HTML-escaped
+// ones, invalid UTF-8 and plain text.
+func randomString(r *rand.Rand) string {
+	parts := []string{"a", "Z", " ", "\"", "\\", "/", "<", ">", "&", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f",
+		"é", "✓", "\u2028", "\u2029", "\ufffd", "\xff", "\xc3", "\xe2\x80", "😀", "\U0010ffff"}
+	var b []byte
+	for range r.IntN(12) {
+		b = append(b, parts[r.IntN(len(parts))]...)
+	}
+	return string(b)
+}
+
+// The one-pass encoder writes upstream's bytes for every document.
+func TestFastMarshalIsUpstreamMarshal(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 13))
+	for i := range 3000 {
+		d := randomDocument(r, 4, 1+r.IntN(8))
+		d.Set("_id", fmt.Sprintf("doc%d", i))
+		d.Set("s", randomString(r))
+		nested := must.NotFail(types.NewDocument(randomString(r), randomString(r), "re", types.Regex{Pattern: randomString(r), Options: "i"}))
+		d.Set("n", nested)
+		d.Set("bin", types.Binary{B: nil, Subtype: types.BinarySubtype(r.IntN(3))})
+		want, err := marshalUpstream(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := marshalFast(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("document %d:\nupstream %q\none pass %q", i, want, got)
+		}
+	}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	d := insightLike()
+	b.Run("upstream", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = marshalUpstream(d)
+		}
+	})
+	b.Run("one-pass", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = marshalFast(d)
+		}
+	})
+}
+
+// insightLike is a document shaped like the product's ~10 KB Insight result.
+func insightLike() *types.Document {
+	r := rand.New(rand.NewPCG(1, 2))
+	d := randomDocument(r, 3, 12)
+	issues := types.MakeArray(48)
+	for i := range 48 {
+		issues.Append(must.NotFail(types.NewDocument("detector", "eslint", "severity", "low",
+			"message", fmt.Sprintf("no-unused-vars: 'someLongVariableName' is assigned a value but never used (issue %d)", i),
+			"file", fmt.Sprintf("packages/web/src/components/checkout/Step%02d.tsx", i), "line", int64(10+i), "column", int64(5))))
+	}
+	d.Set("issues", issues)
+	return d
 }

@@ -330,10 +330,23 @@ func unmarshalSingleValue(data json.RawMessage, sch *elem) (any, error) {
 
 // Marshal encodes given document fields and set its schema in the field $s.
 // Use it when you need to encode a document with schema, for example, when you want to store it in a database.
+//
+// ODAVL patch 7: in one pass (marshalFast), unless the process runs as the
+// benchmark's baseline.
 func Marshal(d *types.Document) ([]byte, error) {
 	if d == nil {
 		panic("v is nil")
 	}
+
+	if !backends.ODAVLBaseline {
+		return marshalFast(d)
+	}
+
+	return marshalUpstream(d)
+}
+
+// marshalUpstream is Marshal as upstream wrote it.
+func marshalUpstream(d *types.Document) ([]byte, error) {
 
 	schema, err := marshalSchemaForDoc(d)
 	if err != nil {
