@@ -64,6 +64,11 @@ func StatusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// Raw is an answer already encoded as JSON: Handler sends it as it is and
+// CallRaw returns it as it came, so that a page of large documents is not
+// decoded and encoded again on its way (ListResultsResponse).
+type Raw []byte
+
 // Func is a typed endpoint.
 type Func[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 
@@ -91,7 +96,12 @@ func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time
 			respondErr(r, e)
 			return
 		}
-		if err := r.RespondJSON(resp); err != nil {
+		if raw, ok := any(resp).(Raw); ok {
+			err = r.Respond(raw)
+		} else {
+			err = r.RespondJSON(resp)
+		}
+		if err != nil {
 			log.Error("responding", "subject", r.Subject(), "err", err)
 		}
 	})
@@ -106,9 +116,21 @@ func respondErr(r micro.Request, e *Error) {
 // failure comes back as an *Error. No responder is a 503 *Error.
 func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
 	var resp Resp
+	b, err := CallRaw(ctx, nc, subject, req)
+	if err != nil {
+		return resp, err
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return resp, fmt.Errorf("decoding answer of %s: %w", subject, err)
+	}
+	return resp, nil
+}
+
+// CallRaw is Call without decoding the answer: its JSON as the service wrote it.
+func CallRaw(ctx context.Context, nc *nats.Conn, subject string, req any) (Raw, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
-		return resp, fmt.Errorf("encoding request for %s: %w", subject, err)
+		return nil, fmt.Errorf("encoding request for %s: %w", subject, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -118,12 +140,12 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	msg, err := nc.RequestWithContext(ctx, subject, b)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return resp, Errorf(http.StatusServiceUnavailable, "%s: no service answers", subject)
+			return nil, Errorf(http.StatusServiceUnavailable, "%s: no service answers", subject)
 		}
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return resp, Errorf(http.StatusGatewayTimeout, "%s: no answer in time", subject)
+			return nil, Errorf(http.StatusGatewayTimeout, "%s: no answer in time", subject)
 		}
-		return resp, fmt.Errorf("requesting %s: %w", subject, err)
+		return nil, fmt.Errorf("requesting %s: %w", subject, err)
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		var e Error
@@ -131,12 +153,9 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 			st, _ := strconv.Atoi(code)
 			e = Error{Status: st, Message: msg.Header.Get(micro.ErrorHeader)}
 		}
-		return resp, &e
+		return nil, &e
 	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return resp, fmt.Errorf("decoding answer of %s: %w", subject, err)
-	}
-	return resp, nil
+	return msg.Data, nil
 }
 
 // Endpoint is one named endpoint of a service.

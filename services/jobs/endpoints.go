@@ -30,10 +30,10 @@ func (s *Service) addEndpoints(ctx context.Context) (micro.Service, error) {
 	return rpc.AddService(s.nc, "jobs", Version, "ODAVL Sync jobs: results, jobs, alerts", eps)
 }
 
-func (s *Service) listResults(ctx context.Context, req rpc.ListResultsRequest) (rpc.ListResultsResponse, error) {
+func (s *Service) listResults(ctx context.Context, req rpc.ListResultsRequest) (rpc.Raw, error) {
 	p := events.Product(req.Product)
 	if !p.Valid() {
-		return rpc.ListResultsResponse{}, rpc.BadRequest("unknown product %q", req.Product)
+		return nil, rpc.BadRequest("unknown product %q", req.Product)
 	}
 	rs, total, err := s.results.List(ctx, results.Query{
 		OrganizationID: req.OrganizationID, ProjectID: req.ProjectID, Product: p,
@@ -41,17 +41,17 @@ func (s *Service) listResults(ctx context.Context, req rpc.ListResultsRequest) (
 		Limit: req.Limit, Offset: req.Offset,
 	})
 	if err != nil {
-		return rpc.ListResultsResponse{}, err
+		return nil, err
 	}
 	out := rpc.ListResultsResponse{Items: make([]json.RawMessage, 0, len(rs)), Total: total, Limit: req.Limit, Offset: req.Offset}
 	for _, r := range rs {
 		b, err := r.JSON()
 		if err != nil {
-			return rpc.ListResultsResponse{}, err
+			return nil, err
 		}
 		out.Items = append(out.Items, b)
 	}
-	return out, nil
+	return out.Encode(), nil
 }
 
 func (s *Service) getResult(ctx context.Context, req rpc.GetRequest) (json.RawMessage, error) {

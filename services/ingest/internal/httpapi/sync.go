@@ -227,7 +227,7 @@ func (a *API) list(p events.Product) gin.HandlerFunc {
 		// (rpc.ListResultsResponse), with the summary added.
 		summary := make(chan any, 1)
 		go func() { summary <- a.summary(c, p) }()
-		page, err := rpc.Call[json.RawMessage](c.Request.Context(), a.nc, rpc.JobsListResults, req)
+		page, err := rpc.CallRaw(c.Request.Context(), a.nc, rpc.JobsListResults, req)
 		sum, _ := json.Marshal(<-summary)
 		if err != nil {
 			a.fail(c, err)
