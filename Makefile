@@ -18,12 +18,16 @@ tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
 # rest of the fork's suite needs upstream's test servers.
 FORK_TESTS := ./internal/handler/sjson/
 
-test: tools ## Run every module's tests
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test $(GOTEST_FLAGS) ./...); done
-	@echo "== third_party/ferretdb (ODAVL patches)"; cd third_party/ferretdb && GOWORK=off go test $(GOTEST_FLAGS) -run 'ODAVL|Fast' $(FORK_TESTS)
+test: tools ## Run every module's tests (all of them, then the list of those that failed)
+	@failed=""; \
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test $(GOTEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	echo "== third_party/ferretdb (ODAVL patches)"; (cd third_party/ferretdb && GOWORK=off go test $(GOTEST_FLAGS) -run 'ODAVL|Fast' $(FORK_TESTS)) || failed="$$failed third_party/ferretdb"; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; echo "all modules passed"
 
-test-race: tools ## Run every module's tests with the race detector
-	@set -e; for m in $(MODULES); do (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test -race $(GOTEST_FLAGS) ./...); done
+test-race: tools ## Run every module's tests with the race detector (all of them, then the list of those that failed)
+	@failed=""; \
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && PATH="$(CURDIR)/.tools/bin:$$PATH" go test -race $(GOTEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
