@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -204,7 +206,29 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 		ProjectID      string    `json:"projectId"`
 		Timestamp      time.Time `json:"timestamp"`
 	}
-	_ = json.Unmarshal(body, &head) // a bad field is reported by the schema
+	// What the schema accepts must also decode into the types the processor
+	// stores (an integer written 1.0, a leap second, a number beyond
+	// float64): a value that does not is refused here, not after 202.
+	undecodable := func(err error) {
+		if err == nil {
+			return
+		}
+		var te *json.UnmarshalTypeError
+		var pe *time.ParseError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			add(te.Field, "cannot be stored as %s: %s (write it as %s)", te.Type, te.Value, wantOf(te.Type.Kind()))
+		case errors.As(err, &pe):
+			add("timestamp", "is not a valid RFC 3339 time: %s", pe.Message)
+		default:
+			add("", "cannot be stored: %v", err)
+		}
+	}
+	if len(bad) == 0 {
+		undecodable(json.Unmarshal(body, &head))
+	} else {
+		_ = json.Unmarshal(body, &head) // a bad field is reported by the schema
+	}
 	if head.OrganizationID != "" && head.OrganizationID != org {
 		add("organizationId", "is %q but the key and X-Organization-Id are for %q", head.OrganizationID, org)
 	}
@@ -221,7 +245,10 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 	switch p {
 	case events.Insight:
 		var in events.InsightResult
-		if json.Unmarshal(body, &in) != nil {
+		if err := json.Unmarshal(body, &in); err != nil {
+			if len(bad) == 0 && len(errs) == 0 {
+				undecodable(err)
+			}
 			return errs
 		}
 		if s := in.IssuesBySeverity.Sum(); s != in.TotalIssues && !bad["issuesBySeverity"] {
@@ -253,7 +280,10 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 			}
 		}
 		var in events.AutopilotLedger
-		if json.Unmarshal(body, &in) != nil {
+		if err := json.Unmarshal(body, &in); err != nil {
+			if len(bad) == 0 && len(errs) == 0 {
+				undecodable(err)
+			}
 			return errs
 		}
 		var sum float64
@@ -273,7 +303,10 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 
 	case events.Guardian:
 		var in events.GuardianRun
-		if json.Unmarshal(body, &in) != nil {
+		if err := json.Unmarshal(body, &in); err != nil {
+			if len(bad) == 0 && len(errs) == 0 {
+				undecodable(err)
+			}
 			return errs
 		}
 		pf := in.Tests.Performance
@@ -292,4 +325,20 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 		}
 	}
 	return errs
+}
+
+// wantOf names the JSON a Go kind decodes from, for an error message.
+func wantOf(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer without a fraction or exponent, such as 3"
+	case reflect.Float32, reflect.Float64:
+		return "a number within ±1.8e308"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	}
+	return "a value of the documented type"
 }
