@@ -100,6 +100,11 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
+	unlock, err := lockDataDir(data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	// Logger.
 	var level slog.Level
