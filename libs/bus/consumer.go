@@ -118,15 +118,20 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	} else if ackWait == 0 {
 		ackWait = 30 * time.Second
 	}
-	handle := func(msg jetstream.Msg) {
+	handle := func(msg jetstream.Msg, stopKeepAlive func()) {
 		defer func() { <-sem; l.wg.Done() }()
-		defer keepAlive(msg, ackWait/3, c.KeepAlive)()
+		defer stopKeepAlive()
 		l.dispatch(hctx, log, msg, c.Backoff, maxDeliver, h)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		// The ack wait runs from the delivery, not from the moment a
+		// worker is free: a message waiting for one is kept alive too, or
+		// JetStream would hand it out again while it is still in hand
+		// (seen under load as one more attempt than happened).
+		stop := keepAlive(msg, ackWait/3, c.KeepAlive)
 		sem <- struct{}{}
 		l.wg.Add(1)
-		go handle(msg)
+		go handle(msg, stop)
 	}, jetstream.PullMaxMessages(max(2*workers, 16)),
 		// A short pull expiry bounds the stall when the server has let go of
 		// a pull request the client still counts on (seen in the job queue:

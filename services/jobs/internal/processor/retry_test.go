@@ -33,7 +33,11 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 		}
 		return rs.Insert(ctx, r)
 	})
-	f.consume(t, 50*time.Millisecond)
+	// The first backoff is also the ack wait of a delivery in hand, which
+	// keep-alives extend every third of it: 50 ms left a redelivery of the
+	// retried upload possible when the machine was loaded enough to delay
+	// a keep-alive that long (seen once as "attempts 4" in make test).
+	f.consume(t, 300*time.Millisecond)
 
 	ev := insightReceived("up_r", "up_r", "key-r")
 	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
