@@ -36,3 +36,20 @@ func TestSecondServeOnOneDataDirFailsAtOnce(t *testing.T) {
 		t.Errorf("after a restart on the same directory: %d %s", r.Status, r.Body)
 	}
 }
+
+// The operator key is printed once, when serve creates it; a restart points
+// at the credentials file instead of printing the key again.
+func TestTheKeyIsPrintedOnlyWhenCreated(t *testing.T) {
+	s := startServe(t, nil)
+	if !strings.Contains(s.out.String(), s.Cred.APIKey) {
+		t.Fatalf("the first start does not show the new key:\n%s", s.out.String())
+	}
+	s2 := s.Restart()
+	out := s2.out.String()
+	if strings.Contains(out, s.Cred.APIKey) {
+		t.Fatalf("a restart printed the key again:\n%s", out)
+	}
+	if !strings.Contains(out, filepath.Join(s.Data, credentialsFile)) || !strings.Contains(out, "KEY=$(grep -o") {
+		t.Errorf("a restart does not say where the key is:\n%s", out)
+	}
+}

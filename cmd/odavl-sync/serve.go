@@ -385,15 +385,18 @@ func (s *connSet) closeAll() {
 }
 
 func printWelcome(w io.Writer, c credentials, created bool, data, natsURL string, took time.Duration) {
-	state := "Using the credentials in"
+	path := filepath.Join(data, credentialsFile)
+	// The key is printed once, when it is created; later starts point at
+	// the file (0600) instead of writing it into every log of the process.
+	state, key, keyLine := "Using the credentials in", "$KEY", fmt.Sprintf("\n  KEY=$(grep -o 'odavl_[A-Za-z0-9_-]*' %s)\n", path)
 	if created {
-		state = "Created an organization, a project and an admin API key, written to"
+		state, key, keyLine = "Created an organization, a project and an operator API key, written to", c.APIKey, ""
 	}
 	fmt.Fprintf(w, `ODAVL Sync is ready at %s (started in %d ms)
 Dashboard: %s/dashboard
 NATS: %s
 %s %s
-
+%s
 Upload an Insight analysis:
 
   curl -sS -X POST %s/api/v1/sync/insight \
@@ -406,7 +409,7 @@ List them:
 
   curl -sS %s/api/v1/sync/insight -H "Authorization: Bearer %s" -H "X-Organization-Id: %s" -H "X-Project-Id: %s"
 
-`, c.APIURL, took.Milliseconds(), c.APIURL, natsURL, state, filepath.Join(data, credentialsFile),
-		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID, c.OrganizationID, c.ProjectID, time.Now().UTC().Format(time.RFC3339),
-		c.APIURL, c.APIKey, c.OrganizationID, c.ProjectID)
+`, c.APIURL, took.Milliseconds(), c.APIURL, natsURL, state, path, keyLine,
+		c.APIURL, key, c.OrganizationID, c.ProjectID, c.OrganizationID, c.ProjectID, time.Now().UTC().Format(time.RFC3339),
+		c.APIURL, key, c.OrganizationID, c.ProjectID)
 }

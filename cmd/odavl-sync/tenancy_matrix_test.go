@@ -283,7 +283,10 @@ func TestNoKeyReachesAnotherTenantsData(t *testing.T) {
 					if route == "GET /api/v1/events/stream" && i == 0 {
 						continue // its own stream stays open; see the test named in crossTenantCases
 					}
-					status, body := sendMatrix(t, hc, s, a.key, hs, req)
+					status, hdr, body := sendMatrix(t, hc, s, a.key, hs, req)
+					if hdr.Get("X-Content-Type-Options") != "nosniff" {
+						t.Errorf("%s %s answered %d without X-Content-Type-Options: nosniff", req.method, req.path, status)
+					}
 					sent++
 					what := fmt.Sprintf("%s, headers %s/%s: %s %s", a.name, hs[0], hs[1], req.method, req.path)
 					if strings.Contains(strings.ToLower(string(body)), secret) {
@@ -311,7 +314,7 @@ func TestNoKeyReachesAnotherTenantsData(t *testing.T) {
 	}
 }
 
-func sendMatrix(t *testing.T, hc *http.Client, s *served, key string, hs [2]string, mr matrixReq) (int, []byte) {
+func sendMatrix(t *testing.T, hc *http.Client, s *served, key string, hs [2]string, mr matrixReq) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if mr.body != nil {
@@ -334,5 +337,5 @@ func sendMatrix(t *testing.T, hc *http.Client, s *served, key string, hs [2]stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }

@@ -132,6 +132,9 @@ func newMetrics() *metrics {
 
 func (a *API) observe(c *gin.Context) {
 	start := time.Now()
+	// No answer is to be sniffed into another type (a JSON error shown as
+	// HTML, an uploaded file as a script).
+	c.Header("X-Content-Type-Options", "nosniff")
 	c.Next()
 	route := c.FullPath()
 	if route == "" {
