@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -364,5 +365,26 @@ func TestRacingUpsertsMakeOneDocument(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Uploads != 40 {
 		t.Fatalf("documents %+v, want one with 40 uploads", got)
+	}
+}
+
+// The store refuses a NaN (SQLite cannot hold one) as upstream does, by
+// closing the connection, and goes on serving.
+func TestNaNIsRefusedAndTheStoreGoesOn(t *testing.T) {
+	ctx := context.Background()
+	mb := mongotest.Start(t)
+	c := mb.DB.Collection("nan")
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}, {Key: "x", Value: bson.D{{Key: "y", Value: bson.A{1.5, math.NaN()}}}}}); err == nil {
+		t.Fatal("a document holding a NaN was stored")
+	}
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: "b"}, {Key: "x", Value: 1.5}}); err != nil {
+		t.Fatalf("the next insert: %v", err)
+	}
+	var got struct{ X float64 }
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "b"}}).Decode(&got); err != nil || got.X != 1.5 {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+	if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("count %d %v, want 1", n, err)
 	}
 }
