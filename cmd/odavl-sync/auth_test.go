@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -237,5 +238,36 @@ func TestAnOrganizationsAdminCannotActOnTheWholeDeployment(t *testing.T) {
 		if r := s.Do(http.MethodPost, path, nil); r.Status != http.StatusOK {
 			t.Errorf("%s with the operator key: %d %s", path, r.Status, r.Body)
 		}
+	}
+}
+
+// Keys the gateway does not remember are looked up in the store at most
+// 20 times a second (bursts of 40) per client address: a flood of random
+// keys gets 429 before it reaches the store, while a key in use goes on.
+func TestUnknownKeysAreLimitedPerAddress(t *testing.T) {
+	s := startServe(t, nil)
+	if r := s.Do(http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {
+		t.Fatalf("a known key: %d %s", r.Status, r.Body)
+	}
+	var unauthorized, limited int
+	for i := range 120 {
+		r := s.DoAs(fmt.Sprintf("odavl_random-%d-0123456789abcdef0123456789", i), "acme", "web", http.MethodGet, "/api/v1/sync/insight", nil)
+		switch r.Status {
+		case http.StatusUnauthorized:
+			unauthorized++
+		case http.StatusTooManyRequests:
+			limited++
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 without Retry-After: %s", r.Body)
+			}
+		default:
+			t.Fatalf("random key: %d %s", r.Status, r.Body)
+		}
+	}
+	if limited == 0 || unauthorized > 100 {
+		t.Fatalf("120 random keys: %d answered 401, %d 429; want the lookups limited", unauthorized, limited)
+	}
+	if r := s.Do(http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {
+		t.Fatalf("the known key after the flood: %d %s", r.Status, r.Body)
 	}
 }

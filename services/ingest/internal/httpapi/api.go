@@ -50,6 +50,9 @@ type API struct {
 	now       func() time.Time
 	metrics   *metrics
 	limits    *limiter
+	// lookups limits, per client address, the authentications that read
+	// the store (keys not remembered): random keys cannot flood it.
+	lookups *limiter
 }
 
 // New returns the API's handler.
@@ -58,6 +61,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics()}
 	if opts.RateLimit > 0 {
 		a.limits = newLimiter(opts.RateLimit, max(opts.RateBurst, 1))
+		a.lookups = newLimiter(lookupRate, lookupBurst)
 	}
 	r := gin.New()
 	r.Use(a.recover, a.observe)

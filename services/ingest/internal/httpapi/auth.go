@@ -25,6 +25,9 @@ func (a *API) authenticate(c *gin.Context) {
 		problem(c, http.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
 		return
 	}
+	if !a.limitLookup(c, strings.TrimSpace(token)) {
+		return
+	}
 	key, err := a.tenants.Authenticate(c.Request.Context(), strings.TrimSpace(token))
 	if errors.Is(err, tenancy.ErrUnknownKey) {
 		c.Header("WWW-Authenticate", `Bearer realm="odavl-sync", error="invalid_token"`)

@@ -71,3 +71,28 @@ func (a *API) rateLimit(c *gin.Context) {
 	}
 	c.Next()
 }
+
+// Key lookups per client address: a client that sends keys the gateway
+// does not remember (unknown ones, or its own after the cache's 15 s) is
+// held to lookupRate per second with bursts of lookupBurst, before the
+// store is asked. A known key costs one lookup per cache lifetime.
+const (
+	lookupRate  = 20
+	lookupBurst = 40
+)
+
+// limitLookup answers 429 and reports false when the client's address has
+// used up its key lookups.
+func (a *API) limitLookup(c *gin.Context, token string) bool {
+	if a.lookups == nil || a.tenants.Remembered(token) {
+		return true
+	}
+	d := a.lookups.reserve(c.ClientIP(), time.Now())
+	if d <= 0 {
+		return true
+	}
+	secs := max(int(math.Ceil(d.Seconds())), 1)
+	c.Header("Retry-After", strconv.Itoa(secs))
+	problem(c, http.StatusTooManyRequests, "rate-limited", "too many API keys tried from this address; retry after "+strconv.Itoa(secs)+" s")
+	return false
+}

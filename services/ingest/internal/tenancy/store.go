@@ -129,6 +129,15 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Key, error) {
 	return k, nil
 }
 
+// Remembered reports whether key is a known key authenticated within
+// CacheTTL: authenticating it will not read the store.
+func (s *Store) Remembered(key string) bool {
+	s.mu.Lock()
+	c, ok := s.cache[HashKey(key)]
+	s.mu.Unlock()
+	return ok && s.now().Before(c.expires)
+}
+
 // EnsureTenant creates the organization and the project when they do not exist.
 func (s *Store) EnsureTenant(ctx context.Context, org, project string) error {
 	if !events.ValidToken(org) || !events.ValidToken(project) {
