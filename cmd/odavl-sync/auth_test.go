@@ -251,7 +251,9 @@ func TestUnknownKeysAreLimitedPerAddress(t *testing.T) {
 	}
 	var unauthorized, limited int
 	for i := range 120 {
-		r := s.DoAs(fmt.Sprintf("odavl_random-%d-0123456789abcdef0123456789", i), "acme", "web", http.MethodGet, "/api/v1/sync/insight", nil)
+		// A forged X-Forwarded-For does not make another client: no proxy is trusted by default.
+		r := s.DoAs(fmt.Sprintf("odavl_random-%d-0123456789abcdef0123456789", i), "acme", "web", http.MethodGet, "/api/v1/sync/insight", nil,
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i%250))
 		switch r.Status {
 		case http.StatusUnauthorized:
 			unauthorized++

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ type Config struct {
 	// RateBurst the burst above it (RATE_LIMIT_BURST).
 	RateLimit float64
 	RateBurst int
+	// TrustedProxies are the addresses (CIDRs or IPs, TRUSTED_PROXIES,
+	// comma-separated) whose X-Forwarded-For names the client; by default
+	// none, and the client is the connection's peer.
+	TrustedProxies []string
 	// BootstrapKey, when set (BOOTSTRAP_ADMIN_KEY, at least 32 characters),
 	// is stored at start as an admin key of BootstrapOrganization /
 	// BootstrapProject (BOOTSTRAP_ORGANIZATION_ID, BOOTSTRAP_PROJECT_ID): the
@@ -70,6 +75,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", d.ShutdownTimeout),
 		RateLimit:       float64(r.Int("RATE_LIMIT_RPS", int(d.RateLimit))),
 		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
+		TrustedProxies:  splitList(r.String("TRUSTED_PROXIES", "")),
 
 		BootstrapKey:          r.String("BOOTSTRAP_ADMIN_KEY", ""),
 		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
@@ -133,7 +139,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	}
 	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
 	})
 	s.ln = opts.Listener
 	if s.ln == nil {
@@ -204,4 +210,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("http api stopped")
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

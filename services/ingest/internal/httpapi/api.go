@@ -33,7 +33,9 @@ type Options struct {
 	// RateLimit is the sustained requests per second allowed per API key
 	// (0: no limit); RateBurst the burst above it.
 	RateLimit float64
-	RateBurst int
+	// TrustedProxies may name the client in X-Forwarded-For (none: the peer).
+	TrustedProxies []string
+	RateBurst      int
 	// Stopping is closed when the server begins to stop: long-lived
 	// responses (the event stream) end then, so shutdown need not wait.
 	Stopping <-chan struct{}
@@ -64,6 +66,12 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		a.lookups = newLimiter(lookupRate, lookupBurst)
 	}
 	r := gin.New()
+	// The client address (the key lookups' limit) is the peer's unless a
+	// trusted proxy names it: gin trusts every X-Forwarded-For by default.
+	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		log.Error("TRUSTED_PROXIES ignored", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.Use(a.recover, a.observe)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
