@@ -354,10 +354,12 @@ func TestStorageAccessLevels(t *testing.T) {
 	otherProject := who{newKey(t, s, c.OrganizationID, "other-project"), c.OrganizationID, "other-project"}
 	otherOrg := who{newKey(t, s, "other-org", "p1"), "other-org", "p1"}
 	callers := []who{uploader, sameProject, otherProject, otherOrg}
+	// Another project or organization gets an unknown id's 404 for a file it
+	// may not read; only a key of the file's own project learns it is there.
 	want := map[string][4]int{
-		"PRIVATE":      {200, 403, 403, 403},
-		"PROJECT":      {200, 200, 403, 403},
-		"ORGANIZATION": {200, 200, 200, 403},
+		"PRIVATE":      {200, 403, 404, 404},
+		"PROJECT":      {200, 200, 404, 404},
+		"ORGANIZATION": {200, 200, 200, 404},
 		"PUBLIC":       {200, 200, 200, 200},
 	}
 	for level, codes := range want {

@@ -350,6 +350,11 @@ func (f *Files) DownloadURL(ctx context.Context, req rpc.FileRequest) (rpc.Downl
 		return rpc.DownloadURLResponse{}, err
 	}
 	if !mayRead(req.Caller, r) {
+		if !sameProject(req.Caller, r) {
+			// Another tenant learns nothing of a file it may not read: the
+			// answer is an unknown id's.
+			return rpc.DownloadURLResponse{}, rpc.NotFound("no file %s", req.FileID)
+		}
 		return rpc.DownloadURLResponse{}, rpc.Forbidden("file %s is %s: this key may not download it", r.ID, r.AccessLevel)
 	}
 	return f.download(ctx, r, exp)
