@@ -128,7 +128,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		natsURL = ns.ClientURL()
 		log.Info("embedded nats started", "url", natsURL, "store", nc.StoreDir, "syncInterval", f.syncInterval)
 	}
-	conns := &connSet{}
+	conns := &connSet{life: bus.NewLifeline()}
 	defer conns.closeAll()
 	connect := func(name string) (*nats.Conn, error) {
 		opts := []nats.Option{nats.Name("odavl-sync-" + name), nats.MaxReconnects(-1)}
@@ -139,7 +139,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		if err != nil {
 			return nil, fmt.Errorf("connecting %s to nats: %w", name, err)
 		}
-		conns.add(nc)
+		conns.add(name, nc)
 		return nc, nil
 	}
 	adminNC, err := connect("serve")
@@ -234,7 +234,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			}
 			return nil
 		},
-		Extra: storageSvc.MountHTTP,
+		Extra:   storageSvc.MountHTTP,
+		Healthy: conns.life.Err,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -288,6 +289,11 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	case runErr = <-gwDone:
 		gwDone <- runErr
 		log.Error("http api failed", "err", runErr)
+	case <-conns.life.Lost():
+		// A service without its connection would answer nothing while
+		// the process looked alive: stop, so a supervisor restarts it.
+		runErr = conns.life.Err()
+		log.Error("stopping: a nats connection is lost", "err", runErr)
 	}
 	log.Info("stopping")
 	stopGW()
@@ -364,13 +370,20 @@ func natsConfig(data string, f serveFlags) (embedded.NATSConfig, error) {
 }
 
 type connSet struct {
+	life  *bus.Lifeline
 	mu    sync.Mutex
 	conns []*nats.Conn
 }
 
-func (s *connSet) add(nc *nats.Conn) { s.mu.Lock(); s.conns = append(s.conns, nc); s.mu.Unlock() }
+func (s *connSet) add(name string, nc *nats.Conn) {
+	s.life.Watch(name, nc)
+	s.mu.Lock()
+	s.conns = append(s.conns, nc)
+	s.mu.Unlock()
+}
 
 func (s *connSet) closeAll() {
+	s.life.Closing()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, nc := range s.conns {

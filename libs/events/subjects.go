@@ -58,6 +58,17 @@ var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // 64 characters), so a tenant can never widen or break a subject.
 func ValidToken(s string) bool { return tokenRE.MatchString(s) }
 
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether s can be the id of a result, job, upload or file
+// (letters, digits, '-' and '_', at most 128 characters). Ids from a request
+// become KV keys and subjects only after this check: a 5,000-character key
+// would exceed the NATS control line and cost the connection.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
+// IDRule says what ValidID accepts, for error messages.
+const IDRule = "must be 1-128 letters, digits, '-' or '_'"
+
 // ReceivedSubject is where an accepted upload is published.
 func ReceivedSubject(org, project string, p Product) string {
 	return fmt.Sprintf("sync.v1.%s.%s.%s.received", org, project, p)

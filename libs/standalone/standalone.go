@@ -32,6 +32,9 @@ type Deps struct {
 	NC  *nats.Conn
 	DB  *mongo.Database
 	Env func(string) string
+	// Healthy is nil while the NATS connection lives (for a service's own
+	// /healthz, as the gateway's).
+	Healthy func() error
 }
 
 // Service is what a service module's New returns.
@@ -78,7 +81,9 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	if err != nil {
 		return fmt.Errorf("connecting to nats: %w", err)
 	}
-	defer nc.Close()
+	life := bus.NewLifeline()
+	life.Watch(name, nc)
+	defer func() { life.Closing(); nc.Close() }()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -95,14 +100,20 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	defer func() { _ = mc.Disconnect(context.Background()) }()
 
 	// Service.
-	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv})
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Healthy: life.Err})
 	if err != nil {
 		return err
 	}
 
 	// Health.
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := life.Err(); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !svc.Ready() || !nc.IsConnected() || mongodb.Ping(r.Context(), mc) != nil {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
@@ -117,8 +128,22 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 
-	// Shutdown: the service drains when ctx ends.
-	runErr := svc.Run(ctx)
+	// Shutdown: the service drains when ctx ends, or when its connection
+	// is lost for good (the process exits non-zero and is restarted).
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		select {
+		case <-life.Lost():
+			log.Error("stopping: the nats connection is lost", "err", life.Err())
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	runErr := svc.Run(runCtx)
+	if err := life.Err(); err != nil && runErr == nil {
+		runErr = err
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)

@@ -93,6 +93,9 @@ type Options struct {
 	Listener net.Listener
 	// Ready adds checks to /readyz (the other services of the one process).
 	Ready func(ctx context.Context) error
+	// Healthy, when set, fails /healthz (the process cannot recover: a
+	// lost connection).
+	Healthy func() error
 	// Extra mounts more handlers (the local blob endpoint).
 	Extra func(r *gin.Engine)
 }
@@ -138,7 +141,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 		log.Info("bootstrap admin key ensured", "organizationId", cfg.BootstrapOrganization, "projectId", cfg.BootstrapProject, "key", config.Mask(cfg.BootstrapKey))
 	}
 	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Extra: opts.Extra, Stopping: s.stopping,
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
 	})
 	s.ln = opts.Listener

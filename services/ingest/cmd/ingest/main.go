@@ -14,6 +14,6 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		return ingest.New(context.Background(), d.Log, d.NC, d.DB, cfg, ingest.Options{})
+		return ingest.New(context.Background(), d.Log, d.NC, d.DB, cfg, ingest.Options{Healthy: d.Healthy})
 	})
 }

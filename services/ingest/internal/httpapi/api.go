@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/ingest/internal/schema"
 	"github.com/odavl/sync/services/ingest/internal/tenancy"
 	"github.com/odavl/sync/services/ingest/internal/uploads"
@@ -28,6 +30,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// Ready reports whether everything the API needs answers.
 	Ready func(ctx context.Context) error
+	// Healthy, when set, fails /healthz: the process cannot recover.
+	Healthy func() error
 	// Extra mounts more handlers on the router (the local blob endpoint).
 	Extra func(r *gin.Engine)
 	// RateLimit is the sustained requests per second allowed per API key
@@ -81,7 +85,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		problem(c, http.StatusMethodNotAllowed, "method-not-allowed", "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path)
 	})
 
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
 	r.GET("/api/v1/openapi.json", a.openapiHandler())
@@ -89,7 +93,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		opts.Extra(r)
 	}
 
-	v1 := r.Group("/api/v1", a.authenticate, a.rateLimit)
+	v1 := r.Group("/api/v1", checkIDs, a.authenticate, a.rateLimit)
 	a.syncRoutes(v1)
 	a.adminRoutes(v1.Group("/admin", requireAdmin))
 	a.storageRoutes(v1)
@@ -97,6 +101,32 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	a.statsRoutes(v1)
 	a.dashboardRoutes(r, v1)
 	return r
+}
+
+// checkIDs answers 400 for a path parameter that is no valid id: ids go on
+// to NATS (keys, subjects) and the store only after this check.
+func checkIDs(c *gin.Context) {
+	var fields []rpc.FieldError
+	for _, p := range c.Params {
+		if !events.ValidID(p.Value) {
+			fields = append(fields, rpc.FieldError{Field: p.Key, Message: events.IDRule})
+		}
+	}
+	if len(fields) > 0 {
+		problem(c, http.StatusBadRequest, "bad-id", "invalid path parameter(s)", fields...)
+		return
+	}
+	c.Next()
+}
+
+func (a *API) healthz(c *gin.Context) {
+	if a.opts.Healthy != nil {
+		if err := a.opts.Healthy(); err != nil {
+			c.String(http.StatusServiceUnavailable, "unhealthy: %v\n", err)
+			return
+		}
+	}
+	c.String(http.StatusOK, "ok\n")
 }
 
 func (a *API) readyz(c *gin.Context) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/ingest/internal/tenancy"
 )
@@ -134,23 +135,11 @@ func jobScope(c *gin.Context) (rpc.Tenant, *rpc.FieldError, bool) {
 		t.ProjectID = ""
 		return t, nil, true
 	}
-	if !validID(p) {
+	if !events.ValidToken(p) {
 		return t, &rpc.FieldError{Field: "projectId", Message: "must be 1-64 letters, digits, '-' or '_', or *"}, true
 	}
 	t.ProjectID = p
 	return t, nil, true
-}
-
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // listJobs is GET /api/v1/sync/jobs?status=&type=&projectId=&organizationId=&limit=&offset=.
@@ -207,8 +196,8 @@ func (a *API) jobAction(c *gin.Context) {
 	if subject == "" {
 		fields = append(fields, rpc.FieldError{Field: "action", Message: "must be retry or cancel"})
 	}
-	if in.JobID == "" || len(in.JobID) > 128 {
-		fields = append(fields, rpc.FieldError{Field: "jobId", Message: "is required (at most 128 characters)"})
+	if !events.ValidID(in.JobID) {
+		fields = append(fields, rpc.FieldError{Field: "jobId", Message: "is required: " + events.IDRule})
 	}
 	if len(fields) > 0 {
 		problem(c, http.StatusBadRequest, "validation", "invalid job action", fields...)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/rpc"
 )
 
@@ -100,6 +101,8 @@ func (a *API) downloadURL(c *gin.Context) {
 	id := c.Query("fileId")
 	if id == "" {
 		fields = append(fields, rpc.FieldError{Field: "fileId", Message: "query parameter is required"})
+	} else if !events.ValidID(id) {
+		fields = append(fields, rpc.FieldError{Field: "fileId", Message: events.IDRule})
 	}
 	exp := expiresQuery(c, &fields)
 	if len(fields) > 0 {

@@ -181,6 +181,9 @@ func (u *Uploads) Lookup(ctx context.Context, id string) (Record, error) {
 }
 
 func (u *Uploads) lookup(ctx context.Context, id string) (Record, uint64, error) {
+	if !events.ValidID(id) {
+		return Record{}, 0, ErrUnknown
+	}
 	e, err := u.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Record{}, 0, ErrUnknown
