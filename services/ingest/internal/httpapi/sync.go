@@ -36,13 +36,19 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			return
 		}
 		key := keyOf(c)
-		errs, canonical := a.validator.Canonical(p, key.OrganizationID, key.ProjectID, body)
-		fields := make([]rpc.FieldError, 0, len(errs))
+		if err := a.validating.Acquire(c.Request.Context(), int64(len(body))); err != nil {
+			problem(c, http.StatusServiceUnavailable, "unavailable", "the request ended before its body could be validated")
+			return
+		}
+		rep, canonical := a.validator.Canonical(p, key.OrganizationID, key.ProjectID, body)
+		a.validating.Release(int64(len(body)))
+		fields := make([]rpc.FieldError, 0, len(rep.Fields))
 		bad := map[string]bool{}
-		for _, e := range errs {
+		for _, e := range rep.Fields {
 			fields = append(fields, rpc.FieldError{Field: e.Field, Message: e.Message})
 			bad[e.Field] = true
 		}
+		total := rep.Total
 		if p == events.Guardian {
 			more, err := a.screenshotFiles(c.Request.Context(), key, body, bad)
 			if err != nil {
@@ -52,9 +58,14 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 				return
 			}
 			fields = append(fields, more...)
+			total += len(more)
 		}
-		if len(fields) > 0 {
-			problem(c, http.StatusBadRequest, "validation", strconv.Itoa(len(fields))+" invalid field(s) in the "+string(p)+" upload", fields...)
+		if total > 0 {
+			detail := strconv.Itoa(total) + " invalid field(s) in the " + string(p) + " upload"
+			if total > len(fields) {
+				detail += "; the first " + strconv.Itoa(len(fields)) + " are listed"
+			}
+			problem(c, http.StatusBadRequest, "validation", detail, fields...)
 			return
 		}
 		idem, ferr := idempotencyKey(c, p, canonical)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"sort"
@@ -35,11 +36,43 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// MaxReported bounds the bad fields one validation lists; Report.Total
+// counts them all. A hostile body can hold a million bad fields: listing
+// them made a 300 KB upload cost 200 MB and a 17 MB answer.
+const MaxReported = 100
+
+// maxMarked bounds the bad fields remembered to keep the business checks
+// from naming them again.
+const maxMarked = 10_000
+
+// Report is what a validation found: the first MaxReported bad fields (the
+// body's own fields before its list items), sorted by path, and how many
+// there are in all.
+type Report struct {
+	Fields []FieldError
+	Total  int
+}
+
 // Validator validates the uploads of the three products.
 type Validator struct {
-	schemas map[events.Product]*jsonschema.Schema
+	schemas map[events.Product]productSchema
 	printer *message.Printer
 	now     func() time.Time
+}
+
+// productSchema is one product's schema, with its top-level lists apart:
+// their items are decoded and validated one at a time, so the memory a body
+// costs does not grow with its bad items, and a list longer than its
+// maxItems is refused without looking at the rest.
+type productSchema struct {
+	whole *jsonschema.Schema
+	lists map[string]listSchema
+}
+
+type listSchema struct {
+	max    int
+	unique bool
+	items  *jsonschema.Schema
 }
 
 // Raw returns the JSON schema of product p, for the OpenAPI document.
@@ -55,7 +88,7 @@ func Raw(p events.Product) json.RawMessage {
 func New(now func() time.Time) (*Validator, error) {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	v := &Validator{schemas: map[events.Product]*jsonschema.Schema{}, printer: message.NewPrinter(language.English), now: now}
+	v := &Validator{schemas: map[events.Product]productSchema{}, printer: message.NewPrinter(language.English), now: now}
 	for _, p := range events.Products {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Raw(p)))
 		if err != nil {
@@ -65,96 +98,303 @@ func New(now func() time.Time) (*Validator, error) {
 		if err := c.AddResource(url, doc); err != nil {
 			return nil, fmt.Errorf("adding %s schema: %w", p, err)
 		}
-		sch, err := c.Compile(url)
-		if err != nil {
+		ps := productSchema{lists: map[string]listSchema{}}
+		if ps.whole, err = c.Compile(url); err != nil {
 			return nil, fmt.Errorf("compiling %s schema: %w", p, err)
 		}
-		v.schemas[p] = sch
+		var top struct {
+			Properties map[string]struct {
+				Type        string          `json:"type"`
+				MaxItems    int             `json:"maxItems"`
+				UniqueItems bool            `json:"uniqueItems"`
+				Items       json.RawMessage `json:"items"`
+			} `json:"properties"`
+		}
+		if err := json.Unmarshal(Raw(p), &top); err != nil {
+			return nil, fmt.Errorf("reading %s schema: %w", p, err)
+		}
+		for name, prop := range top.Properties {
+			if prop.Type != "array" || prop.MaxItems == 0 || prop.Items == nil {
+				continue // every list of the contract is bounded
+			}
+			ls := listSchema{max: prop.MaxItems, unique: prop.UniqueItems}
+			if ls.items, err = c.Compile(url + "#/properties/" + name + "/items"); err != nil {
+				return nil, fmt.Errorf("compiling %s schema of %s items: %w", p, name, err)
+			}
+			ps.lists[name] = ls
+		}
+		v.schemas[p] = ps
 	}
 	return v, nil
 }
 
 // Validate checks body as an upload of product p for the tenant org/project.
-// It returns every bad field, sorted by path; none means the body is valid.
+// It returns the first MaxReported bad fields, sorted by path; none means
+// the body is valid.
 func (v *Validator) Validate(p events.Product, org, project string, body []byte) []FieldError {
-	errs, _ := v.Canonical(p, org, project, body)
-	return errs
+	r, _ := v.Canonical(p, org, project, body)
+	return r.Fields
 }
 
 // Canonical validates body as Validate does and, when it is valid, returns it
 // re-encoded canonically: keys sorted, no insignificant spaces, numbers as
 // written, so equal payloads hash equally.
-func (v *Validator) Canonical(p events.Product, org, project string, body []byte) ([]FieldError, []byte) {
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+func (v *Validator) Canonical(p events.Product, org, project string, body []byte) (Report, []byte) {
+	ps := v.schemas[p]
+	own, items := &collector{bad: map[string]bool{}}, &collector{}
+	items.bad = own.bad
+	doc, tooLong, err := v.decode(ps, body, own, items)
 	if err != nil {
-		return []FieldError{{Field: "", Message: "body is not valid JSON: " + err.Error()}}, nil
+		return Report{Fields: []FieldError{{Field: "", Message: err.Error()}}, Total: 1}, nil
 	}
-	if _, ok := inst.(map[string]any); !ok {
-		return []FieldError{{Field: "", Message: "body must be a JSON object"}}, nil
+	if err := ps.whole.Validate(doc.withoutLists(ps)); err != nil {
+		if ve, ok := err.(*jsonschema.ValidationError); ok {
+			v.leaves(ve, "", own)
+		} else {
+			own.add(FieldError{Message: err.Error()})
+		}
 	}
-	errs := v.check(p, org, project, body, inst)
-	if len(errs) > 0 {
-		return errs, nil
+	// Business checks run on what decodes, so schema and business errors
+	// come together; a list over its bound is not decoded again.
+	if !tooLong {
+		for _, e := range v.business(p, org, project, body, own.bad, own.total+items.total) {
+			own.add(e)
+		}
+	}
+	if r := report(own, items); r.Total > 0 {
+		return r, nil
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(inst); err != nil {
-		return []FieldError{{Field: "", Message: "body cannot be re-encoded: " + err.Error()}}, nil
+	if err := enc.Encode(map[string]any(doc)); err != nil {
+		return Report{Fields: []FieldError{{Field: "", Message: "body cannot be re-encoded: " + err.Error()}}, Total: 1}, nil
 	}
-	return nil, bytes.TrimRight(out.Bytes(), "\n")
+	return Report{}, bytes.TrimRight(out.Bytes(), "\n")
 }
 
-func (v *Validator) check(p events.Product, org, project string, body []byte, inst any) []FieldError {
-	var errs []FieldError
-	if err := v.schemas[p].Validate(inst); err != nil {
-		if ve, ok := err.(*jsonschema.ValidationError); ok {
-			errs = v.leaves(ve, errs)
-		} else {
-			errs = append(errs, FieldError{Message: err.Error()})
-		}
-	}
-	// Business checks run on what decodes, so schema and business errors come together.
-	bad := map[string]bool{}
-	for _, e := range errs {
-		bad[e.Field] = true
-	}
-	errs = append(errs, v.business(p, org, project, body, bad)...)
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
-	return dedupe(errs)
-}
+// document is a decoded body.
+type document map[string]any
 
-func (v *Validator) leaves(ve *jsonschema.ValidationError, out []FieldError) []FieldError {
-	if _, ok := ve.ErrorKind.(*kind.PropertyNames); ok {
-		// The library locates these errors wrongly (a reused location
-		// slice); the business checks name the bad names instead.
-		return out
-	}
-	if len(ve.Causes) == 0 {
-		at := path(ve.InstanceLocation)
-		switch k := ve.ErrorKind.(type) {
-		case *kind.Required:
-			for _, m := range k.Missing {
-				out = append(out, FieldError{Field: join(at, m), Message: "is required"})
+// withoutLists is d with its top-level lists empty: their items were
+// validated already, one at a time.
+func (d document) withoutLists(ps productSchema) map[string]any {
+	out := make(map[string]any, len(d))
+	for k, val := range d {
+		if _, ok := ps.lists[k]; ok {
+			if _, isList := val.([]any); isList {
+				val = []any{}
 			}
-			return out
-		case *kind.AdditionalProperties:
-			for _, m := range k.Properties {
-				out = append(out, FieldError{Field: join(at, m), Message: "is not a known field"})
-			}
-			return out
 		}
-		return append(out, FieldError{Field: at, Message: ve.ErrorKind.LocalizedString(v.printer)})
-	}
-	for _, c := range ve.Causes {
-		out = v.leaves(c, out)
+		out[k] = val
 	}
 	return out
 }
 
+// decode reads body as a JSON object, validating the items of its lists on
+// the way (into items; a list over its maxItems into own, and tooLong).
+func (v *Validator) decode(ps productSchema, body []byte, own, items *collector) (doc document, tooLong bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	notJSON := func(err error) error {
+		return fmt.Errorf("body is not valid JSON: %v (at byte %d)", err, dec.InputOffset())
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, false, notJSON(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, false, errors.New("body must be a JSON object")
+	}
+	doc = document{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, false, notJSON(err)
+		}
+		key := kt.(string)
+		ls, isList := ps.lists[key]
+		if !isList {
+			var val any
+			if err := dec.Decode(&val); err != nil {
+				return nil, false, notJSON(err)
+			}
+			doc[key] = val
+			continue
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false, notJSON(err)
+		}
+		val, n, err := v.list(key, ls, raw, items)
+		if err != nil {
+			return nil, false, notJSON(err)
+		}
+		if n > ls.max {
+			own.add(FieldError{Field: key, Message: fmt.Sprintf("has %d items; at most %d are allowed", n, ls.max)})
+			val, tooLong = []any{}, true
+		}
+		doc[key] = val
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, false, notJSON(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, fmt.Errorf("body is not valid JSON: more data after the object (at byte %d)", dec.InputOffset())
+	}
+	return doc, tooLong, nil
+}
+
+// list decodes and validates the items of one top-level list (those within
+// its maxItems) and counts them. A value that is no list is returned as
+// decoded, for the schema to name its type.
+func (v *Validator) list(key string, ls listSchema, raw json.RawMessage, out *collector) (val any, n int, err error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if raw[0] != '[' {
+		err := dec.Decode(&val)
+		return val, 0, err
+	}
+	_, _ = dec.Token() // [
+	var (
+		items []any
+		seen  map[string]int
+	)
+	if ls.unique {
+		seen = map[string]int{}
+	}
+	for ; dec.More(); n++ {
+		if n >= ls.max {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		var item any
+		if err := dec.Decode(&item); err != nil {
+			return nil, 0, err
+		}
+		at := fmt.Sprintf("%s[%d]", key, n)
+		if err := ls.items.Validate(item); err != nil {
+			if ve, ok := err.(*jsonschema.ValidationError); ok {
+				v.leaves(ve, at, out)
+			}
+		}
+		if seen != nil {
+			k, _ := json.Marshal(item)
+			if first, dup := seen[string(k)]; dup {
+				out.add(FieldError{Field: key, Message: fmt.Sprintf("items at %d and %d are equal", first, n)})
+			} else {
+				seen[string(k)] = n
+			}
+		}
+		items = append(items, item)
+	}
+	if items == nil {
+		items = []any{}
+	}
+	return items, n, nil
+}
+
+// collector keeps the first MaxReported bad fields and counts them all.
+type collector struct {
+	fields []FieldError
+	total  int
+	bad    map[string]bool
+}
+
+func (c *collector) add(e FieldError) {
+	c.total++
+	if len(c.bad) < maxMarked {
+		c.bad[e.Field] = true
+	}
+	if len(c.fields) < MaxReported {
+		c.fields = append(c.fields, e)
+	}
+}
+
+// report lists the body's own bad fields before its items', MaxReported
+// in all, sorted by path.
+func report(own, items *collector) Report {
+	r := Report{Total: own.total + items.total}
+	r.Fields = append(own.fields, items.fields[:min(len(items.fields), MaxReported-len(own.fields))]...)
+	sort.SliceStable(r.Fields, func(i, j int) bool { return lessPath(r.Fields[i].Field, r.Fields[j].Field) })
+	n := len(r.Fields)
+	r.Fields = dedupe(r.Fields)
+	r.Total -= n - len(r.Fields)
+	return r
+}
+
+// lessPath orders field paths with list indexes as numbers (issues[2]
+// before issues[10]).
+func lessPath(a, b string) bool {
+	for a != "" && b != "" {
+		if isDigit(a[0]) && isDigit(b[0]) {
+			i, j := digits(a), digits(b)
+			if i != j {
+				return i < j
+			}
+			na, _ := strconv.Atoi(a[:i])
+			nb, _ := strconv.Atoi(b[:j])
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[i:], b[j:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func digits(s string) int {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
+func (v *Validator) leaves(ve *jsonschema.ValidationError, prefix string, out *collector) {
+	if _, ok := ve.ErrorKind.(*kind.PropertyNames); ok {
+		// The library locates these errors wrongly (a reused location
+		// slice); the business checks name the bad names instead.
+		return
+	}
+	if len(ve.Causes) == 0 {
+		at := join(prefix, path(ve.InstanceLocation))
+		switch k := ve.ErrorKind.(type) {
+		case *kind.Required:
+			for _, m := range k.Missing {
+				out.add(FieldError{Field: join(at, m), Message: "is required"})
+			}
+			return
+		case *kind.AdditionalProperties:
+			for _, m := range k.Properties {
+				out.add(FieldError{Field: join(at, m), Message: "is not a known field"})
+			}
+			return
+		}
+		out.add(FieldError{Field: at, Message: ve.ErrorKind.LocalizedString(v.printer)})
+		return
+	}
+	for _, c := range ve.Causes {
+		v.leaves(c, prefix, out)
+	}
+}
+
 func join(at, name string) string {
-	if at == "" {
+	switch {
+	case at == "":
 		return name
+	case name == "":
+		return at
 	}
 	return at + "." + name
 }
@@ -194,7 +434,7 @@ var (
 	Skew   = 24 * time.Hour
 )
 
-func (v *Validator) business(p events.Product, org, project string, body []byte, bad map[string]bool) []FieldError {
+func (v *Validator) business(p events.Product, org, project string, body []byte, bad map[string]bool, found int) []FieldError {
 	var errs []FieldError
 	add := func(field, format string, args ...any) {
 		if !bad[field] {
@@ -224,7 +464,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 			add("", "cannot be stored: %v", err)
 		}
 	}
-	if len(bad) == 0 {
+	if found == 0 {
 		undecodable(json.Unmarshal(body, &head))
 	} else {
 		_ = json.Unmarshal(body, &head) // a bad field is reported by the schema
@@ -246,7 +486,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 	case events.Insight:
 		var in events.InsightResult
 		if err := json.Unmarshal(body, &in); err != nil {
-			if len(bad) == 0 && len(errs) == 0 {
+			if found == 0 && len(errs) == 0 {
 				undecodable(err)
 			}
 			return errs
@@ -281,7 +521,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 		}
 		var in events.AutopilotLedger
 		if err := json.Unmarshal(body, &in); err != nil {
-			if len(bad) == 0 && len(errs) == 0 {
+			if found == 0 && len(errs) == 0 {
 				undecodable(err)
 			}
 			return errs
@@ -304,7 +544,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 	case events.Guardian:
 		var in events.GuardianRun
 		if err := json.Unmarshal(body, &in); err != nil {
-			if len(bad) == 0 && len(errs) == 0 {
+			if found == 0 && len(errs) == 0 {
 				undecodable(err)
 			}
 			return errs

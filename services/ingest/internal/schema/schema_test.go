@@ -142,7 +142,7 @@ func TestCanonical(t *testing.T) {
 	  "totalIssues":0, "detectors":[ "eslint" ], "timestamp":"2026-12-01T11:00:00Z", "projectId":"web", "organizationId":"acme" }`
 	errsA, ca := v.Canonical(events.Insight, "acme", "web", []byte(a))
 	errsB, cb := v.Canonical(events.Insight, "acme", "web", []byte(b))
-	if len(errsA)+len(errsB) > 0 {
+	if errsA.Total+errsB.Total > 0 {
 		t.Fatal(errsA, errsB)
 	}
 	if string(ca) != string(cb) {
@@ -152,7 +152,42 @@ func TestCanonical(t *testing.T) {
 	if string(ca) != want {
 		t.Errorf("canonical %s\nwant      %s", ca, want)
 	}
-	if errs, c := v.Canonical(events.Insight, "acme", "web", []byte(`{"totalIssues":"x"}`)); len(errs) == 0 || c != nil {
+	if errs, c := v.Canonical(events.Insight, "acme", "web", []byte(`{"totalIssues":"x"}`)); errs.Total == 0 || c != nil {
 		t.Errorf("invalid body: %v %s", errs, c)
+	}
+}
+
+// A body with more bad fields than MaxReported lists the first ones, the
+// body's own fields before its items', items in index order, and counts all.
+func TestReportsTheFirstBadFieldsAndCountsAll(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	in := insight()
+	delete(in, "timestamp")
+	items := make([]any, 500)
+	for i := range items {
+		items[i] = map[string]any{"detector": "eslint", "severity": "bad", "message": "m"}
+	}
+	in["issues"] = items
+	b, _ := json.Marshal(in)
+	r, c := v.Canonical(events.Insight, "acme", "web", b)
+	if c != nil || len(r.Fields) != schema.MaxReported || r.Total != 501 {
+		t.Fatalf("listed %d of %d, want %d of 501", len(r.Fields), r.Total, schema.MaxReported)
+	}
+	// Sorted by path, indexes as numbers: issues[0..98], then timestamp.
+	if f := r.Fields; f[0].Field != "issues[0].severity" || f[2].Field != "issues[2].severity" || f[10].Field != "issues[10].severity" ||
+		f[98].Field != "issues[98].severity" || f[99].Field != "timestamp" {
+		t.Errorf("fields %v, want issues[0..98].severity in index order, then timestamp", f)
+	}
+
+	// Lists keep their other rules: items unique, within their bound.
+	ap := autopilot()
+	ap["filesModified"] = []any{"a.go", "b.go", "a.go"}
+	b, _ = json.Marshal(ap)
+	if errs := v.Validate(events.Autopilot, "acme", "web", b); len(errs) != 1 || errs[0].Field != "filesModified" || !strings.Contains(errs[0].Message, "0 and 2") {
+		t.Errorf("repeated files: %v", errs)
+	}
+	if errs := v.Validate(events.Insight, "acme", "web", []byte(`{"issues":[{}, }`)); len(errs) != 1 || !strings.Contains(errs[0].Message, "at byte") {
+		t.Errorf("broken JSON: %v, want its position", errs)
 	}
 }
