@@ -49,6 +49,10 @@ type Config struct {
 	// comma-separated) whose X-Forwarded-For names the client; by default
 	// none, and the client is the connection's peer.
 	TrustedProxies []string
+	// KeyCacheTTL is how long an authenticated API key is remembered
+	// (KEY_CACHE_TTL): a revocation takes effect within it. While the store
+	// does not answer, known keys stay valid.
+	KeyCacheTTL time.Duration
 	// BootstrapKey, when set (BOOTSTRAP_ADMIN_KEY, at least 32 characters),
 	// is stored at start as an admin key of BootstrapOrganization /
 	// BootstrapProject (BOOTSTRAP_ORGANIZATION_ID, BOOTSTRAP_PROJECT_ID): the
@@ -60,7 +64,7 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400}
+	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400, KeyCacheTTL: tenancy.CacheTTL}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -76,6 +80,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		RateLimit:       float64(r.Int("RATE_LIMIT_RPS", int(d.RateLimit))),
 		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
 		TrustedProxies:  splitList(r.String("TRUSTED_PROXIES", "")),
+		KeyCacheTTL:     r.Duration("KEY_CACHE_TTL", d.KeyCacheTTL),
 
 		BootstrapKey:          r.String("BOOTSTRAP_ADMIN_KEY", ""),
 		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
@@ -133,7 +138,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db), stopping: make(chan struct{})}
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, opts: opts, tenants: tenancy.New(db, cfg.KeyCacheTTL), stopping: make(chan struct{})}
 	if cfg.BootstrapKey != "" {
 		if err := s.tenants.EnsureKey(ctx, cfg.BootstrapKey, cfg.BootstrapOrganization, cfg.BootstrapProject, []string{tenancy.ScopeAdmin, tenancy.ScopeSync, tenancy.ScopeOperator}); err != nil {
 			return nil, err

@@ -36,7 +36,7 @@ func setup(tb testing.TB) *testBundle {
 	if err := mongodb.EnsureIndexes(ctx, mb.DB, tenancy.Indexes()); err != nil {
 		tb.Fatal(err)
 	}
-	tenants := tenancy.New(mb.DB)
+	tenants := tenancy.New(mb.DB, 0)
 	b := &testBundle{nats: nb, org: "acme", project: "web"}
 	var err error
 	if b.key, _, err = tenants.CreateKey(ctx, b.org, b.project, "test", []string{tenancy.ScopeSync}); err != nil {

@@ -65,9 +65,13 @@ func (k Key) Has(scope string) bool { return slices.Contains(k.Scopes, scope) }
 type Store struct {
 	db  *mongo.Database
 	now func() time.Time
+	ttl time.Duration
 
-	// Known keys are remembered for CacheTTL, so a request does not read
-	// the store to authenticate; a revocation takes effect within it.
+	// Known keys are remembered for ttl, so a request does not read the
+	// store to authenticate; a revocation takes effect within it. While the
+	// store does not answer, a known key stays known: an upload's
+	// durability is JetStream's, and CI pipelines keep uploading through a
+	// store outage.
 	mu    sync.Mutex
 	cache map[string]cached
 }
@@ -77,12 +81,23 @@ type cached struct {
 	expires time.Time
 }
 
-// CacheTTL is how long an authenticated key is remembered.
+// CacheTTL is how long an authenticated key is remembered by default.
 const CacheTTL = 15 * time.Second
 
-// New returns a Store over db.
-func New(db *mongo.Database) *Store {
-	return &Store{db: db, now: time.Now, cache: map[string]cached{}}
+// staleLookup bounds a lookup of a key that is remembered but expired: when
+// the store does not answer within it, the remembered key is used, and the
+// store is asked again only after outageRetry.
+const (
+	staleLookup = 500 * time.Millisecond
+	outageRetry = 2 * time.Second
+)
+
+// New returns a Store over db that remembers keys for ttl (CacheTTL when 0).
+func New(db *mongo.Database, ttl time.Duration) *Store {
+	if ttl <= 0 {
+		ttl = CacheTTL
+	}
+	return &Store{db: db, now: time.Now, ttl: ttl, cache: map[string]cached{}}
 }
 
 // Indexes are the store's indexes.
@@ -107,35 +122,53 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Key, error) {
 	h := HashKey(key)
 	now := s.now()
 	s.mu.Lock()
-	c, ok := s.cache[h]
+	c, known := s.cache[h]
 	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
+	if known && now.Before(c.expires) {
 		return c.key, nil
 	}
-	var k Key
-	err := s.db.Collection(KeysCollection).FindOne(ctx, bson.D{{Key: "hash", Value: h}}).Decode(&k)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && k.Revoked) {
-		return Key{}, ErrUnknownKey
+	lctx := ctx
+	if known {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, staleLookup)
+		defer cancel()
 	}
-	if err != nil {
+	var k Key
+	err := s.db.Collection(KeysCollection).FindOne(lctx, bson.D{{Key: "hash", Value: h}}).Decode(&k)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments) || (err == nil && k.Revoked):
+		s.mu.Lock()
+		delete(s.cache, h)
+		s.mu.Unlock()
+		return Key{}, ErrUnknownKey
+	case err != nil && known && ctx.Err() == nil:
+		// The store is away: the key it confirmed stays valid until it
+		// answers again.
+		s.remember(h, c.key, now.Add(outageRetry))
+		return c.key, nil
+	case err != nil:
 		return Key{}, fmt.Errorf("looking up key: %w", err)
 	}
-	s.mu.Lock()
-	if len(s.cache) > 10000 {
-		clear(s.cache) // only known keys are cached; this bounds it all the same
-	}
-	s.cache[h] = cached{key: k, expires: now.Add(CacheTTL)}
-	s.mu.Unlock()
+	s.remember(h, k, now.Add(s.ttl))
 	return k, nil
 }
 
-// Remembered reports whether key is a known key authenticated within
-// CacheTTL: authenticating it will not read the store.
+func (s *Store) remember(h string, k Key, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cache[h]; !ok && len(s.cache) > 10000 {
+		clear(s.cache) // only known keys are cached; this bounds it all the same
+	}
+	s.cache[h] = cached{key: k, expires: until}
+}
+
+// Remembered reports whether key is a known key: authenticating it will not
+// wait for the store's answer to a key it never saw.
 func (s *Store) Remembered(key string) bool {
 	s.mu.Lock()
-	c, ok := s.cache[HashKey(key)]
+	_, ok := s.cache[HashKey(key)]
 	s.mu.Unlock()
-	return ok && s.now().Before(c.expires)
+	return ok
 }
 
 // EnsureTenant creates the organization and the project when they do not exist.

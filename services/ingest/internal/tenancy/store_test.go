@@ -17,7 +17,7 @@ func TestServerKeysOfAnEarlierVersionBecomeOperatorKeys(t *testing.T) {
 	if err := mongodb.EnsureIndexes(ctx, mb.DB, Indexes()); err != nil {
 		t.Fatal(err)
 	}
-	s := New(mb.DB)
+	s := New(mb.DB, 0)
 	old, _, err := s.CreateKey(ctx, "local", "default", "first admin key", []string{ScopeAdmin, ScopeSync})
 	if err != nil {
 		t.Fatal(err)
