@@ -135,7 +135,15 @@ func OpenAPIDocument(lim OpenAPILimits) ([]byte, error) {
 		}
 	}
 	addTenantHeaders(paths)
-	return json.MarshalIndent(doc, "", "  ")
+	// Written as the gateway's other answers are: <, > and & as they are.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // productSchemas are the upload schema of p as the validator uses it, and the

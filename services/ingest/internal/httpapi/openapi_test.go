@@ -77,6 +77,10 @@ func TestOpenAPIServed(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		t.Fatalf("%d %s", w.Code, w.Header())
 	}
+	// Read as text (a browser, curl), it says <API key>, not \u003cAPI key\u003e.
+	if !bytes.Contains(w.Body.Bytes(), []byte("Bearer <API key>")) || bytes.Contains(w.Body.Bytes(), []byte(`\u003c`)) {
+		t.Errorf("the document escapes < as \\u003c")
+	}
 	var doc map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
 		t.Fatal(err)
