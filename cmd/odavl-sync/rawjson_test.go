@@ -60,3 +60,30 @@ func TestSignedURLsCopiedFromTheRawAnswerWork(t *testing.T) {
 		t.Fatalf("GET of the URL copied from the raw answer: %d %q; want 200 %q", st, got, content)
 	}
 }
+
+// A result read back (one, a page, the receipt) carries the uploaded URL
+// as it was sent: & as it is, in the raw text too.
+func TestResultsReadBackKeepURLsLiteral(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	const page = "https://example.com/checkout?step=2&cart=9"
+	body := guardianBody(c.OrganizationID, c.ProjectID, "tr-amp", "staging", true)
+	body["url"] = page
+	body["screenshots"] = []string{"https://cdn.example.com/shot.png?w=800&h=600"}
+	r := s.Do(http.MethodPost, "/api/v1/sync/guardian", body)
+	var rc receiptBody
+	r.JSON(t, &rc)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	resultURL := s.stored(rc)
+	for _, path := range []string{resultURL, "/api/v1/sync/guardian", "/api/v1/sync/guardian?environment=staging"} {
+		r := s.Do(http.MethodGet, path, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+		}
+		if got := rawField(t, r.Body, "url"); got != page || bytes.Contains(r.Body, []byte(`\u0026`)) {
+			t.Errorf("GET %s: url %q in the raw answer, want %q: %.400s", path, got, page, r.Body)
+		}
+	}
+}
