@@ -363,3 +363,50 @@ func TestOpenAPIFragmentsMerge(t *testing.T) {
 		t.Error("the document's own route got tenant headers")
 	}
 }
+
+// A schema's $defs become components its references name; a reference the
+// document could not carry fails the build instead of leaving it unresolved.
+func TestHoistDefs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, schema, want, err string
+	}{
+		{"refs into defs and between them",
+			`{"$id":"x","$schema":"s","properties":{"a":{"$ref":"#/$defs/token"},"b":{"$ref":"#/$defs/phase/properties/d"}},"$defs":{"token":{"type":"string"},"phase":{"properties":{"d":{"$ref":"#/$defs/token"}}}}}`,
+			`{"properties":{"a":{"$ref":"#/components/schemas/PToken"},"b":{"$ref":"#/components/schemas/PPhase/properties/d"}}}`, ""},
+		{"a reference to the document stays", `{"items":{"$ref":"#/components/schemas/Problem"}}`, `{"items":{"$ref":"#/components/schemas/Problem"}}`, ""},
+		{"an unknown definition", `{"items":{"$ref":"#/$defs/nope"}}`, "", "no such $defs entry"},
+		{"an external reference", `{"items":{"$ref":"https://odavl.dev/schemas/x.json"}}`, "", "only #/$defs/"},
+		{"a reference into the schema itself", `{"items":{"$ref":"#/properties/a"}}`, "", "only #/$defs/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var s map[string]any
+			if err := json.Unmarshal([]byte(tt.schema), &s); err != nil {
+				t.Fatal(err)
+			}
+			defs, err := hoistDefs("P", s)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := mustJSON(s); got != tt.want {
+				t.Errorf("schema\n got %s\nwant %s", got, tt.want)
+			}
+			for _, d := range defs {
+				walkRefs(d, func(ref string) string {
+					if pointer(map[string]any{"components": map[string]any{"schemas": defs}}, ref) == nil {
+						t.Errorf("hoisted definition refers to %s, which is not hoisted", ref)
+					}
+					return ref
+				})
+			}
+		})
+	}
+}
