@@ -3,7 +3,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest bench-store fuzz tools
+.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest bench-store fuzz tools contracts
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ vet: ## go vet every module
 
 lint: vet ## go vet (and gofmt check) every module
 	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); echo "gofmt needed"; exit 1)
+
+contracts: ## Check the served OpenAPI document with standard tools: redocly lint (no error), openapi-typescript + tsc (npm ci into contracts/)
+	scripts/check-contracts.sh
 
 build: ## Build every binary into ./bin
 	@mkdir -p bin

@@ -50,6 +50,9 @@ var clientRoutes = map[string]string{
 	"GET /api/v1/stats/summary":                                  "StatsSummary",
 	"GET /api/v1/stats/trends":                                   "StatsTrends",
 	"POST /api/v1/admin/stats/rebuild":                           "RebuildStats",
+	"PUT /blob/{key}":                                            "UploadFile (the signed upload URL)",
+	"GET /blob/{key}":                                            "- (a signed download URL)",
+	"GET /public/files/{id}":                                     "- (a PUBLIC file's fileUrl)",
 }
 
 func TestClientCoversEveryDocumentedRoute(t *testing.T) {

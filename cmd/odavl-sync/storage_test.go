@@ -531,3 +531,37 @@ func TestStorageGeneratedHTMLIsServedSafely(t *testing.T) {
 		t.Errorf("generated HTML served with %d %v", st, h)
 	}
 }
+
+// The routes the storage service mounts on the gateway answer as the
+// gateway's OpenAPI document says: a public link without a key, a signed
+// blob URL that is refused.
+func TestStorageRoutesAnswerAsDocumented(t *testing.T) {
+	s := startServe(t, nil)
+	k := s.contract()
+	r := s.DoAs("", "", "", http.MethodGet, "/public/files/file_00000000000000000000000000000000", nil)
+	if r.Status != http.StatusNotFound {
+		t.Errorf("unknown public file: %d %s; want 404", r.Status, r.Body)
+	}
+	k.check(t, http.MethodGet, "/public/files/file_00000000000000000000000000000000", r)
+
+	content := []byte("x")
+	r = s.Do(http.MethodPost, "/api/v1/storage/upload-url", map[string]any{"filename": "x.txt", "contentType": "text/plain", "size": len(content)})
+	var u rpc.UploadURLResponse
+	r.JSON(t, &u)
+	for _, c := range []struct {
+		name, method, url string
+		headers           map[string]string
+		want              int
+	}{
+		{"tampered", http.MethodPut, strings.Replace(u.UploadURL, "Signature=", "Signature=0", 1), u.Instructions.Headers, http.StatusForbidden},
+		{"another method", http.MethodGet, u.UploadURL, nil, http.StatusForbidden},
+		{"another content type", http.MethodPut, u.UploadURL, map[string]string{"Content-Type": "text/html"}, http.StatusForbidden},
+	} {
+		st, h, b := blobDo(t, c.method, c.url, c.headers, content)
+		if st != c.want {
+			t.Errorf("%s: %d %s; want %d", c.name, st, b, c.want)
+		}
+		// The key spans segments: check against /blob/{key} itself.
+		k.check(t, c.method, "/blob/{key}", apiResp{Status: st, Header: h, Body: b})
+	}
+}

@@ -89,17 +89,22 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 		"POST /api/v1/storage/files/{id}/confirm":           {post("/api/v1/storage/files/"+v.mpID+"/confirm", nil)},
 		"GET /api/v1/storage/files/{id}/content":            {get("/api/v1/storage/files/" + v.file + "/content")},
 		"GET /api/v1/storage/stats":                         {get("/api/v1/storage/stats")},
-		"POST /api/v1/sync/insight":                         {upload(post("/api/v1/sync/insight", tenantBody(insightBody(v.org, v.project, 99))))},
-		"GET /api/v1/sync/insight":                          {get("/api/v1/sync/insight")},
-		"GET /api/v1/sync/insight/{id}":                     {get("/api/v1/sync/insight/" + v.insight)},
-		"POST /api/v1/sync/autopilot":                       {upload(post("/api/v1/sync/autopilot", autopilotBody(v.org, v.project, "attack-run", true)))},
-		"GET /api/v1/sync/autopilot":                        {get("/api/v1/sync/autopilot")},
-		"GET /api/v1/sync/autopilot/{id}":                   {get("/api/v1/sync/autopilot/" + v.autopilot)},
-		"POST /api/v1/sync/guardian":                        {upload(post("/api/v1/sync/guardian", guardianBody(v.org, v.project, "attack-test", "staging", true)))},
-		"GET /api/v1/sync/guardian":                         {get("/api/v1/sync/guardian")},
-		"GET /api/v1/sync/guardian/{id}":                    {get("/api/v1/sync/guardian/" + v.guardian)},
-		"GET /api/v1/sync/jobs/{id}":                        {get("/api/v1/sync/jobs/" + v.job), get("/api/v1/sync/jobs/" + v.insight)},
-		"GET /api/v1/alerts":                                {get("/api/v1/alerts")},
+		// The storage service's own routes: the victim's file is not
+		// PUBLIC, and a blob URL without the victim's signature is refused.
+		"GET /public/files/{id}":          {get("/public/files/" + v.file)},
+		"GET /blob/{key}":                 {get("/blob/" + v.org + "/" + v.project + "/" + v.file)},
+		"PUT /blob/{key}":                 {{method: http.MethodPut, path: "/blob/" + v.org + "/" + v.project + "/" + v.file, body: map[string]any{secret: 2}}},
+		"POST /api/v1/sync/insight":       {upload(post("/api/v1/sync/insight", tenantBody(insightBody(v.org, v.project, 99))))},
+		"GET /api/v1/sync/insight":        {get("/api/v1/sync/insight")},
+		"GET /api/v1/sync/insight/{id}":   {get("/api/v1/sync/insight/" + v.insight)},
+		"POST /api/v1/sync/autopilot":     {upload(post("/api/v1/sync/autopilot", autopilotBody(v.org, v.project, "attack-run", true)))},
+		"GET /api/v1/sync/autopilot":      {get("/api/v1/sync/autopilot")},
+		"GET /api/v1/sync/autopilot/{id}": {get("/api/v1/sync/autopilot/" + v.autopilot)},
+		"POST /api/v1/sync/guardian":      {upload(post("/api/v1/sync/guardian", guardianBody(v.org, v.project, "attack-test", "staging", true)))},
+		"GET /api/v1/sync/guardian":       {get("/api/v1/sync/guardian")},
+		"GET /api/v1/sync/guardian/{id}":  {get("/api/v1/sync/guardian/" + v.guardian)},
+		"GET /api/v1/sync/jobs/{id}":      {get("/api/v1/sync/jobs/" + v.job), get("/api/v1/sync/jobs/" + v.insight)},
+		"GET /api/v1/alerts":              {get("/api/v1/alerts")},
 	}
 }
 

@@ -6,6 +6,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,12 +100,28 @@ func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time
 		if raw, ok := any(resp).(Raw); ok {
 			err = r.Respond(raw)
 		} else {
-			err = r.RespondJSON(resp)
+			var b []byte
+			if b, err = marshal(resp); err == nil {
+				err = r.Respond(b)
+			}
 		}
 		if err != nil {
 			log.Error("responding", "subject", r.Subject(), "err", err)
 		}
 	})
+}
+
+// marshal is json.Marshal without its HTML escaping: an answer's &, < and >
+// stay as they are (a URL in a stored result), as the gateway passes the
+// answer on and writes its own.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encoding answer: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func respondErr(r micro.Request, e *Error) {

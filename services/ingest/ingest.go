@@ -230,3 +230,9 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// OpenAPIDocument is the OpenAPI 3.1 document the gateway serves at
+// /api/v1/openapi.json with cfg.
+func OpenAPIDocument(cfg Config) ([]byte, error) {
+	return httpapi.OpenAPIDocument(httpapi.OpenAPILimits{MaxBodyBytes: cfg.MaxBodyBytes})
+}

@@ -62,5 +62,5 @@ func (a *API) createKey(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"key": key, "id": rec.ID, "organizationId": rec.OrganizationID, "projectId": rec.ProjectID, "scopes": rec.Scopes, "createdAt": rec.CreatedAt})
+	answer(c, http.StatusCreated, gin.H{"key": key, "id": rec.ID, "organizationId": rec.OrganizationID, "projectId": rec.ProjectID, "scopes": rec.Scopes, "createdAt": rec.CreatedAt})
 }

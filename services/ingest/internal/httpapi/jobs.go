@@ -94,7 +94,7 @@ func (a *API) submitJob(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/api/v1/sync/jobs/"+job.ID)
-	c.JSON(http.StatusAccepted, job)
+	answer(c, http.StatusAccepted, job)
 }
 
 func parsePriority(raw json.RawMessage) (int, bool) {
@@ -174,7 +174,7 @@ func (a *API) listJobs(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 // jobAction is POST /api/v1/sync/jobs {action: retry|cancel, jobId}.
@@ -208,7 +208,7 @@ func (a *API) jobAction(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"action": in.Action, "job": job})
+	answer(c, http.StatusOK, gin.H{"action": in.Action, "job": job})
 }
 
 // clearJobs is DELETE /api/v1/sync/jobs?daysToKeep=7: COMPLETED jobs older go.
@@ -227,7 +227,7 @@ func (a *API) clearJobs(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 func (a *API) queueControl(subject string) gin.HandlerFunc {
@@ -237,6 +237,6 @@ func (a *API) queueControl(subject string) gin.HandlerFunc {
 			a.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, resp)
+		answer(c, http.StatusOK, resp)
 	}
 }

@@ -71,9 +71,18 @@ func OpenAPIDocument(lim OpenAPILimits) ([]byte, error) {
 			return nil, err
 		}
 		name := productTitle(p)
-		objectAt(comps, "schemas")[name+"Upload"] = up
-		objectAt(comps, "schemas")[name+"Result"] = res
-		owner["schemas/"+name+"Upload"], owner["schemas/"+name+"Result"] = "schema/"+string(p)+".json", "schema/"+string(p)+".json"
+		defs, err := hoistDefs(name, up, res)
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", p, err)
+		}
+		defs[name+"Upload"], defs[name+"Result"] = up, res
+		for k, v := range defs {
+			if prev, ok := owner["schemas/"+k]; ok {
+				return nil, fmt.Errorf("schema/%s.json: components schemas/%s is defined in %s already", p, k, prev)
+			}
+			owner["schemas/"+k] = "schema/" + string(p) + ".json"
+			objectAt(comps, "schemas")[k] = v
+		}
 	}
 
 	names, err := fs.Glob(openapiFiles, "openapi/*.json")
@@ -126,7 +135,15 @@ func OpenAPIDocument(lim OpenAPILimits) ([]byte, error) {
 		}
 	}
 	addTenantHeaders(paths)
-	return json.MarshalIndent(doc, "", "  ")
+	// Written as the gateway's other answers are: <, > and & as they are.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // productSchemas are the upload schema of p as the validator uses it, and the
@@ -138,7 +155,6 @@ func productSchemas(p events.Product) (upload, result map[string]any, err error)
 	if err := json.Unmarshal(schema.Raw(p), &result); err != nil {
 		return nil, nil, err
 	}
-	result["$id"] = strings.Replace(result["$id"].(string), ".v1.json", "-result.v1.json", 1)
 	result["title"] = result["title"].(string) + ", as stored"
 	props := result["properties"].(map[string]any)
 	props["id"] = map[string]any{"type": "string", "description": "The result's id (the receipt's uploadId)."}
@@ -148,6 +164,75 @@ func productSchemas(p events.Product) (upload, result map[string]any, err error)
 	req := result["required"].([]any)
 	result["required"] = append(req, "id", "receivedAt", "processedAt", "jobId")
 	return upload, result, nil
+}
+
+// hoistDefs makes the product schemas plain components: each keeps no $id
+// or $schema of its own (the document's dialect is JSON Schema 2020-12), and
+// its $defs become components named prefix+Name, with every #/$defs/name
+// reference pointing there. Common tools resolve #/components/schemas/...,
+// not a reference relative to a nested $id. The $defs of the schemas must
+// agree. It fails on a reference it cannot rewrite.
+func hoistDefs(prefix string, schemas ...map[string]any) (map[string]any, error) {
+	defs := map[string]any{}
+	for _, s := range schemas {
+		d, _ := s["$defs"].(map[string]any)
+		for name, v := range d {
+			k := prefix + strings.ToUpper(name[:1]) + name[1:]
+			if prev, ok := defs[k]; ok && !reflect.DeepEqual(prev, v) {
+				return nil, fmt.Errorf("$defs/%s differs between the upload and result schemas", name)
+			}
+			defs[k] = v
+		}
+		delete(s, "$defs")
+		delete(s, "$id")
+		delete(s, "$schema")
+	}
+	var err error
+	rewrite := func(v any) {
+		walkRefs(v, func(ref string) string {
+			rest, ok := strings.CutPrefix(ref, "#/$defs/")
+			if !ok || rest == "" {
+				if !strings.HasPrefix(ref, "#/components/") && err == nil {
+					err = fmt.Errorf("$ref %q: only #/$defs/... and #/components/... are supported", ref)
+				}
+				return ref
+			}
+			name, tail, _ := strings.Cut(rest, "/")
+			k := prefix + strings.ToUpper(name[:1]) + name[1:]
+			if _, ok := defs[k]; !ok && err == nil {
+				err = fmt.Errorf("$ref %q: no such $defs entry", ref)
+			}
+			if tail != "" {
+				return "#/components/schemas/" + k + "/" + tail
+			}
+			return "#/components/schemas/" + k
+		})
+	}
+	for _, s := range schemas {
+		rewrite(s)
+	}
+	for _, v := range defs {
+		rewrite(v)
+	}
+	return defs, err
+}
+
+// walkRefs replaces every "$ref" string inside v by f of it.
+func walkRefs(v any, f func(string) string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if s, ok := e.(string); ok && k == "$ref" {
+				x[k] = f(s)
+				continue
+			}
+			walkRefs(e, f)
+		}
+	case []any:
+		for _, e := range x {
+			walkRefs(e, f)
+		}
+	}
 }
 
 func productTitle(p events.Product) string { return strings.ToUpper(string(p[:1])) + string(p[1:]) }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,17 +33,27 @@ func document(t *testing.T) map[string]any {
 }
 
 // Every route the router serves is in the document, and every documented
-// operation is a route.
+// operation is a route, but for those the storage service mounts on it
+// (x-odavl-served-by: storage; serve's tests call them).
 func TestOpenAPICoversEveryRoute(t *testing.T) {
 	b := setup(t)
 	doc := document(t)
 	documented := map[string]bool{}
+	mounted := 0
 	for p, item := range doc["paths"].(map[string]any) {
-		for m := range item.(map[string]any) {
-			if isMethod(m) {
-				documented[strings.ToUpper(m)+" "+p] = true
+		for m, op := range item.(map[string]any) {
+			if !isMethod(m) {
+				continue
 			}
+			if asMap(op)["x-odavl-served-by"] == "storage" {
+				mounted++
+				continue
+			}
+			documented[strings.ToUpper(m)+" "+p] = true
 		}
+	}
+	if mounted != 4 {
+		t.Errorf("%d operations served by the storage service, want 4 (GET /public/files/{id}, GET, HEAD and PUT /blob/{key})", mounted)
 	}
 	served := map[string]bool{}
 	var missing, extra []string
@@ -76,6 +87,10 @@ func TestOpenAPIServed(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		t.Fatalf("%d %s", w.Code, w.Header())
 	}
+	// Read as text (a browser, curl), it says <API key>, not \u003cAPI key\u003e.
+	if !bytes.Contains(w.Body.Bytes(), []byte("Bearer <API key>")) || bytes.Contains(w.Body.Bytes(), []byte(`\u003c`)) {
+		t.Errorf("the document escapes < as \\u003c")
+	}
 	var doc map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
 		t.Fatal(err)
@@ -89,15 +104,42 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 }
 
-// The upload schemas in the document are the validator's.
+// The upload schemas in the document are the validator's, with their $defs
+// hoisted to components (<Product><Name>) that the references point at.
 func TestOpenAPIUploadSchemasAreTheValidators(t *testing.T) {
 	doc := document(t)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	for _, p := range events.Products {
-		var want any
+		var want map[string]any
 		_ = json.Unmarshal(schema.Raw(p), &want)
-		if !jsonEqual(schemas[productTitle(p)+"Upload"], want) {
-			t.Errorf("%sUpload differs from schema/%s.json", productTitle(p), p)
+		delete(want, "$id")
+		delete(want, "$schema")
+		// Put the hoisted definitions back where the validator's file has them.
+		var got map[string]any
+		b, _ := json.Marshal(schemas[productTitle(p)+"Upload"])
+		_ = json.Unmarshal(b, &got)
+		prefix := "#/components/schemas/" + productTitle(p)
+		defs := map[string]any{}
+		for name := range asMap(want["$defs"]) {
+			k := productTitle(p) + strings.ToUpper(name[:1]) + name[1:]
+			if schemas[k] == nil {
+				t.Errorf("%s: $defs/%s is not the component %s", p, name, k)
+			}
+			defs[name] = schemas[k]
+		}
+		if len(defs) > 0 {
+			got["$defs"] = defs
+		}
+		walkRefs(got, func(ref string) string {
+			rest, ok := strings.CutPrefix(ref, prefix)
+			if !ok {
+				t.Errorf("%sUpload refers to %s, outside its product's components", productTitle(p), ref)
+				return ref
+			}
+			return "#/$defs/" + strings.ToLower(rest[:1]) + rest[1:]
+		})
+		if !jsonEqual(got, want) {
+			t.Errorf("%sUpload differs from schema/%s.json:\n got %s\nwant %s", productTitle(p), p, mustJSON(got), mustJSON(want))
 		}
 		op := doc["paths"].(map[string]any)["/api/v1/sync/"+string(p)].(map[string]any)["post"].(map[string]any)
 		ref := op["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)["$ref"]
@@ -105,6 +147,74 @@ func TestOpenAPIUploadSchemasAreTheValidators(t *testing.T) {
 			t.Errorf("POST %s body schema is %v", p, ref)
 		}
 	}
+}
+
+// Every $ref of the document names something in the document itself, as
+// standard tools (redocly, openapi-typescript) resolve it: no reference is
+// relative to a nested $id.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	doc := document(t)
+	refs := 0
+	var walk func(at string, v any)
+	walk = func(at string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if k == "$id" {
+					t.Errorf("%s has an $id of its own (%v): references inside it resolve against it", at, e)
+				}
+				if ref, ok := e.(string); ok && k == "$ref" {
+					refs++
+					if pointer(doc, ref) == nil {
+						t.Errorf("%s: $ref %q names nothing in the document", at, ref)
+					}
+					continue
+				}
+				walk(at+"/"+k, e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s/%d", at, i), e)
+			}
+		}
+	}
+	walk("#", doc)
+	if refs < 100 {
+		t.Errorf("only %d references found", refs)
+	}
+}
+
+// pointer is what the local JSON pointer ref (#/a/b) names in doc, or nil.
+func pointer(doc map[string]any, ref string) any {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil
+	}
+	var v any = doc
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+		if v == nil {
+			return nil
+		}
+	}
+	return v
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func jsonEqual(a, b any) bool {
@@ -251,5 +361,52 @@ func TestOpenAPIFragmentsMerge(t *testing.T) {
 	// Unauthenticated operations get none.
 	if _, ok := asMap(asMap(paths["/api/v1/openapi.json"])["get"])["parameters"]; ok {
 		t.Error("the document's own route got tenant headers")
+	}
+}
+
+// A schema's $defs become components its references name; a reference the
+// document could not carry fails the build instead of leaving it unresolved.
+func TestHoistDefs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, schema, want, err string
+	}{
+		{"refs into defs and between them",
+			`{"$id":"x","$schema":"s","properties":{"a":{"$ref":"#/$defs/token"},"b":{"$ref":"#/$defs/phase/properties/d"}},"$defs":{"token":{"type":"string"},"phase":{"properties":{"d":{"$ref":"#/$defs/token"}}}}}`,
+			`{"properties":{"a":{"$ref":"#/components/schemas/PToken"},"b":{"$ref":"#/components/schemas/PPhase/properties/d"}}}`, ""},
+		{"a reference to the document stays", `{"items":{"$ref":"#/components/schemas/Problem"}}`, `{"items":{"$ref":"#/components/schemas/Problem"}}`, ""},
+		{"an unknown definition", `{"items":{"$ref":"#/$defs/nope"}}`, "", "no such $defs entry"},
+		{"an external reference", `{"items":{"$ref":"https://odavl.dev/schemas/x.json"}}`, "", "only #/$defs/"},
+		{"a reference into the schema itself", `{"items":{"$ref":"#/properties/a"}}`, "", "only #/$defs/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var s map[string]any
+			if err := json.Unmarshal([]byte(tt.schema), &s); err != nil {
+				t.Fatal(err)
+			}
+			defs, err := hoistDefs("P", s)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := mustJSON(s); got != tt.want {
+				t.Errorf("schema\n got %s\nwant %s", got, tt.want)
+			}
+			for _, d := range defs {
+				walkRefs(d, func(ref string) string {
+					if pointer(map[string]any{"components": map[string]any{"schemas": defs}}, ref) == nil {
+						t.Errorf("hoisted definition refers to %s, which is not hoisted", ref)
+					}
+					return ref
+				})
+			}
+		})
 	}
 }

@@ -25,8 +25,8 @@ type Problem struct {
 func problem(c *gin.Context, status int, kind, detail string, fields ...rpc.FieldError) {
 	p := Problem{Type: ProblemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail, Instance: c.Request.URL.Path, Errors: fields}
 	c.Header("Content-Type", "application/problem+json")
-	c.AbortWithStatusJSON(status, p)
-	c.Header("Content-Type", "application/problem+json")
+	c.Abort()
+	answer(c, status, p)
 }
 
 // fail answers err: a service's *rpc.Error keeps its status and message; any

@@ -55,7 +55,7 @@ func (a *API) statsQuery(subject string) gin.HandlerFunc {
 			a.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, resp)
+		answer(c, http.StatusOK, resp)
 	}
 }
 
@@ -69,7 +69,7 @@ func (a *API) rebuildStats(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 // summary is the summary figures shown beside a product's list: the

@@ -67,7 +67,7 @@ func (a *API) uploadURL(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, resp)
+	answer(c, http.StatusCreated, resp)
 }
 
 func (a *API) multipartInit(c *gin.Context) {
@@ -80,7 +80,7 @@ func (a *API) multipartInit(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, resp)
+	answer(c, http.StatusCreated, resp)
 }
 
 // expiresQuery reads the optional expiresIn query parameter.
@@ -114,7 +114,7 @@ func (a *API) downloadURL(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 // fileContent redirects to a fresh download URL: fileUrl is permanent.
@@ -139,7 +139,7 @@ func (a *API) partURL(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 // CompleteBody is the body of POST /storage/multipart/{fileId}/complete.
@@ -166,7 +166,7 @@ func (a *API) multipartComplete(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 func (a *API) multipartAbort(c *gin.Context) {
@@ -175,7 +175,7 @@ func (a *API) multipartAbort(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 // fileCall sends a FileRequest for the path's file to subject.
@@ -186,7 +186,7 @@ func (a *API) fileCall(subject string) gin.HandlerFunc {
 			a.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, resp)
+		answer(c, http.StatusOK, resp)
 	}
 }
 
@@ -223,7 +223,7 @@ func (a *API) listFiles(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }
 
 func (a *API) storageStats(c *gin.Context) {
@@ -232,5 +232,5 @@ func (a *API) storageStats(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	answer(c, http.StatusOK, resp)
 }

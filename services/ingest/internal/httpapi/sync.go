@@ -91,7 +91,7 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			c.Header("Idempotent-Replayed", "true")
 		}
 		c.Header("Location", rc.StatusURL)
-		c.JSON(http.StatusAccepted, rc)
+		answer(c, http.StatusAccepted, rc)
 	}
 }
 
@@ -280,7 +280,7 @@ func (a *API) receipt(c *gin.Context) {
 	if rpc.StatusOf(err) == http.StatusNotFound {
 		rec, lerr := a.uploads.Lookup(c.Request.Context(), id)
 		if lerr == nil && rec.OrganizationID == t.OrganizationID && rec.ProjectID == t.ProjectID {
-			c.JSON(http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": "WAITING", "product": rec.Product, "receivedAt": rec.ReceivedAt})
+			answer(c, http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": "WAITING", "product": rec.Product, "receivedAt": rec.ReceivedAt})
 			return
 		}
 	}
@@ -306,7 +306,7 @@ func (a *API) receipt(c *gin.Context) {
 			out["resultUrl"] = "/api/v1/sync/" + p + "/" + job.ResultID
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	answer(c, http.StatusOK, out)
 }
 
 func productOfJob(t string) string {
