@@ -40,6 +40,13 @@ type Provider interface {
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 }
 
+// Retirer is a provider that can delete a file's object for good, so that
+// an upload URL of it still unexpired stores nothing (the local provider;
+// S3 and Azure presigned URLs cannot be withdrawn).
+type Retirer interface {
+	Retire(ctx context.Context, key string) error
+}
+
 // PutParams bind what a signed PUT may send.
 type PutParams struct {
 	ContentType string

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,6 +35,9 @@ type Local struct {
 	now    func() time.Time
 	// OnGet is called after each successful download of key.
 	OnGet func(key string)
+
+	sweepMu sync.Mutex
+	swept   time.Time
 }
 
 // keyRE restricts keys to what the service makes: tokens and slashes.
@@ -159,6 +163,22 @@ type localMeta struct {
 	ContentType string `json:"contentType"`
 	Size        int64  `json:"size"`
 	ETag        string `json:"etag"`
+	// DeletedAt marks a tombstone: the file was deleted, and a PUT to an
+	// upload URL still unexpired is refused instead of leaving an orphan.
+	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+}
+
+// readMeta reads key's metadata (a tombstone too); fs.ErrNotExist when none.
+func (l *Local) readMeta(key string) (localMeta, error) {
+	var m localMeta
+	b, err := os.ReadFile(l.metaPath(key))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decoding blob metadata: %w", err)
+	}
+	return m, nil
 }
 
 func (l *Local) objectPath(key string) string {
@@ -174,16 +194,12 @@ func (l *Local) Stat(_ context.Context, key string) (Info, error) {
 	if !keyRE.MatchString(key) {
 		return Info{}, ErrNotFound
 	}
-	b, err := os.ReadFile(l.metaPath(key))
-	if errors.Is(err, fs.ErrNotExist) {
+	m, err := l.readMeta(key)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && m.DeletedAt != nil) {
 		return Info{}, ErrNotFound
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("reading blob metadata: %w", err)
-	}
-	var m localMeta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Info{}, fmt.Errorf("decoding blob metadata: %w", err)
 	}
 	st, err := os.Stat(l.objectPath(key))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -193,6 +209,50 @@ func (l *Local) Stat(_ context.Context, key string) (Info, error) {
 		return Info{}, fmt.Errorf("stat blob: %w", err)
 	}
 	return Info{Size: st.Size(), ContentType: m.ContentType, ETag: m.ETag}, nil
+}
+
+// Retire deletes a file's object for good: a tombstone stays in its
+// metadata's place for as long as an upload URL of it can be valid, so a
+// PUT after the delete is refused (410) instead of storing an orphan.
+func (l *Local) Retire(ctx context.Context, key string) error {
+	if !keyRE.MatchString(key) {
+		return nil
+	}
+	now := l.now().UTC()
+	if err := l.writeMeta(key, localMeta{DeletedAt: &now}); err != nil {
+		return err
+	}
+	l.sweepTombstones(now)
+	if err := os.Remove(l.objectPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting blob: %w", err)
+	}
+	return nil
+}
+
+// tombstoneLife is how long a tombstone is kept: longer than any upload URL.
+const tombstoneLife = 2 * time.Hour
+
+// sweepTombstones removes tombstones older than tombstoneLife, at most once
+// an hour.
+func (l *Local) sweepTombstones(now time.Time) {
+	l.sweepMu.Lock()
+	if now.Sub(l.swept) < time.Hour {
+		l.sweepMu.Unlock()
+		return
+	}
+	l.swept = now
+	l.sweepMu.Unlock()
+	root := filepath.Join(l.dir, "meta")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, strings.TrimSuffix(p, ".json"))
+		if m, err := l.readMeta(filepath.ToSlash(rel)); err == nil && m.DeletedAt != nil && now.Sub(*m.DeletedAt) > tombstoneLife {
+			_ = os.Remove(p)
+		}
+		return nil
+	})
 }
 
 // Delete removes the object and its metadata.
@@ -296,6 +356,15 @@ func (l *Local) AbortMultipart(_ context.Context, _, uploadID string) error {
 	return os.RemoveAll(l.uploadDir(uploadID))
 }
 
+// Errors of a PUT that must not store its bytes.
+var (
+	errExists  = errors.New("this blob was uploaded already; it is never overwritten")
+	errRetired = errors.New("this file was deleted; its upload URL no longer stores anything")
+)
+
+// install makes tmp the object of key unless key has one (errExists) or was
+// retired (errRetired). Its metadata is the claim: it is linked into place,
+// which fails when it exists, so of two PUTs at once exactly one stores.
 func (l *Local) install(tmp, key string, m localMeta) error {
 	obj, meta := l.objectPath(key), l.metaPath(key)
 	for _, d := range []string{filepath.Dir(obj), filepath.Dir(meta)} {
@@ -303,18 +372,64 @@ func (l *Local) install(tmp, key string, m localMeta) error {
 			return fmt.Errorf("storing blob: %w", err)
 		}
 	}
-	if err := os.Rename(tmp, obj); err != nil {
-		return fmt.Errorf("storing blob: %w", err)
+	mt, err := l.tempMeta(meta, m)
+	if err != nil {
+		return err
 	}
-	mb, _ := json.Marshal(m)
-	mt := meta + ".tmp"
-	if err := os.WriteFile(mt, mb, 0o600); err != nil {
+	defer os.Remove(mt)
+	if err := os.Link(mt, meta); errors.Is(err, fs.ErrExist) {
+		return l.claimed(key)
+	} else if err != nil {
 		return fmt.Errorf("storing blob metadata: %w", err)
 	}
+	if err := os.Rename(tmp, obj); err != nil {
+		_ = os.Remove(meta)
+		return fmt.Errorf("storing blob: %w", err)
+	}
+	return nil
+}
+
+// claimed says why key cannot be stored.
+func (l *Local) claimed(key string) error {
+	if m, err := l.readMeta(key); err == nil && m.DeletedAt != nil {
+		return errRetired
+	}
+	return errExists
+}
+
+// writeMeta replaces key's metadata atomically.
+func (l *Local) writeMeta(key string, m localMeta) error {
+	meta := l.metaPath(key)
+	if err := os.MkdirAll(filepath.Dir(meta), 0o700); err != nil {
+		return fmt.Errorf("storing blob metadata: %w", err)
+	}
+	mt, err := l.tempMeta(meta, m)
+	if err != nil {
+		return err
+	}
 	if err := os.Rename(mt, meta); err != nil {
+		_ = os.Remove(mt)
 		return fmt.Errorf("storing blob metadata: %w", err)
 	}
 	return nil
+}
+
+// tempMeta writes m beside meta under a unique name.
+func (l *Local) tempMeta(meta string, m localMeta) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(meta), ".meta-*")
+	if err != nil {
+		return "", fmt.Errorf("storing blob metadata: %w", err)
+	}
+	mb, _ := json.Marshal(m)
+	_, err = f.Write(mb)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("storing blob metadata: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // Handler serves the signed URLs; mount it at /blob/.
@@ -328,6 +443,14 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]any{"type": "https://odavl.dev/problems/blob", "title": http.StatusText(status), "status": status, "detail": msg})
 	_, _ = w.Write(b)
+}
+
+func refuseClaimed(w http.ResponseWriter, err error) {
+	if errors.Is(err, errRetired) {
+		refuse(w, http.StatusGone, err.Error())
+		return
+	}
+	refuse(w, http.StatusConflict, err.Error())
 }
 
 func (l *Local) serve(w http.ResponseWriter, r *http.Request) {
@@ -371,7 +494,7 @@ func (l *Local) put(w http.ResponseWriter, r *http.Request, key string, q url.Va
 	dest := ""
 	if upload == "" {
 		if _, err := os.Stat(l.metaPath(key)); err == nil {
-			refuse(w, http.StatusConflict, "this blob was uploaded already; it is never overwritten")
+			refuseClaimed(w, l.claimed(key))
 			return
 		}
 	} else {
@@ -406,6 +529,10 @@ func (l *Local) put(w http.ResponseWriter, r *http.Request, key string, q url.Va
 		err = os.Rename(tmp.Name(), dest)
 	} else {
 		err = l.install(tmp.Name(), key, localMeta{ContentType: q.Get(qType), Size: size, ETag: etag})
+	}
+	if errors.Is(err, errExists) || errors.Is(err, errRetired) {
+		refuseClaimed(w, err)
+		return
 	}
 	if err != nil {
 		refuse(w, http.StatusInternalServerError, "cannot store the blob")

@@ -465,7 +465,11 @@ func (f *Files) remove(ctx context.Context, r record, kind string) error {
 			return err
 		}
 	}
-	if err := f.p.Delete(ctx, r.Key); err != nil {
+	del := f.p.Delete
+	if rt, ok := f.p.(blob.Retirer); ok {
+		del = rt.Retire
+	}
+	if err := del(ctx, r.Key); err != nil {
 		return err
 	}
 	if r.Status == rpc.FileUploaded && kind != "" {
