@@ -12,7 +12,7 @@ import (
 
 // clientRoutes are the routes the Go client has a typed call for.
 var clientRoutes = map[string]string{
-	"GET /healthz": "-", "GET /readyz": "Ready", "GET /metrics": "-",
+	"GET /healthz": "-", "GET /readyz": "Ready",
 	"GET /api/v1/openapi.json":        "OpenAPI",
 	"POST /api/v1/admin/keys":         "CreateKey",
 	"POST /api/v1/sync/insight":       "Push, PushInsight",

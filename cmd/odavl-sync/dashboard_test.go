@@ -131,9 +131,19 @@ func natsURLOf(t *testing.T, s *served) string {
 	return m[1]
 }
 
+// metricsURLOf is the URL of /metrics that serve printed.
+func metricsURLOf(t *testing.T, s *served) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^Metrics: (http\S+)`).FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("serve printed no metrics URL:\n%s", s.out.String())
+	}
+	return m[1]
+}
+
 func streamOpen(t *testing.T, s *served) float64 {
 	t.Helper()
-	resp, err := http.Get(s.Cred.APIURL + "/metrics")
+	resp, err := http.Get(metricsURLOf(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,15 @@ func startServeOn(t testing.TB, data string, env map[string]string) *served {
 	s := &served{t: t, Data: data, done: make(chan int, 1), out: &syncBuffer{}, errOut: &syncBuffer{}, env: env}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	getenv := func(k string) string { return env[k] }
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k == "METRICS_ADDR" {
+			return "127.0.0.1:0" // serves run side by side
+		}
+		return ""
+	}
 	_ = os.Remove(filepath.Join(data, credentialsFile+".ready"))
 	before, _ := os.ReadFile(filepath.Join(data, credentialsFile))
 	go func() {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A path or query value becomes a NATS subject or key only after it is
@@ -55,5 +60,53 @@ func TestJobActionsRefuseIdsThatAreNoIds(t *testing.T) {
 	}
 	if r := s.Do(http.MethodGet, "/healthz", nil); r.Status != http.StatusOK {
 		t.Fatalf("/healthz: %d %s", r.Status, r.Body)
+	}
+}
+
+// /metrics is on a listener of its own by default: the public port answers
+// 404 for it; METRICS_ADDR=api puts it back there.
+func TestMetricsAreNotOnThePublicPortUnlessAsked(t *testing.T) {
+	s := startServe(t, nil)
+	if r := s.Do(http.MethodGet, "/metrics", nil); r.Status != http.StatusNotFound {
+		t.Errorf("/metrics on the API port: %d, want 404", r.Status)
+	}
+	resp, err := http.Get(metricsURLOf(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "odavl_http_requests_total") {
+		t.Errorf("/metrics on its listener: %d %.200s", resp.StatusCode, b)
+	}
+
+	s = startServe(t, map[string]string{"METRICS_ADDR": "api"})
+	if r := s.Do(http.MethodGet, "/metrics", nil); r.Status != http.StatusOK {
+		t.Errorf("/metrics with METRICS_ADDR=api: %d", r.Status)
+	}
+}
+
+// A body shorter than its Content-Length is answered 400 once BODY_TIMEOUT
+// passes, naming what arrived; the request is not held open for the
+// server's 60 s read timeout.
+func TestABodyShorterThanItsLengthIsA400(t *testing.T) {
+	s := startServe(t, map[string]string{"BODY_TIMEOUT": "500ms"})
+	c := s.Cred
+	u, _ := url.Parse(c.APIURL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/sync/insight HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nX-Organization-Id: %s\r\nX-Project-Id: %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"organizationId\":", u.Host, c.APIKey, c.OrganizationID, c.ProjectID)
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the short body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "18 of the 1000 bytes") {
+		t.Fatalf("short body: %d %s", resp.StatusCode, b)
 	}
 }

@@ -276,7 +276,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		wg.Wait()
 		return err
 	}
-	printWelcome(e.stdout, cred, created, data, natsURL, time.Since(start))
+	printWelcome(e.stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
 	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
 
 	// Shutdown: HTTP first (in-flight uploads are answered), then the
@@ -397,7 +397,7 @@ func (s *connSet) closeAll() {
 	}
 }
 
-func printWelcome(w io.Writer, c credentials, created bool, data, natsURL string, took time.Duration) {
+func printWelcome(w io.Writer, c credentials, created bool, data, natsURL, metricsURL string, took time.Duration) {
 	path := filepath.Join(data, credentialsFile)
 	// The key is printed once, when it is created; later starts point at
 	// the file (0600) instead of writing it into every log of the process.
@@ -405,9 +405,13 @@ func printWelcome(w io.Writer, c credentials, created bool, data, natsURL string
 	if created {
 		state, key, keyLine = "Created an organization, a project and an operator API key, written to", c.APIKey, ""
 	}
+	if metricsURL == "" {
+		metricsURL = "on the API port (METRICS_ADDR=api) or off"
+	}
 	fmt.Fprintf(w, `ODAVL Sync is ready at %s (started in %d ms)
 Dashboard: %s/dashboard
 NATS: %s
+Metrics: %s
 %s %s
 %s
 Upload an Insight analysis:
@@ -422,7 +426,7 @@ List them:
 
   curl -sS %s/api/v1/sync/insight -H "Authorization: Bearer %s" -H "X-Organization-Id: %s" -H "X-Project-Id: %s"
 
-`, c.APIURL, took.Milliseconds(), c.APIURL, natsURL, state, path, keyLine,
+`, c.APIURL, took.Milliseconds(), c.APIURL, natsURL, metricsURL, state, path, keyLine,
 		c.APIURL, key, c.OrganizationID, c.ProjectID, c.OrganizationID, c.ProjectID, time.Now().UTC().Format(time.RFC3339),
 		c.APIURL, key, c.OrganizationID, c.ProjectID)
 }

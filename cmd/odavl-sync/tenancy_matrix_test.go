@@ -57,7 +57,6 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 	return map[string][]matrixReq{
 		"GET /healthz":             {public(get("/healthz"))},
 		"GET /readyz":              {public(get("/readyz"))},
-		"GET /metrics":             {public(get("/metrics"))},
 		"GET /api/v1/openapi.json": {public(get("/api/v1/openapi.json"))},
 		"POST /api/v1/admin/keys": {
 			naming(post("/api/v1/admin/keys", map[string]any{"organizationId": v.org, "projectId": v.project, "scopes": []string{"admin"}})),

@@ -53,6 +53,14 @@ type Config struct {
 	// (KEY_CACHE_TTL): a revocation takes effect within it. While the store
 	// does not answer, known keys stay valid.
 	KeyCacheTTL time.Duration
+	// MetricsAddr is where /metrics listens (METRICS_ADDR): its own
+	// listener, so the public port does not show the process's figures;
+	// "api" serves it on the API port, "off" not at all.
+	MetricsAddr string
+	// BodyTimeout bounds the reading of an API request's body
+	// (BODY_TIMEOUT): a body shorter than its Content-Length, or sent too
+	// slowly, is a 400 then, not a request held open.
+	BodyTimeout time.Duration
 	// BootstrapKey, when set (BOOTSTRAP_ADMIN_KEY, at least 32 characters),
 	// is stored at start as an admin key of BootstrapOrganization /
 	// BootstrapProject (BOOTSTRAP_ORGANIZATION_ID, BOOTSTRAP_PROJECT_ID): the
@@ -64,7 +72,8 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400, KeyCacheTTL: tenancy.CacheTTL}
+	return Config{Addr: "127.0.0.1:8080", MaxBodyBytes: 4 << 20, IdempotencyTTL: 30 * 24 * time.Hour, StreamReplicas: 1, ShutdownTimeout: 15 * time.Second, RateLimit: 200, RateBurst: 400, KeyCacheTTL: tenancy.CacheTTL,
+		MetricsAddr: "127.0.0.1:9464", BodyTimeout: 10 * time.Second}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -81,6 +90,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		RateBurst:       r.Int("RATE_LIMIT_BURST", d.RateBurst),
 		TrustedProxies:  splitList(r.String("TRUSTED_PROXIES", "")),
 		KeyCacheTTL:     r.Duration("KEY_CACHE_TTL", d.KeyCacheTTL),
+		MetricsAddr:     r.String("METRICS_ADDR", d.MetricsAddr),
+		BodyTimeout:     r.Duration("BODY_TIMEOUT", d.BodyTimeout),
 
 		BootstrapKey:          r.String("BOOTSTRAP_ADMIN_KEY", ""),
 		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
@@ -117,6 +128,9 @@ type Service struct {
 	ln      net.Listener
 	ready   atomic.Bool
 	handler http.Handler
+	// metrics serves /metrics on metricsLn (nil: on the API port or off).
+	metrics   http.Handler
+	metricsLn net.Listener
 	// stopping is closed as shutdown begins: event streams end then.
 	stopping chan struct{}
 }
@@ -145,10 +159,16 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 		}
 		log.Info("bootstrap admin key ensured", "organizationId", cfg.BootstrapOrganization, "projectId", cfg.BootstrapProject, "key", config.Mask(cfg.BootstrapKey))
 	}
-	s.handler = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
+	s.handler, s.metrics = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
+		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout,
 	})
+	if a := cfg.MetricsAddr; a != "api" && a != "off" && a != "" {
+		if s.metricsLn, err = net.Listen("tcp", a); err != nil {
+			return nil, fmt.Errorf("METRICS_ADDR: listening on %s: %w", a, err)
+		}
+	}
 	s.ln = opts.Listener
 	if s.ln == nil {
 		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -161,18 +181,27 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 // URL is the base URL the API answers on.
 func (s *Service) URL() string { return "http://" + s.ln.Addr().String() }
 
+// MetricsURL is where /metrics answers on its own listener ("" when it
+// has none).
+func (s *Service) MetricsURL() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return "http://" + s.metricsLn.Addr().String() + "/metrics"
+}
+
 // Handler is the HTTP handler, for tests.
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Ready reports whether the gateway serves.
 func (s *Service) Ready() bool { return s.ready.Load() }
 
+// check is /readyz: NATS connected, and the caller's checks. The store is
+// not one of them: while it is away the gateway still accepts uploads
+// (JetStream holds them), so it stays in its Service.
 func (s *Service) check(ctx context.Context) error {
 	if !s.nc.IsConnected() {
 		return errors.New("nats not connected")
-	}
-	if err := mongodb.Ping(ctx, s.db.Client()); err != nil {
-		return fmt.Errorf("store: %w", err)
 	}
 	if s.opts.Ready != nil {
 		return s.opts.Ready(ctx)
@@ -203,6 +232,11 @@ func (s *Service) Run(ctx context.Context) error {
 	hs.RegisterOnShutdown(sync.OnceFunc(func() { close(s.stopping) }))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.ln) }()
+	if s.metricsLn != nil {
+		ms := &http.Server{Handler: s.metrics, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(s.metricsLn) }()
+		defer ms.Close()
+	}
 	s.ready.Store(true)
 	s.log.Info("http api ready", "url", s.URL(), "maxBodyBytes", s.cfg.MaxBodyBytes)
 	select {

@@ -5,10 +5,14 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -33,6 +37,11 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Healthy, when set, fails /healthz: the process cannot recover.
 	Healthy func() error
+	// MetricsOnAPI serves /metrics on the API's router too (New returns
+	// its handler in any case, for a listener of its own).
+	MetricsOnAPI bool
+	// BodyTimeout bounds the reading of a request body (0: 10 s).
+	BodyTimeout time.Duration
 	// Extra mounts more handlers on the router (the local blob endpoint).
 	Extra func(r *gin.Engine)
 	// RateLimit is the sustained requests per second allowed per API key
@@ -72,8 +81,8 @@ type API struct {
 // decoded, waits for the few before it.
 const validatingBytes = 16 << 20
 
-// New returns the API's handler.
-func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Uploads, v *schema.Validator, opts Options) http.Handler {
+// New returns the API's handler and its metrics' handler.
+func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Uploads, v *schema.Validator, opts Options) (api, metrics http.Handler) {
 	gin.SetMode(gin.ReleaseMode)
 	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics(),
 		validating: semaphore.NewWeighted(max(validatingBytes, opts.MaxBodyBytes))}
@@ -99,7 +108,10 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})))
+	metrics = promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
+	if opts.MetricsOnAPI {
+		r.GET("/metrics", gin.WrapH(metrics))
+	}
 	r.GET("/api/v1/openapi.json", a.openapiHandler())
 	if opts.Extra != nil {
 		opts.Extra(r)
@@ -112,7 +124,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	a.jobRoutes(v1)
 	a.statsRoutes(v1)
 	a.dashboardRoutes(r, v1)
-	return r
+	return r, metrics
 }
 
 // checkIDs answers 400 for a path parameter that is no valid id: ids go on
@@ -219,12 +231,24 @@ func (a *API) readBody(c *gin.Context) ([]byte, bool) {
 	if n := c.Request.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead)
 	}
+	// The body has BodyTimeout to arrive: one shorter than its
+	// Content-Length would otherwise hold the request until the server's
+	// read timeout, answered by nothing.
+	timeout := cmp.Or(a.opts.BodyTimeout, 10*time.Second)
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(time.Now().Add(timeout))
 	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, a.opts.MaxBodyBytes))
+	_ = rc.SetReadDeadline(time.Time{})
 	b := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			problem(c, http.StatusRequestEntityTooLarge, "too-large", "the body is larger than "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
+			return nil, false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) {
+			c.Header("Connection", "close")
+			problem(c, http.StatusBadRequest, "incomplete-body", fmt.Sprintf("the body did not arrive whole within %s: %d of the %d bytes of its Content-Length came", timeout, buf.Len(), c.Request.ContentLength))
 			return nil, false
 		}
 		problem(c, http.StatusBadRequest, "bad-request", "reading the body: "+err.Error())

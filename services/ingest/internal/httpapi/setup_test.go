@@ -52,6 +52,7 @@ func setup(tb testing.TB) *testBundle {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b.router = New(log, nb.Conn, tenants, up, v, Options{MaxBodyBytes: testMaxBody, Ready: func(context.Context) error { return nil }}).(*gin.Engine)
+	h, _ := New(log, nb.Conn, tenants, up, v, Options{MaxBodyBytes: testMaxBody, Ready: func(context.Context) error { return nil }})
+	b.router = h.(*gin.Engine)
 	return b
 }
