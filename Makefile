@@ -61,6 +61,6 @@ bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + Ferre
 bench-ingest: ## Uploads/s and p50/p99 of ~10 KB Insight uploads through serve vs raw JetStream publishes of the same bytes
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
 
-fuzz: ## Fuzz the three upload bodies through a real serve (router, NATS, store, storage), FUZZTIME each (make fuzz FUZZTIME=8s)
-	@set -e; for f in FuzzUploadInsight FuzzUploadAutopilot FuzzUploadGuardian; do \
+fuzz: ## Fuzz the three upload bodies, and every route's path, query and headers, through a real serve (router, NATS, store, storage), FUZZTIME each (make fuzz FUZZTIME=8s)
+	@set -e; for f in FuzzUploadInsight FuzzUploadAutopilot FuzzUploadGuardian FuzzRoutes; do \
 		(cd cmd/odavl-sync && go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .); done

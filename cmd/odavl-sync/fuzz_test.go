@@ -2,11 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/odavl/sync/libs/events"
 )
@@ -91,4 +97,108 @@ func fuzzSeeds(tb testing.TB, s *served, p events.Product) [][]byte {
 		tb.Fatalf("no %s example to seed from", p)
 	}
 	return out
+}
+
+// FuzzRoutes sends arbitrary path parameters, query strings, one extra
+// header and bodies to every operation of the served OpenAPI document, with
+// the operator key, and fails on any 5xx, on a 4xx that is not a problem,
+// and on a server that is not healthy afterwards.
+func FuzzRoutes(f *testing.F) {
+	s := startServe(f, map[string]string{"RATE_LIMIT_RPS": "0", "BODY_TIMEOUT": "1s"})
+	c := s.Cred
+	ops := openAPIOperations(f, s)
+	for i := range ops {
+		f.Add(uint8(i), "file_0123", "limit=5&offset=1", "Idempotency-Key", "k1", []byte(`{}`))
+		f.Add(uint8(i), strings.Repeat("x", 300), "status=%ff&limit=-1&from=x", "X-Project-Id", "other", []byte(`{"a":[`))
+	}
+	f.Add(uint8(0), "a/../../b", "expiresIn=99999999999999999999", "Range", "bytes=9-1", []byte(nil))
+	f.Add(uint8(1), "%00", "fileId=..%2f..", "Content-Type", "text/plain", []byte("\x00"))
+	hc := &http.Client{
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	healthy := func(t *testing.T, after string) {
+		resp, err := hc.Get(c.APIURL + "/healthz")
+		if err != nil {
+			t.Fatalf("after %s: /healthz: %v", after, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("after %s: /healthz %d", after, resp.StatusCode)
+		}
+	}
+	f.Fuzz(func(t *testing.T, route uint8, param, query, hname, hvalue string, body []byte) {
+		op := ops[int(route)%len(ops)]
+		path := pathParamRE.ReplaceAllLiteralString(op.path, url.PathEscape(param))
+		u := c.APIURL + path
+		if query != "" {
+			u += "?" + query
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		ctx := context.Background()
+		stream := strings.HasSuffix(op.path, "/events/stream")
+		if stream {
+			// A stream stays open until the client leaves: its first
+			// answer is what is checked.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+		}
+		req, err := http.NewRequestWithContext(ctx, op.method, u, rd)
+		if err != nil {
+			return // no client could send it
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+c.APIKey)
+		req.Header.Set("X-Organization-Id", c.OrganizationID)
+		req.Header.Set("X-Project-Id", c.ProjectID)
+		if hname != "" {
+			req.Header[hname] = []string{hvalue}
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			healthy(t, op.method+" "+u+" ("+err.Error()+")")
+			return // refused by the client or the connection, not answered
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		switch {
+		case resp.StatusCode >= 500:
+			t.Fatalf("%s %s (%s: %q, %q): %d %s", op.method, u, hname, hvalue, body, resp.StatusCode, b)
+		case resp.StatusCode >= 400 && mt != "application/problem+json":
+			t.Fatalf("%s %s: %d as %s, not a problem: %s", op.method, u, resp.StatusCode, mt, b)
+		}
+		healthy(t, op.method+" "+u)
+	})
+}
+
+var pathParamRE = regexp.MustCompile(`\{[^}]+\}`)
+
+type operation struct{ method, path string }
+
+// openAPIOperations lists the served document's operations.
+func openAPIOperations(tb testing.TB, s *served) []operation {
+	tb.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	s.DoAs("", "", "", http.MethodGet, "/api/v1/openapi.json", nil).JSON(tb, &doc)
+	var ops []operation
+	for p, item := range doc.Paths {
+		for m := range item {
+			switch m {
+			case "get", "put", "post", "delete", "patch", "head":
+				ops = append(ops, operation{strings.ToUpper(m), p})
+			}
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
+	if len(ops) < 20 {
+		tb.Fatalf("only %d operations in the document", len(ops))
+	}
+	return ops
 }
