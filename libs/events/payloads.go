@@ -215,16 +215,19 @@ type CriticalAlert struct {
 
 // JobStatusChanged is the data of a job lifecycle event.
 type JobStatusChanged struct {
-	JobID          string    `json:"jobId"`
-	Type           string    `json:"type"`
-	OrganizationID string    `json:"organizationId"`
-	ProjectID      string    `json:"projectId"`
-	Status         string    `json:"status"`
-	Previous       string    `json:"previous,omitempty"`
-	Progress       int       `json:"progress"`
-	Attempt        int       `json:"attempt"`
-	Error          string    `json:"error,omitempty"`
-	At             time.Time `json:"at"`
+	JobID          string `json:"jobId"`
+	Type           string `json:"type"`
+	OrganizationID string `json:"organizationId"`
+	ProjectID      string `json:"projectId"`
+	Status         string `json:"status"`
+	Previous       string `json:"previous,omitempty"`
+	Progress       int    `json:"progress"`
+	Attempt        int    `json:"attempt"`
+	// Generation counts the job's manual retries (0: never retried): a job
+	// finishes at most once per generation.
+	Generation int       `json:"generation,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // FileChanged is the data of a file event.

@@ -105,8 +105,9 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	org := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1"}, Scope: rpc.ScopeOrganization}
 	// By hand: p1 has 3 analyses with 0+1+2 critical, 6 high, 9 medium, 0+4+8 low; 3 runs, 2 successful.
 	// The jobs service announces each upload's job: ACTIVE, then COMPLETED (9 jobs; a1's second
-	// delivery repeats the event ids, which JetStream drops); the fixture adds j1 and j2.
-	wantJobs := map[string]int64{"WAITING": 1, "ACTIVE": 9 + 2, "FAILED": 1, "COMPLETED": 9 + 2}
+	// delivery repeats the event ids, which JetStream drops); the fixture adds j1, j2 (finished
+	// twice, counted once) and j3 (failed in two generations).
+	wantJobs := map[string]int64{"WAITING": 1, "ACTIVE": 9 + 2, "FAILED": 1 + 2, "COMPLETED": 9 + 2}
 	eventually(t, "every upload and job event counted", func() bool {
 		s := summaryOf(t, b.nats.Conn, org)
 		return s.Insight.Analyses == 3 && s.Autopilot.Total == 3 && s.Guardian.Total == 3 && cmp.Equal(s.Jobs.ByStatus, wantJobs)

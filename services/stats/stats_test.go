@@ -155,6 +155,20 @@ func fixture() []pubEvent {
 	add(jobEvent("o1", "p1", "j1", "INSIGHT_ANALYSIS", "ACTIVE", 2, day1))
 	add(jobEvent("o1", "p1", "j1", "INSIGHT_ANALYSIS", "COMPLETED", 2, day1))
 	add(jobEvent("o1", "p1", "j2", "EMAIL_SEND", "COMPLETED", 1, day1))
+	// j2's run repeated after a crash (the record was not written in time):
+	// another event, the same finish, counted once.
+	add(jobEvent("o1", "p1", "j2", "EMAIL_SEND", "COMPLETED", 2, day1))
+	// j3 failed, was retried by hand (generation 1) and failed again: twice.
+	j3 := func(gen, attempt int) (string, events.Event) {
+		subject, ev := jobEvent("o1", "p1", "j3", "REPORT_GENERATION", "FAILED", attempt, day1)
+		var j events.JobStatusChanged
+		_ = ev.DataAs(&j)
+		j.Generation = gen
+		ev, _ = events.New(ev.ID, ev.Source, ev.Type, day1, "o1", "p1", j)
+		return subject, ev
+	}
+	add(j3(0, 1))
+	add(j3(1, 2))
 	// Files, p1: two uploaded, one deleted.
 	add(fileEvent("o1", "p1", "f1", "uploaded", 1000, day1))
 	add(fileEvent("o1", "p1", "f2", "uploaded", 24, day1))
@@ -174,10 +188,11 @@ func p1Figures() rpc.Figures {
 		Guardian: rpc.GuardianFigures{Total: 2, Passed: 1, Failed: 1, PassRate: ptr(50.0), AverageAccessibilityScore: ptr(87.75),
 			AverageLoadTime: ptr(1000.25), TotalVulnerabilities: 3},
 		Jobs: rpc.JobFigures{
-			ByStatus: map[string]int64{"WAITING": 1, "ACTIVE": 2, "FAILED": 1, "COMPLETED": 2},
+			ByStatus: map[string]int64{"WAITING": 1, "ACTIVE": 2, "FAILED": 3, "COMPLETED": 2},
 			ByType: map[string]map[string]int64{
-				"INSIGHT_ANALYSIS": {"WAITING": 1, "ACTIVE": 2, "FAILED": 1, "COMPLETED": 1},
-				"EMAIL_SEND":       {"COMPLETED": 1},
+				"INSIGHT_ANALYSIS":  {"WAITING": 1, "ACTIVE": 2, "FAILED": 1, "COMPLETED": 1},
+				"EMAIL_SEND":        {"COMPLETED": 1},
+				"REPORT_GENERATION": {"FAILED": 2},
 			},
 		},
 		Files: rpc.FileFigures{Uploaded: 2, UploadedBytes: 1024, Deleted: 1, DeletedBytes: 1000},

@@ -60,7 +60,8 @@ func (p *Processor) transit(job jobstore.Record, status, previous string, attemp
 	if status == jobstore.Completed {
 		progress = 100
 	}
-	wait := queue.Emit(p.js, job.ID, job.Type, job.OrganizationID, job.ProjectID, status, previous, progress, attempt, errMsg, now)
+	wait := queue.Emit(p.js, events.JobStatusChanged{JobID: job.ID, Type: job.Type, OrganizationID: job.OrganizationID, ProjectID: job.ProjectID,
+		Generation: job.Generation, Status: status, Previous: previous, Progress: progress, Attempt: attempt, Error: errMsg, At: now})
 	if !final {
 		go func() {
 			if err := wait(); err != nil {
@@ -166,7 +167,8 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 	if _, err := bus.Publish(ctx, p.js, subject, ev); err != nil {
 		return r, fmt.Errorf("publishing the retry of upload %s: %w", r.ID, err)
 	}
-	if err := queue.Emit(p.js, r.ID, r.Type, r.OrganizationID, r.ProjectID, jobstore.Waiting, jobstore.Failed, 0, r.Attempts, "", now)(); err != nil {
+	if err := queue.Emit(p.js, events.JobStatusChanged{JobID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID,
+		Generation: next.Generation, Status: jobstore.Waiting, Previous: jobstore.Failed, Attempt: r.Attempts, At: now})(); err != nil {
 		return r, err
 	}
 	next.Status, next.UpdatedAt = jobstore.Waiting, now

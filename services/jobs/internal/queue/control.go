@@ -145,7 +145,8 @@ func (q *Queue) Cancel(ctx context.Context, org, project, id string) (jobstore.R
 	if err := <-q.writer.Add(jobstore.Change{Base: r, Status: jobstore.Cancelled, At: now, Error: "cancelled", Durable: true}); err != nil {
 		return r, err
 	}
-	if err := Emit(q.js, r.ID, r.Type, r.OrganizationID, r.ProjectID, jobstore.Cancelled, r.Status, r.Progress, r.Attempts, "cancelled", now)(); err != nil {
+	if err := Emit(q.js, events.JobStatusChanged{JobID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID,
+		Generation: r.Generation, Status: jobstore.Cancelled, Previous: r.Status, Progress: r.Progress, Attempt: r.Attempts, Error: "cancelled", At: now})(); err != nil {
 		return r, err
 	}
 	q.dropWait(ctx, id, r.Generation)

@@ -202,29 +202,28 @@ func (q *Queue) emit(sub Submission, status, previous string, progress, attempt 
 
 // emitAs is emit with the event id's suffix given.
 func (q *Queue) emitAs(suffix string, sub Submission, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
-	return emit(q.js, suffix, sub.JobID, sub.Type, sub.OrganizationID, sub.ProjectID, status, previous, progress, attempt, errMsg, at)
+	return emit(q.js, suffix, events.JobStatusChanged{JobID: sub.JobID, Type: sub.Type, OrganizationID: sub.OrganizationID, ProjectID: sub.ProjectID,
+		Generation: sub.Generation, Status: status, Previous: previous, Progress: progress, Attempt: attempt, Error: errMsg, At: at})
 }
 
 // Emit publishes the lifecycle event of a job (the sync processor uses it
 // too). Its id is jobId-status-attempt, so a repeat is dropped by
 // JetStream's dedupe; a progress report has status ACTIVE, Previous ACTIVE,
 // goes on the "progress" subject and its id also names the percentage.
-func Emit(js jetstream.JetStream, jobID, jobType, org, project, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
-	return emit(js, "", jobID, jobType, org, project, status, previous, progress, attempt, errMsg, at)
+func Emit(js jetstream.JetStream, c events.JobStatusChanged) func() error {
+	return emit(js, "", c)
 }
 
-func emit(js jetstream.JetStream, suffix, jobID, jobType, org, project, status, previous string, progress, attempt int, errMsg string, at time.Time) func() error {
+func emit(js jetstream.JetStream, suffix string, c events.JobStatusChanged) func() error {
+	jobID, org, project, status, attempt, at := c.JobID, c.OrganizationID, c.ProjectID, c.Status, c.Attempt, c.At
 	id := fmt.Sprintf("%s-%s-%d", jobID, status, attempt) + suffix
 	token := status
-	if status == jobstore.Active && previous == jobstore.Active {
-		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, progress) + suffix
+	if status == jobstore.Active && c.Previous == jobstore.Active {
+		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, c.Progress) + suffix
 		token = "progress"
 	}
 	subject := events.JobEventSubject(org, project, token)
-	ev, err := events.New(id, Source, events.TypeJobStatus, at, org, project, events.JobStatusChanged{
-		JobID: jobID, Type: jobType, OrganizationID: org, ProjectID: project, Status: status, Previous: previous,
-		Progress: progress, Attempt: attempt, Error: errMsg, At: at,
-	})
+	ev, err := events.New(id, Source, events.TypeJobStatus, at, org, project, c)
 	if err != nil {
 		return func() error { return err }
 	}

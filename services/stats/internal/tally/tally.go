@@ -148,10 +148,20 @@ func guardian(passed bool, accessibility, loadTime float64, vulns int64) map[str
 }
 
 // FromJob is the change of a job lifecycle event: the job entered a status.
+// A job finishes (COMPLETED, FAILED, CANCELLED) once per generation: that
+// change is named by the job and generation, not by the event, so a run
+// repeated after a crash (a later attempt, another event) counts once.
 func FromJob(id string, j events.JobStatusChanged) (Change, error) {
 	status, typ := strings.ToLower(j.Status), strings.ToUpper(j.Type)
 	if !token(status) || !token(strings.ToLower(typ)) {
 		return Change{}, fmt.Errorf("job event %s: bad status %q or type %q", id, j.Status, j.Type)
+	}
+	switch j.Status {
+	case "COMPLETED", "FAILED", "CANCELLED":
+		if j.JobID == "" {
+			return Change{}, fmt.Errorf("job event %s without job id", id)
+		}
+		id = fmt.Sprintf("job-%s-%s-g%d", j.JobID, status, j.Generation)
 	}
 	c := Change{ID: id, OrganizationID: j.OrganizationID, ProjectID: j.ProjectID, Day: Day(j.At),
 		Inc: map[string]int64{JobPrefix + status + "_" + typ: 1}}

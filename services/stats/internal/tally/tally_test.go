@@ -77,8 +77,11 @@ func TestBadEventsAreRefused(t *testing.T) {
 	if _, err := tally.FromFile("x", events.FileChanged{OrganizationID: "o", ProjectID: "p", Kind: "renamed"}); err == nil {
 		t.Error("an unknown file kind was counted")
 	}
-	c, err := tally.FromJob("e1", events.JobStatusChanged{OrganizationID: "o", ProjectID: "p", Status: "COMPLETED", Type: "email_send", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
+	c, err := tally.FromJob("e1", events.JobStatusChanged{JobID: "j1", OrganizationID: "o", ProjectID: "p", Status: "COMPLETED", Type: "email_send", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
 	if err != nil || !cmp.Equal(c.Inc, map[string]int64{"job_completed_EMAIL_SEND": 1}) || c.Day != "2026-01-02" {
 		t.Errorf("job change = %+v, %v", c, err)
+	}
+	if _, err := tally.FromJob("e2", events.JobStatusChanged{OrganizationID: "o", ProjectID: "p", Status: "FAILED", Type: "T"}); err == nil {
+		t.Error("a finish without its job was counted")
 	}
 }
