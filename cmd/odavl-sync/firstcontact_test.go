@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,69 @@ func TestServeRootRedirectsToDashboard(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("GET / followed: %d %s, want the dashboard's HTML", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+func TestServeRefusesNonPositiveMaxBodyBytes(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"-1", "0"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			code, stderr := runServeToEnd(t, map[string]string{"MAX_BODY_BYTES": v}, "--addr", "127.0.0.1:0")
+			if code != ExitUsage {
+				t.Errorf("exit %d, want %d (usage)", code, ExitUsage)
+			}
+			if !strings.Contains(stderr, "MAX_BODY_BYTES") {
+				t.Errorf("the error does not name MAX_BODY_BYTES:\n%s", stderr)
+			}
+		})
+	}
+}
+func TestServeNamesEveryBadVariable(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"LOG_LEVEL":                "loud",   // serve's own reader
+		"MAX_BODY_BYTES":           "a lot",  // ingest
+		"RATE_LIMIT_BURST":         "many",   // ingest, second of the same service
+		"JOBS_WORKERS":             "eight",  // jobs
+		"STORAGE_CLEANUP_INTERVAL": "hourly", // storage
+		"STATS_WORKERS":            "four",   // stats
+	}
+	code, stderr := runServeToEnd(t, env, "--addr", "127.0.0.1:0")
+	if code != ExitUsage {
+		t.Errorf("exit %d, want %d (usage)", code, ExitUsage)
+	}
+	for name := range env {
+		if !strings.Contains(stderr, name) {
+			t.Errorf("the error does not name %s:\n%s", name, stderr)
+		}
+	}
+}
+func TestServeListensOnHTTPAddr(t *testing.T) {
+	t.Parallel()
+	t.Run("env", func(t *testing.T) {
+		t.Parallel()
+		addr := freeAddr(t)
+		s := startServeArgs(t, t.TempDir(), map[string]string{"HTTP_ADDR": addr}, "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+		if want := "http://" + addr; s.Cred.APIURL != want {
+			t.Errorf("API at %s, want %s (HTTP_ADDR)", s.Cred.APIURL, want)
+		}
+	})
+	t.Run("flag wins", func(t *testing.T) {
+		t.Parallel()
+		flagAddr := freeAddr(t)
+		s := startServeArgs(t, t.TempDir(), map[string]string{"HTTP_ADDR": freeAddr(t)}, "--addr", flagAddr, "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+		if want := "http://" + flagAddr; s.Cred.APIURL != want {
+			t.Errorf("API at %s, want %s (--addr)", s.Cred.APIURL, want)
+		}
+	})
+}
+
+func TestServeKeepsJobsDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServeArgs(t, t.TempDir(), map[string]string{"JOBS_DATA_DIR": dir}, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "info")
+	want := `"outbox":"` + filepath.Join(dir, "outbox") + `"`
+	if !strings.Contains(s.errOut.String(), want) {
+		t.Errorf("the mail outbox is not under JOBS_DATA_DIR (%s):\n%s", want, s.errOut.String())
 	}
 }

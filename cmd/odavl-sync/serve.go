@@ -52,7 +52,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "./data", "data directory (JetStream store, database, blobs, credentials)")
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP API address (port 0 picks a free one)")
+	fl.StringVar(&f.addr, "addr", "", "HTTP API address, port 0 picks a free one (default: HTTP_ADDR, else 127.0.0.1:8080)")
 	fl.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS listens, for other services and the nats CLI (port 0 picks a free one; empty: in-process only)")
 	fl.StringVar(&f.storeListen, "store-listen", "127.0.0.1:0", "where the embedded store listens (MongoDB wire protocol)")
 	fl.StringVar(&f.syncInterval, "sync-interval", "", "JetStream fsync interval: a duration, or 'always' (default: NATS_SYNC_INTERVAL, else the server's 2m)")
@@ -62,7 +62,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 
 // serve is the one-command system: config, logger, NATS, store, services, HTTP, shutdown.
 func serve(ctx context.Context, e *env, f serveFlags) error {
-	// Config.
+	// Config: every bad variable, of serve and of each service, is named at once.
 	r := config.NewReader(e.getenv)
 	natsURL := r.String("NATS_URL", "")
 	mongoURI := r.String("MONGO_URI", "")
@@ -73,25 +73,16 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if f.logLevel == "" {
 		f.logLevel = r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	}
-	if err := r.Err(); err != nil {
+	ingestCfg, ingestErr := ingest.ConfigFromEnv(e.getenv)
+	jobsCfg, jobsErr := jobs.ConfigFromEnv(e.getenv)
+	storageCfg, storageErr := storage.ConfigFromEnv(e.getenv)
+	statsCfg, statsErr := stats.ConfigFromEnv(e.getenv)
+	if err := errors.Join(r.Err(), ingestErr, jobsErr, storageErr, statsErr); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	ingestCfg, err := ingest.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	ingestCfg.Addr = f.addr
-	jobsCfg, err := jobs.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	storageCfg, err := storage.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	statsCfg, err := stats.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
+	addrFrom := "--addr"
+	if f.addr == "" {
+		f.addr, addrFrom = ingestCfg.Addr, "HTTP_ADDR"
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
@@ -176,7 +167,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// absolute URLs of it.
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
+		return withCode(ExitUsage, fmt.Errorf("%s: %w", addrFrom, err))
 	}
 	defer ln.Close()
 	apiURL := "http://" + ln.Addr().String()
@@ -203,7 +194,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	jobsCfg.DataDir = data
+	if strings.TrimSpace(e.getenv("JOBS_DATA_DIR")) == "" {
+		jobsCfg.DataDir = data
+	}
 	jobsSvc, err := jobs.New(log.With("service", "jobs"), jobsNC, db, jobsCfg)
 	if err != nil {
 		return err
