@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -132,5 +134,50 @@ func TestServeKeepsJobsDataDir(t *testing.T) {
 	want := `"outbox":"` + filepath.Join(dir, "outbox") + `"`
 	if !strings.Contains(s.errOut.String(), want) {
 		t.Errorf("the mail outbox is not under JOBS_DATA_DIR (%s):\n%s", want, s.errOut.String())
+	}
+}
+
+// A script that waits for /readyz and then reads credentials.json finds it.
+func TestServeReadyOnlyWithCredentials(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	errOut := &syncBuffer{}
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--addr", addr, "--nats-listen", "127.0.0.1:0", "--log-level", "warn"},
+			func(string) string { return "" }, strings.NewReader(""), &syncBuffer{}, errOut)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 after 60s:\n%s", errOut.String())
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("serve exited %d:\n%s", code, errOut.String())
+		default:
+		}
+		resp, err := client.Get("http://" + addr + "/readyz")
+		if err != nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		c, err := readCredentials(filepath.Join(data, credentialsFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("/readyz answered 200 before %s was written", credentialsFile)
+		}
+		if err != nil || c.APIKey == "" {
+			t.Fatalf("credentials at ready: %+v %v", c, err)
+		}
+		return
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -211,7 +212,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	backends := []namedService{{"storage", storageSvc}, {"jobs", jobsSvc}, {"stats", statsSvc}}
 
-	// HTTP.
+	// HTTP. Ready means all a user needs is in place, the credentials
+	// file too: a script that waits for /readyz then reads it.
+	var credentialsWritten atomic.Bool
 	ingestNC, err := connect("ingest")
 	if err != nil {
 		_ = ln.Close()
@@ -220,6 +223,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	gw, err := ingest.New(ctx, log.With("service", "ingest"), ingestNC, db, ingestCfg, ingest.Options{
 		Listener: ln,
 		Ready: func(context.Context) error {
+			if !credentialsWritten.Load() {
+				return fmt.Errorf("%s not written yet", credentialsFile)
+			}
 			for _, b := range backends {
 				if !b.svc.Ready() {
 					return fmt.Errorf("%s service not ready", b.name)
@@ -254,21 +260,17 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		wg.Wait()
 		return err
 	}
-	gwCtx, stopGW := context.WithCancel(ctx)
-	defer stopGW()
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- gw.Run(gwCtx) }()
-	for !gw.Ready() {
-		time.Sleep(time.Millisecond)
-	}
 	cred, created, err := ensureCredentials(ctx, data, gw)
 	if err != nil {
-		stopGW()
-		<-gwDone
 		stopBack()
 		wg.Wait()
 		return err
 	}
+	credentialsWritten.Store(true)
+	gwCtx, stopGW := context.WithCancel(ctx)
+	defer stopGW()
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(gwCtx) }()
 	printWelcome(e.stdout, cred, created, data, natsURL, time.Since(start))
 	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
 
