@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,58 @@ func TestServeReadyOnlyWithCredentials(t *testing.T) {
 		}
 		return
 	}
+}
+func TestServeLogsDurationsAndMillisecondTimes(t *testing.T) {
+	t.Parallel()
+	s := startServeArgs(t, t.TempDir(), nil, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "info")
+	s.Stop()
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	var ready, storageStarted, jobsReady bool
+	for _, line := range strings.Split(strings.TrimSpace(s.errOut.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("a log line is no JSON: %q", line)
+			continue
+		}
+		if ts, _ := rec["time"].(string); !stamp.MatchString(ts) {
+			t.Errorf("time %q is not RFC 3339 UTC with milliseconds: %s", rec["time"], line)
+		}
+		for k, v := range rec {
+			if strings.HasSuffix(k, "Ms") || k == "ms" {
+				t.Errorf("duration %s=%v in milliseconds, want a duration string: %s", k, v, line)
+			}
+		}
+		switch rec["msg"] {
+		case "ready":
+			ready = true
+			if d, ok := rec["took"].(string); !ok || !isDuration(d) {
+				t.Errorf("ready took %v, want a duration such as 1.234s: %s", rec["took"], line)
+			}
+		case "storage service starting":
+			storageStarted = true
+			cfg, _ := rec["config"].(map[string]any)
+			if d, ok := cfg["cleanupInterval"].(string); !ok || d != "1m0s" {
+				t.Errorf("cleanupInterval %v, want 1m0s: %s", cfg["cleanupInterval"], line)
+			}
+		case "jobs service ready":
+			jobsReady = true
+			b, _ := rec["backoff"].([]any)
+			if len(b) == 0 {
+				t.Errorf("jobs backoff %v, want durations: %s", rec["backoff"], line)
+			}
+			for _, d := range b {
+				if s, ok := d.(string); !ok || !isDuration(s) {
+					t.Errorf("jobs backoff %v, want durations such as 2s: %s", rec["backoff"], line)
+				}
+			}
+		}
+	}
+	if !ready || !storageStarted || !jobsReady {
+		t.Errorf("a line is missing: ready %v, storage starting %v, jobs ready %v:\n%s", ready, storageStarted, jobsReady, s.errOut.String())
+	}
+}
+
+func isDuration(s string) bool {
+	_, err := time.ParseDuration(s)
+	return err == nil
 }

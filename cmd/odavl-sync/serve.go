@@ -23,6 +23,7 @@ import (
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/embedded"
+	"github.com/odavl/sync/libs/jsonlog"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/services/ingest"
 	"github.com/odavl/sync/services/jobs"
@@ -103,7 +104,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log := jsonlog.New(e.stderr, level)
 	start := time.Now()
 
 	// NATS: embedded unless NATS_URL is set.
@@ -148,7 +149,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 
 	// Store: embedded unless MONGO_URI is set.
 	if mongoURI == "" {
-		quiet := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
+		quiet := jsonlog.New(e.stderr, slog.LevelError).With("component", "ferretdb")
 		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet, strings.TrimSpace(f.syncInterval) == "always")
 		if err != nil {
 			return err
@@ -272,7 +273,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(gwCtx) }()
 	printWelcome(e.stdout, cred, created, data, natsURL, time.Since(start))
-	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
+	log.Info("ready", "apiUrl", cred.APIURL, "took", time.Since(start))
 
 	// Shutdown: HTTP first (in-flight uploads are answered), then the
 	// consumers drain, then connections, NATS and the store close (deferred).
