@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,12 +115,7 @@ type benchServer struct {
 
 func startBenchServer(b *testing.B, bin string, baseline bool) *benchServer {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	storeAddr := l.Addr().String()
-	l.Close()
+	storeAddr := freeAddr(b)
 	data := b.TempDir()
 	if os.Getenv("BENCH_STORE_INPROCESS") == "1" && !baseline {
 		return startInProcess(b, data, storeAddr)

@@ -49,6 +49,12 @@ func startServe(t testing.TB, env map[string]string) *served {
 // startServeOn starts serve on data (an earlier run's directory to restart it).
 func startServeOn(t testing.TB, data string, env map[string]string) *served {
 	t.Helper()
+	return startServeArgs(t, data, env, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+}
+
+// startServeArgs starts serve on data with the given flags besides --data.
+func startServeArgs(t testing.TB, data string, env map[string]string, flags ...string) *served {
+	t.Helper()
 	s := &served{t: t, Data: data, done: make(chan int, 1), out: &syncBuffer{}, errOut: &syncBuffer{}, env: env}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -64,7 +70,7 @@ func startServeOn(t testing.TB, data string, env map[string]string) *served {
 	_ = os.Remove(filepath.Join(data, credentialsFile+".ready"))
 	before, _ := os.ReadFile(filepath.Join(data, credentialsFile))
 	go func() {
-		s.done <- run(ctx, []string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "warn"}, getenv, strings.NewReader(""), s.out, s.errOut)
+		s.done <- run(ctx, append([]string{"serve", "--data", data}, flags...), getenv, strings.NewReader(""), s.out, s.errOut)
 	}()
 	t.Cleanup(func() { s.Stop() })
 	deadline := time.Now().Add(60 * time.Second)

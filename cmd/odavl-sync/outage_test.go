@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -12,17 +11,6 @@ import (
 
 	"github.com/odavl/sync/libs/embedded"
 )
-
-// freeAddr is a loopback address with a port free at the time of the call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // While the store is away, uploads are accepted (the gateway knows the key,
 // JetStream holds the upload); once it is back, every one lands and every

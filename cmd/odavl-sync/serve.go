@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,6 +23,7 @@ import (
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/embedded"
+	"github.com/odavl/sync/libs/jsonlog"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/services/ingest"
 	"github.com/odavl/sync/services/jobs"
@@ -52,7 +54,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "./data", "data directory (JetStream store, database, blobs, credentials)")
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP API address (port 0 picks a free one)")
+	fl.StringVar(&f.addr, "addr", "", "HTTP API address, port 0 picks a free one (default: HTTP_ADDR, else 127.0.0.1:8080)")
 	fl.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS listens, for other services and the nats CLI (port 0 picks a free one; empty: in-process only)")
 	fl.StringVar(&f.storeListen, "store-listen", "127.0.0.1:0", "where the embedded store listens (MongoDB wire protocol)")
 	fl.StringVar(&f.syncInterval, "sync-interval", "", "JetStream fsync interval: a duration, or 'always' (default: NATS_SYNC_INTERVAL, else the server's 2m)")
@@ -62,7 +64,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 
 // serve is the one-command system: config, logger, NATS, store, services, HTTP, shutdown.
 func serve(ctx context.Context, e *env, f serveFlags) error {
-	// Config.
+	// Config: every bad variable, of serve and of each service, is named at once.
 	r := config.NewReader(e.getenv)
 	natsURL := r.String("NATS_URL", "")
 	mongoURI := r.String("MONGO_URI", "")
@@ -73,25 +75,16 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if f.logLevel == "" {
 		f.logLevel = r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	}
-	if err := r.Err(); err != nil {
+	ingestCfg, ingestErr := ingest.ConfigFromEnv(e.getenv)
+	jobsCfg, jobsErr := jobs.ConfigFromEnv(e.getenv)
+	storageCfg, storageErr := storage.ConfigFromEnv(e.getenv)
+	statsCfg, statsErr := stats.ConfigFromEnv(e.getenv)
+	if err := errors.Join(r.Err(), ingestErr, jobsErr, storageErr, statsErr); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	ingestCfg, err := ingest.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	ingestCfg.Addr = f.addr
-	jobsCfg, err := jobs.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	storageCfg, err := storage.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	statsCfg, err := stats.ConfigFromEnv(e.getenv)
-	if err != nil {
-		return withCode(ExitUsage, err)
+	addrFrom := "--addr"
+	if f.addr == "" {
+		f.addr, addrFrom = ingestCfg.Addr, "HTTP_ADDR"
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
@@ -111,7 +104,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log := jsonlog.New(e.stderr, level)
 	start := time.Now()
 
 	// NATS: embedded unless NATS_URL is set.
@@ -156,7 +149,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 
 	// Store: embedded unless MONGO_URI is set.
 	if mongoURI == "" {
-		quiet := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
+		quiet := jsonlog.New(e.stderr, slog.LevelError).With("component", "ferretdb")
 		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet, strings.TrimSpace(f.syncInterval) == "always")
 		if err != nil {
 			return err
@@ -176,7 +169,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// absolute URLs of it.
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
+		return withCode(ExitUsage, fmt.Errorf("%s: %w", addrFrom, err))
 	}
 	defer ln.Close()
 	apiURL := "http://" + ln.Addr().String()
@@ -203,7 +196,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	jobsCfg.DataDir = data
+	if strings.TrimSpace(e.getenv("JOBS_DATA_DIR")) == "" {
+		jobsCfg.DataDir = data
+	}
 	jobsSvc, err := jobs.New(log.With("service", "jobs"), jobsNC, db, jobsCfg)
 	if err != nil {
 		return err
@@ -218,7 +213,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	backends := []namedService{{"storage", storageSvc}, {"jobs", jobsSvc}, {"stats", statsSvc}}
 
-	// HTTP.
+	// HTTP. Ready means all a user needs is in place, the credentials
+	// file too: a script that waits for /readyz then reads it.
+	var credentialsWritten atomic.Bool
 	ingestNC, err := connect("ingest")
 	if err != nil {
 		_ = ln.Close()
@@ -227,6 +224,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	gw, err := ingest.New(ctx, log.With("service", "ingest"), ingestNC, db, ingestCfg, ingest.Options{
 		Listener: ln,
 		Ready: func(context.Context) error {
+			if !credentialsWritten.Load() {
+				return fmt.Errorf("%s not written yet", credentialsFile)
+			}
 			for _, b := range backends {
 				if !b.svc.Ready() {
 					return fmt.Errorf("%s service not ready", b.name)
@@ -261,23 +261,19 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		wg.Wait()
 		return err
 	}
-	gwCtx, stopGW := context.WithCancel(ctx)
-	defer stopGW()
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- gw.Run(gwCtx) }()
-	for !gw.Ready() {
-		time.Sleep(time.Millisecond)
-	}
 	cred, created, err := ensureCredentials(ctx, data, gw)
 	if err != nil {
-		stopGW()
-		<-gwDone
 		stopBack()
 		wg.Wait()
 		return err
 	}
+	credentialsWritten.Store(true)
+	gwCtx, stopGW := context.WithCancel(ctx)
+	defer stopGW()
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(gwCtx) }()
 	printWelcome(e.stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
-	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
+	log.Info("ready", "apiUrl", cred.APIURL, "took", time.Since(start))
 
 	// Shutdown: HTTP first (in-flight uploads are answered), then the
 	// consumers drain, then connections, NATS and the store close (deferred).

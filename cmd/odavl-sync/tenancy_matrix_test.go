@@ -63,6 +63,7 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 			naming(post("/api/v1/admin/keys", map[string]any{"organizationId": v.org, "projectId": "new", "scopes": []string{"sync"}})),
 		},
 		"GET /api/v1/events/stream": {get("/api/v1/events/stream")}, // own headers: TestEventStreamCarriesOnlyTheCallersTenantAndEndsAtShutdown
+		"GET /":                     {public(get("/"))},
 		"GET /dashboard":            {public(get("/dashboard"))},
 		"POST /api/v1/jobs":         {post("/api/v1/jobs", email)},
 		"GET /api/v1/sync/jobs": {get("/api/v1/sync/jobs"), get("/api/v1/sync/jobs?projectId=" + v.project), get("/api/v1/sync/jobs?projectId=*"),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
+	"github.com/odavl/sync/libs/jsonlog"
 	"github.com/odavl/sync/libs/mongodb"
 )
 
@@ -73,7 +74,7 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	// Logger.
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv})).With("service", name)
+	log := jsonlog.New(stdout, lv).With("service", name)
 	log.Info("starting", "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
 
 	// NATS.

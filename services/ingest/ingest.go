@@ -97,6 +97,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
 		BootstrapProject:      r.String("BOOTSTRAP_PROJECT_ID", "default"),
 	}
+	if c.MaxBodyBytes <= 0 {
+		// Zero or less would refuse every upload with 413.
+		r.Invalid("MAX_BODY_BYTES", "must be a positive number of bytes")
+	}
 	if c.BootstrapKey != "" && len(c.BootstrapKey) < 32 {
 		r.Invalid("BOOTSTRAP_ADMIN_KEY", "must be at least 32 characters")
 	}

@@ -209,7 +209,7 @@ func (a *API) observe(c *gin.Context) {
 	a.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
 	a.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
 	if c.Writer.Status() >= 500 {
-		a.log.Warn("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "ms", time.Since(start).Milliseconds())
+		a.log.Warn("request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "took", time.Since(start))
 	}
 }
 

@@ -73,6 +73,10 @@ func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	if err != nil {
 		panic(err) // the directory is embedded at build time
 	}
+	// The root is where a browser pointed at the server lands first.
+	toDashboard := func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") }
+	r.GET("/", toDashboard)
+	r.HEAD("/", toDashboard)
 	for _, name := range []string{"index.html", "app.js", "app.css", "favicon.svg"} {
 		h := staticFile(sub, name)
 		if name == "index.html" {
