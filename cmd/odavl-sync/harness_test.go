@@ -211,11 +211,16 @@ func eventuallyWithin(t testing.TB, d time.Duration, what string, f func() bool)
 	}
 }
 
+// bodyTimestamp is the timestamp of the bodies the helpers make: one for
+// the whole run, so two bodies made with the same arguments are equal (a
+// replay), whichever second they are made in.
+var bodyTimestamp = time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+
 // insightBody is a valid Insight upload for the tenant; n varies its content.
 func insightBody(org, project string, n int) map[string]any {
 	return map[string]any{
 		"organizationId": org, "projectId": project,
-		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
+		"timestamp": bodyTimestamp,
 		"detectors": []string{"eslint", "typescript"}, "totalIssues": 3,
 		"issuesBySeverity": map[string]int{"critical": 1, "high": 1, "medium": 1, "low": 0},
 		"issues": []map[string]any{

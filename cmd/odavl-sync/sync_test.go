@@ -29,7 +29,7 @@ func autopilotBody(org, project, runID string, success bool) map[string]any {
 	}
 	return map[string]any{
 		"runId": runID, "organizationId": org, "projectId": project,
-		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
+		"timestamp": bodyTimestamp,
 		"phases": map[string]any{
 			"observe": map[string]any{"status": "completed", "duration": 120, "metrics": map[string]any{"filesScanned": 40}},
 			"decide":  map[string]any{"status": "completed", "duration": 30.5},
@@ -45,7 +45,7 @@ func autopilotBody(org, project, runID string, success bool) map[string]any {
 func guardianBody(org, project, testRunID, env string, passed bool) map[string]any {
 	return map[string]any{
 		"testRunId": testRunID, "organizationId": org, "projectId": project,
-		"timestamp": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
+		"timestamp": bodyTimestamp,
 		"url":       "https://example.com/checkout", "environment": env,
 		"tests": map[string]any{
 			"accessibility": map[string]any{"score": 91.5, "violations": 2, "passes": 40},
