@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 )
 
 // Error is a failure answered by a service.
@@ -73,9 +75,30 @@ type Raw []byte
 // Func is a typed endpoint.
 type Func[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 
+// Work stops when its caller gives up. A request carries its caller's
+// deadline (HeaderDeadline, Unix milliseconds) and an id (HeaderRequestID);
+// a caller that stops waiting before the answer publishes the id on
+// CancelSubject, and every service cancels the context of that request: its
+// store query ends with it.
+const (
+	HeaderDeadline  = "Odavl-Deadline"
+	HeaderRequestID = "Odavl-Request-Id"
+	CancelSubject   = "odavl.rpc.v1.cancel"
+)
+
+// StatusClientClosed answers a request whose caller left (nginx's 499):
+// nobody reads it.
+const StatusClientClosed = 499
+
+// inflight maps the ids of requests being handled in this process to their
+// cancel functions.
+var inflight sync.Map
+
 // Handler adapts f to a micro handler. Each request gets a context bounded by
-// timeout under base. A request that does not decode is a 400; an error that
-// is not an *Error is logged and answered as a 500 without its detail.
+// timeout under base and by its caller's deadline, cancelled when its caller
+// gives up. A request that does not decode is a 400; a deadline that fires is
+// a 504; another error that is not an *Error is logged and answered as a 500
+// without its detail.
 func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time.Duration, f Func[Req, Resp]) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		var req Req
@@ -87,10 +110,27 @@ func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time
 		}
 		ctx, cancel := context.WithTimeout(base, timeout)
 		defer cancel()
+		if ms, err := strconv.ParseInt(r.Headers().Get(HeaderDeadline), 10, 64); err == nil {
+			var cancelAt context.CancelFunc
+			ctx, cancelAt = context.WithDeadline(ctx, time.UnixMilli(ms))
+			defer cancelAt()
+		}
+		if id := r.Headers().Get(HeaderRequestID); id != "" {
+			var cancelReq context.CancelFunc
+			ctx, cancelReq = context.WithCancel(ctx)
+			inflight.Store(id, cancelReq)
+			defer inflight.Delete(id)
+		}
 		resp, err := f(ctx, req)
 		if err != nil {
 			var e *Error
-			if !errors.As(err, &e) {
+			switch {
+			case errors.As(err, &e):
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
+				e = Errorf(http.StatusGatewayTimeout, "%s: no answer within the request's deadline", r.Subject())
+			case ctx.Err() != nil && base.Err() == nil:
+				e = Errorf(StatusClientClosed, "%s: the caller gave up", r.Subject())
+			default:
 				log.Error("request failed", "subject", r.Subject(), "err", err)
 				e = Errorf(http.StatusInternalServerError, "internal error")
 			}
@@ -154,13 +194,26 @@ func CallRaw(ctx context.Context, nc *nats.Conn, subject string, req any) (Raw, 
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, b)
+	deadline, _ := ctx.Deadline()
+	id := nuid.Next()
+	m := nats.NewMsg(subject)
+	m.Data = b
+	m.Header.Set(HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	m.Header.Set(HeaderRequestID, id)
+	msg, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			return nil, Errorf(http.StatusServiceUnavailable, "%s: no service answers", subject)
 		}
+		if ctx.Err() != nil {
+			// The service may still be at it: tell it to stop.
+			_ = nc.Publish(CancelSubject, []byte(id))
+		}
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 			return nil, Errorf(http.StatusGatewayTimeout, "%s: no answer in time", subject)
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil, Errorf(StatusClientClosed, "%s: the caller gave up", subject)
 		}
 		return nil, fmt.Errorf("requesting %s: %w", subject, err)
 	}
@@ -184,8 +237,20 @@ type Endpoint struct {
 
 // AddService starts a micro service with the given endpoints.
 func AddService(nc *nats.Conn, name, version, description string, eps []Endpoint) (micro.Service, error) {
-	svc, err := micro.AddService(nc, micro.Config{Name: name, Version: version, Description: description, QueueGroup: name})
+	// Every instance hears every cancellation; it cancels the requests it
+	// is handling.
+	cancels, err := nc.Subscribe(CancelSubject, func(m *nats.Msg) {
+		if cancel, ok := inflight.Load(string(m.Data)); ok {
+			cancel.(context.CancelFunc)()
+		}
+	})
 	if err != nil {
+		return nil, fmt.Errorf("subscribing %s to cancellations: %w", name, err)
+	}
+	svc, err := micro.AddService(nc, micro.Config{Name: name, Version: version, Description: description, QueueGroup: name,
+		DoneHandler: func(micro.Service) { _ = cancels.Unsubscribe() }})
+	if err != nil {
+		_ = cancels.Unsubscribe()
 		return nil, fmt.Errorf("adding service %s: %w", name, err)
 	}
 	for _, ep := range eps {

@@ -34,7 +34,7 @@ func problem(c *gin.Context, status int, kind, detail string, fields ...rpc.Fiel
 func (a *API) fail(c *gin.Context, err error) {
 	var re *rpc.Error
 	if errors.As(err, &re) {
-		kind := map[int]string{400: "bad-request", 403: "forbidden", 404: "not-found", 409: "conflict", 410: "gone", 422: "unprocessable", 503: "unavailable", 504: "timeout"}[re.Status]
+		kind := map[int]string{400: "bad-request", 403: "forbidden", 404: "not-found", 409: "conflict", 410: "gone", 422: "unprocessable", rpc.StatusClientClosed: "client-closed", 503: "unavailable", 504: "timeout"}[re.Status]
 		if kind == "" {
 			kind = "error"
 		}
