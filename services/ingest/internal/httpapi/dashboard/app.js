@@ -398,13 +398,16 @@
     queueMicrotask(() => (name === 'jobs' ? host.after(box) : host.append(box)));
     if (!fresh) return;
     const body = name === 'jobs' ? box.querySelector('.detail') : box;
-    body.replaceChildren(spinner('details'));
+    // A drill-down read again (a job on a live refresh) keeps what it shows
+    // until the new answer is there.
+    if (!body.firstChild) body.replaceChildren(spinner('details'));
     const r = await api('GET', '/api/v1/sync/' + name + '/' + encodeURIComponent(id));
+    if (!session || openDetails[name].get(id) !== box) return; // closed meanwhile
     if (!r.ok) {
       body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message));
       return;
     }
-    body.replaceChildren(...{ insight: insightDetail, autopilot: autopilotDetail, guardian: guardianDetail, jobs: jobDetail }[name](r.body || {}));
+    body.replaceChildren(...{ insight: insightDetail, autopilot: autopilotDetail, guardian: guardianDetail, jobs: jobDetail }[name](r.body || {}).filter(Boolean));
   }
 
   const table = (cls, heads, rows) => el('div', { class: 'table-wrap' }, el('table', { class: cls },
@@ -482,8 +485,9 @@
   function downloads(out, name, found, depth) {
     found = found || [];
     if (!out || typeof out !== 'object' || depth > 3) return found;
-    if (typeof out.downloadUrl === 'string' && !found.some((f) => f.url === out.downloadUrl)) found.push({ url: out.downloadUrl, name: out.name || name || 'output' });
+    // The named files first: an output's own link is often one of them.
     for (const [k, v] of Object.entries(out)) if (v && typeof v === 'object') downloads(v, out.name || (Array.isArray(out) ? name : k), found, (depth || 0) + 1);
+    if (typeof out.downloadUrl === 'string' && !found.some((f) => f.url === out.downloadUrl)) found.push({ url: out.downloadUrl, name: out.name || name || 'output' });
     return found;
   }
 
