@@ -499,12 +499,17 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
-// overflow lists the elements wider than the viewport, outside those that
+// overflowJS lists the elements wider than the viewport, outside those that
 // scroll on their own (the tab strip, tables).
-func (b *browser) overflow() string {
+const overflowJS = `[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`
+
+// fits waits up to 5 s for nothing to stick out of the page (charts follow a
+// new width a frame later) and reports what still does.
+func (b *browser) fits(what string) {
 	b.t.Helper()
-	s, _ := b.eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`).(string)
-	return s
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](overflowJS+` === ''`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		b.t.Errorf("%s: wider than the screen: %v", what, b.eval(overflowJS))
+	}
 }
 
 // noProblems fails the test with every problem the browser reported.
@@ -723,9 +728,7 @@ func TestDashboardInChromium(t *testing.T) {
 	for _, tab := range tabs {
 		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)))
 		waitJS("the "+tab+" tab", shown(tab))
-		if wide := b.overflow(); wide != "" {
-			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
-		}
+		b.fits("the " + tab + " tab at 390 px")
 	}
 	b.screenshot("dashboard-phone.png")
 	run("restoring the viewport", chromedp.ResetViewport())
