@@ -715,7 +715,7 @@
       series = series.slice().reverse();
       data = data.slice().reverse();
     }
-    const bars = uPlot.paths.bars({ size: [0.7, 28] });
+    const bars = uPlot.paths.bars({ size: [0.7, 28, 3] });
     // Half a day of room on each side, so the first and last bars show whole.
     const scales = { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] } };
     const axes = [{ stroke: '#656d76', grid: { show: false }, space: 50 }];
