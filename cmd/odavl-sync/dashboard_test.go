@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -347,27 +348,22 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// checkQueueRetry turns on the Retry-button check of TestDashboardInChromium
-// (it was off while the queue could lose a retried job).
-const checkQueueRetry = true
+// browser is a headless Chromium driven through chromedp for one test. Every
+// console error or warning, exception and browser log entry of level error or
+// warning (CSP violations, failed loads) it sees is kept as a problem.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
 
-// TestDashboardInChromium drives the real dashboard in headless Chromium
-// against a real serve: sign in, see the Insight severity cards, watch a
-// second upload arrive live, switch tabs, and no CSP violation or console
-// error on the way.
-func TestDashboardInChromium(t *testing.T) {
+	mu       sync.Mutex
+	problems []string
+}
+
+// startBrowser starts Chromium (skipping the test without it, failing it
+// under CI) with a window of 1280×900; it is closed when the test ends.
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
 	exe := chromiumPath(t)
-	s := startServe(t, nil)
-	c := s.Cred
-	if r := s.Do(http.MethodPost, "/api/v1/sync/insight", insightBody(c.OrganizationID, c.ProjectID, 1)); r.Status != http.StatusAccepted {
-		t.Fatalf("upload: %d %s", r.Status, r.Body)
-	}
-	eventually(t, "the first upload listed", func() bool {
-		var l struct{ Total int }
-		s.Do(http.MethodGet, "/api/v1/sync/insight", nil).JSON(t, &l)
-		return l.Total == 1
-	})
-
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
 		chromedp.Flag("headless", true),
@@ -382,16 +378,10 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
-	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
-
-	// Every console error or warning, exception and browser log entry of
-	// level error or warning (CSP violations, failed loads) is a failure.
-	var mu sync.Mutex
-	var problems []string
+	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
+	t.Cleanup(func() { cancelT(); cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx}
 	console := chromedp.Console(ctx)
 	go func() {
 		for m, err := range console {
@@ -405,45 +395,152 @@ func TestDashboardInChromium(t *testing.T) {
 			}
 			switch m.Type {
 			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
-				mu.Lock()
-				problems = append(problems, m.String()+" ("+m.Source+" "+m.URL+")")
-				mu.Unlock()
+				b.mu.Lock()
+				b.problems = append(b.problems, m.String()+" ("+m.Source+" "+m.URL+")")
+				b.mu.Unlock()
 			}
 		}
 	}()
-	problemsSoFar := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), problems...) }
+	return b
+}
 
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nbrowser problems: %q", what, err, problemsSoFar())
-		}
+// problemsSoFar are the problems the browser reported.
+func (b *browser) problemsSoFar() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.problems...)
+}
+
+// forgetProblems drops the problems reported so far (an expected one).
+func (b *browser) forgetProblems() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = nil
+}
+
+// run runs actions, failing the test with what it was doing.
+func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v\nbrowser problems: %q", what, err, b.problemsSoFar())
 	}
-	text := func(sel string) string {
-		t.Helper()
-		// One evaluation reads the element as it is: a live refresh may
-		// replace the nodes between two protocol calls.
-		js, _ := json.Marshal(sel)
-		s, err := chromedp.Run(ctx, chromedp.Poll[string](`(document.querySelector(`+string(js)+`) || {}).innerText`, chromedp.WithPollingTimeout(10*time.Second)))
-		if err != nil {
-			t.Fatalf("reading %s: %v\nbrowser problems: %q", sel, err, problemsSoFar())
-		}
-		return strings.TrimSpace(s)
+}
+
+// text is the rendered text of the first element sel selects, read in one
+// evaluation (a live refresh may replace the nodes between two protocol
+// calls); it waits up to 10 s for the element.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	js, _ := json.Marshal(sel)
+	s, err := chromedp.Run(b.ctx, chromedp.Poll[string](`(document.querySelector(`+string(js)+`) || {}).innerText`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		b.t.Fatalf("reading %s: %v\nbrowser problems: %q", sel, err, b.problemsSoFar())
 	}
-	eval := func(expr string) any {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
-		if err != nil {
-			t.Fatalf("evaluating %s: %v", expr, err)
-		}
-		return v
+	return strings.TrimSpace(s)
+}
+
+// eval evaluates a JavaScript expression in the page.
+func (b *browser) eval(expr string) any {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
 	}
-	waitJS := func(what, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("waiting for %s: %v\nbrowser problems: %q", what, err, problemsSoFar())
-		}
+	return v
+}
+
+// waitJS waits up to 20 s for a JavaScript expression to be true.
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v\npage text: %v\nbrowser problems: %q", what, err, b.eval(`document.body.innerText.slice(0, 2000)`), b.problemsSoFar())
 	}
+}
+
+// signIn opens the dashboard of serve and signs in with its first key,
+// waiting for the live stream.
+func (b *browser) signIn(c credentials) {
+	b.t.Helper()
+	b.run("signing in",
+		chromedp.Navigate(c.APIURL+"/dashboard"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-form")),
+		chromedp.SendKeys(chromedp.CSS("#f-key"), c.APIKey),
+		chromedp.SendKeys(chromedp.CSS("#f-org"), c.OrganizationID),
+		chromedp.SendKeys(chromedp.CSS("#f-project"), c.ProjectID),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#app")))
+	b.waitJS("the live stream", `document.getElementById('live').dataset.state === 'live'`)
+}
+
+// screenshotDir is where the dashboard tests save their screenshots, for CI
+// to keep as artifacts: $SCREENSHOT_DIR, else testdata/screenshots (ignored
+// by git).
+func screenshotDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SCREENSHOT_DIR")
+	if dir == "" {
+		dir = filepath.Join("testdata", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// screenshot saves the whole page as name (a .png) in screenshotDir.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir(b.t), name), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// overflowJS lists the elements wider than the viewport, outside those that
+// scroll on their own (the tab strip, tables).
+const overflowJS = `[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`
+
+// fits waits up to 5 s for nothing to stick out of the page (charts follow a
+// new width a frame later) and reports what still does.
+func (b *browser) fits(what string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](overflowJS+` === ''`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		b.t.Errorf("%s: wider than the screen: %v", what, b.eval(overflowJS))
+	}
+}
+
+// noProblems fails the test with every problem the browser reported.
+func (b *browser) noProblems() {
+	b.t.Helper()
+	if p := b.problemsSoFar(); len(p) > 0 {
+		b.t.Errorf("browser reported %d problem(s):\n%s", len(p), strings.Join(p, "\n"))
+	}
+}
+
+// checkQueueRetry turns on the Retry-button check of TestDashboardInChromium
+// (it was off while the queue could lose a retried job).
+const checkQueueRetry = true
+
+// TestDashboardInChromium drives the real dashboard in headless Chromium
+// against a real serve: sign in, see the Insight severity cards, watch a
+// second upload arrive live, switch tabs, and no CSP violation or console
+// error on the way.
+func TestDashboardInChromium(t *testing.T) {
+	b := startBrowser(t)
+	s := startServe(t, nil)
+	c := s.Cred
+	if r := s.Do(http.MethodPost, "/api/v1/sync/insight", insightBody(c.OrganizationID, c.ProjectID, 1)); r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the first upload listed", func() bool {
+		var l struct{ Total int }
+		s.Do(http.MethodGet, "/api/v1/sync/insight", nil).JSON(t, &l)
+		return l.Total == 1
+	})
+	run, text, eval, waitJS := b.run, b.text, b.eval, b.waitJS
 
 	run("opening the dashboard",
 		chromedp.Navigate(c.APIURL+"/dashboard"),
@@ -461,9 +558,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	// The browser logs the refused request (401) itself: expected here.
 	run("letting the browser log the refusal", chromedp.Sleep(300*time.Millisecond))
-	mu.Lock()
-	problems = nil
-	mu.Unlock()
+	b.forgetProblems()
 
 	eval(`document.getElementById('f-key').value = ''`)
 	run("signing in",
@@ -574,8 +669,8 @@ func TestDashboardInChromium(t *testing.T) {
 	// The four uploads are four completed jobs, in the table and the cards.
 	run("opening the Jobs tab", chromedp.Click(chromedp.CSS("#tab-jobs")))
 	waitJS("four completed jobs", `document.querySelectorAll('#panel-jobs tbody tr').length === 4 &&
-		[...document.querySelectorAll('#panel-jobs tbody .badge')].every(b => b.textContent === 'COMPLETED')`)
-	if got := text(`#panel-jobs tbody`); !strings.Contains(got, "GUARDIAN_TEST") || !strings.Contains(got, "AUTOPILOT_CYCLE") || !strings.Contains(got, "100%") {
+		[...document.querySelectorAll('#panel-jobs tbody .badge')].every(b => b.dataset.status === 'COMPLETED' && b.textContent === 'Completed')`)
+	if got := text(`#panel-jobs tbody`); !strings.Contains(got, "Guardian test") || !strings.Contains(got, "Autopilot cycle") || !strings.Contains(got, "100%") {
 		t.Errorf("jobs table %q", got)
 	}
 	waitJS("the statistics cards to count them", `document.querySelector('[data-stat=total] .value').textContent === '4' &&
@@ -602,8 +697,8 @@ func TestDashboardInChromium(t *testing.T) {
 		retrySel := `[data-retry="` + job.ID + `"]`
 		waitJS("the Retry button of the cancelled job", `!!document.querySelector('`+retrySel+`')`)
 		run("retrying from the page", chromedp.Click(chromedp.CSS(retrySel)))
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const tr = document.querySelector('[data-job="`+job.ID+`"]');
-			return !!tr && tr.querySelector('.badge').textContent === 'COMPLETED' })()`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](`(() => { const tr = document.querySelector('[data-job="`+job.ID+`"]');
+			return !!tr && tr.querySelector('.badge').dataset.status === 'COMPLETED' })()`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 			r := s.Do(http.MethodGet, "/api/v1/sync/jobs/"+job.ID, nil)
 			row := eval(`(document.querySelector('[data-job="` + job.ID + `"]') || {}).innerText`)
 			t.Fatalf("the retried job does not show completed: %v\npage row: %v\nerror: %v\nAPI: %d %s", err, row, eval(`document.getElementById('error').innerText`), r.Status, r.Body)
@@ -613,49 +708,37 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 
-	// DASHBOARD_SCREENSHOT=dir/name.png writes a screenshot of each tab
-	// (name-<tab>.png), for a person to look at.
-	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
-			run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(2500*time.Millisecond))
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-"+tab+".png", png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	// A screenshot of each tab (dashboard-<tab>.png in screenshotDir), for
+	// a person to look at.
+	tabs := []string{"trends", "jobs", "insight", "autopilot", "guardian"}
+	shown := func(tab string) string {
+		return `!document.getElementById('panel-` + tab + `').hidden && !document.querySelector('#panel-` + tab + ` .spinner') &&
+			!!document.querySelector('#panel-` + tab + ` .results > *')`
+	}
+	for _, tab := range tabs {
+		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)))
+		waitJS("the "+tab+" tab", shown(tab))
+		b.screenshot("dashboard-" + tab + ".png")
 	}
 
 	// On a phone-sized screen nothing sticks out of the page but the tab
-	// strip and the jobs table, which scroll.
-	run("narrowing the viewport", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
-	for _, tab := range []string{"jobs", "insight", "autopilot", "guardian"} {
-		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)), chromedp.Sleep(200*time.Millisecond))
-		if wide := eval(`[...document.querySelectorAll('body *')].filter(e => !e.closest('.tabs, .table-wrap') && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).join(' ')`); wide != "" {
-			t.Errorf("%s tab: wider than a 390 px screen: %v", tab, wide)
-		}
+	// strip and the tables, which scroll.
+	run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
+	waitJS("the page to fit 390 px", `window.innerWidth === 390`)
+	for _, tab := range tabs {
+		run("opening the "+tab+" tab", chromedp.Click(chromedp.CSS("#tab-"+tab)))
+		waitJS("the "+tab+" tab", shown(tab))
+		b.fits("the " + tab + " tab at 390 px")
 	}
-	if path := os.Getenv("DASHBOARD_SCREENSHOT"); path != "" {
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-phone.png", png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b.screenshot("dashboard-phone.png")
 	run("restoring the viewport", chromedp.ResetViewport())
 
-	if p := problemsSoFar(); len(p) > 0 {
-		t.Errorf("browser reported %d problem(s):\n%s", len(p), strings.Join(p, "\n"))
-	}
+	b.noProblems()
 
 	// The check above can fail: a violation of the policy is caught.
 	eval(`try { document.body.insertAdjacentHTML('beforeend', '<b>x</b>') } catch (e) { console.error(String(e)) }; true`)
 	eventually(t, "the deliberate violation to be reported", func() bool {
-		for _, p := range problemsSoFar() {
+		for _, p := range b.problemsSoFar() {
 			if strings.Contains(p, "TrustedHTML") {
 				return true
 			}

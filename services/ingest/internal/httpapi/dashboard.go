@@ -77,14 +77,23 @@ func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	toDashboard := func(c *gin.Context) { c.Redirect(http.StatusFound, "/dashboard/") }
 	r.GET("/", toDashboard)
 	r.HEAD("/", toDashboard)
-	for _, name := range []string{"index.html", "app.js", "app.css", "favicon.svg"} {
+	// Every page, script, style and image of the folder (vendored libraries
+	// included); their licences and notes stay in the source only.
+	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || staticType(path.Ext(name)) == "" {
+			return err
+		}
 		h := staticFile(sub, name)
 		if name == "index.html" {
 			r.GET("/dashboard", h)
 			r.GET("/dashboard/", h)
-			continue
+			return nil
 		}
 		r.GET("/dashboard/"+name, h)
+		return nil
+	})
+	if err != nil {
+		panic(err) // the directory is embedded at build time
 	}
 	streams := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "odavl_event_streams", Help: "Open dashboard event streams.",
@@ -92,6 +101,22 @@ func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	a.metrics.reg.MustRegister(streams)
 	counts := &streamCounts{open: map[string]int{}}
 	v1.GET("/events/stream", a.eventStream(streams, counts))
+}
+
+// staticType is the content type of a dashboard file that is served by its
+// extension, "" for one that is not served (a licence, a note).
+func staticType(ext string) string {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
+	}
+	return ""
 }
 
 // staticFile serves one embedded file with its hash as ETag and the
@@ -103,10 +128,7 @@ func staticFile(fsys fs.FS, name string) gin.HandlerFunc {
 	}
 	sum := sha256.Sum256(b)
 	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-	ctype := map[string]string{
-		".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-		".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
-	}[path.Ext(name)]
+	ctype := staticType(path.Ext(name))
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
 		h.Set("Content-Security-Policy", dashboardCSP)

@@ -20,6 +20,8 @@ func TestDashboardAssetsServeUnderAStrictPolicy(t *testing.T) {
 		{"/dashboard/app.js", "text/javascript; charset=utf-8", "/api/v1/events/stream"},
 		{"/dashboard/app.css", "text/css; charset=utf-8", ".card"},
 		{"/dashboard/favicon.svg", "image/svg+xml", "<svg"},
+		{"/dashboard/vendor/uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8", "uPlot"},
+		{"/dashboard/vendor/uplot/uPlot.min.css", "text/css; charset=utf-8", ".uplot"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			w := httptest.NewRecorder()

@@ -4,8 +4,7 @@
 
 (() => {
   const SESSION = 'odavl.dashboard';
-  const TABS = ['jobs', 'insight', 'autopilot', 'guardian'];
-  const LIMIT = 20;
+  const TABS = ['trends', 'jobs', 'insight', 'autopilot', 'guardian'];
   const $ = (id) => document.getElementById(id);
 
   // ---- DOM helpers -------------------------------------------------------
@@ -132,8 +131,31 @@
     showError(typeof reason === 'string' ? reason : '');
   }
 
-  // ---- statistics ----------------------------------------------------------
+  // ---- words -----------------------------------------------------------------
   const STATUS = ['WAITING', 'ACTIVE', 'COMPLETED', 'FAILED', 'DELAYED', 'PAUSED', 'CANCELLED'];
+  const STATUS_LABEL = {
+    WAITING: 'Waiting', ACTIVE: 'Running', COMPLETED: 'Completed', FAILED: 'Failed',
+    DELAYED: 'Delayed', PAUSED: 'Paused', CANCELLED: 'Cancelled',
+  };
+  const JOB_TYPE = {
+    INSIGHT_ANALYSIS: 'Insight analysis', AUTOPILOT_CYCLE: 'Autopilot cycle', GUARDIAN_TEST: 'Guardian test',
+    REPORT_GENERATION: 'Report', BULK_INVITATION: 'Bulk invitation', EMAIL_SEND: 'Email', DATA_EXPORT: 'Data export',
+  };
+  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const PRODUCT_WORDS = {
+    insight: ['analysis', 'analyses', 'Insight'], autopilot: ['run', 'runs', 'Autopilot'], guardian: ['test run', 'test runs', 'Guardian'],
+  };
+  // plural is "1 issue", "2 issues"; many is the irregular plural.
+  const plural = (n, one, many) => fmtNum(n, 0) + ' ' + (n === 1 ? one : (many || one + 's'));
+  const capital = (s) => (s ? s.charAt(0).toUpperCase() + s.slice(1) : s);
+  const pct = (v) => (typeof v === 'number' && isFinite(v) ? fmtNum(v, 1) + '%' : '—');
+  const trust = (v) => (typeof v === 'number' && isFinite(v) ? fmtNum(v * (v <= 1 ? 100 : 1), 0) + '%' : '—');
+  const statusBadge = (st) => el('span', { class: 'badge ' + st.toLowerCase(), 'data-status': st, text: STATUS_LABEL[st] || capital(st.toLowerCase()) || 'Unknown' });
+  // humanize turns an API field name into words: "averageLoadTime" → "Average load time".
+  const humanize = (k) => capital(String(k).replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').toLowerCase())
+    .replace(/\b(ttfb|fcp|lcp|cls|tbt|url|id)\b/g, (w) => w.toUpperCase());
+
+  // ---- statistics ----------------------------------------------------------
 
   // jobStats reads the counts by status from a jobs answer, whatever the
   // exact shape: {stats:{byStatus:{…}}}, {stats:{WAITING:n…}} or the items.
@@ -170,21 +192,34 @@
       card('Active', fmtNum(by.ACTIVE, 0), 'blue', 'processing now', { 'data-stat': 'active' }));
   }
 
-  // renderSummary shows the numeric figures of the stats summary as chips.
+  // SUMMARY names the figures of GET /api/v1/stats/summary for people.
+  const SUMMARY = [
+    ['analyses', 'Insight analyses', (b) => b.insight && b.insight.analyses, (v) => fmtNum(v, 0)],
+    ['issues', 'Issues found', (b) => b.insight && b.insight.totalIssues, (v) => fmtNum(v, 0)],
+    ['critical', 'Critical issues', (b) => b.insight && b.insight.issuesBySeverity && b.insight.issuesBySeverity.critical, (v) => fmtNum(v, 0)],
+    ['autopilot-runs', 'Autopilot runs', (b) => b.autopilot && b.autopilot.total, (v) => fmtNum(v, 0)],
+    ['success-rate', 'Autopilot success rate', (b) => b.autopilot && b.autopilot.successRate, pct],
+    ['trust', 'Average trust score', (b) => b.autopilot && b.autopilot.averageTrustScore, trust],
+    ['guardian-runs', 'Guardian test runs', (b) => b.guardian && b.guardian.total, (v) => fmtNum(v, 0)],
+    ['pass-rate', 'Guardian pass rate', (b) => b.guardian && b.guardian.passRate, pct],
+    ['accessibility', 'Average accessibility score', (b) => b.guardian && b.guardian.averageAccessibilityScore, (v) => fmtNum(v, 1)],
+    ['load-time', 'Average load time', (b) => b.guardian && b.guardian.averageLoadTime, fmtMs],
+    ['vulnerabilities', 'Vulnerabilities', (b) => b.guardian && b.guardian.totalVulnerabilities, (v) => fmtNum(v, 0)],
+    ['files', 'Files uploaded', (b) => b.files && b.files.uploaded, (v) => fmtNum(v, 0)],
+  ];
+
+  // renderSummary shows the figures of the stats summary as labelled chips.
   function renderSummary(r) {
     const box = $('summary');
     if (!r.ok) {
       box.replaceChildren(el('span', { class: 'chip muted', text: 'Statistics summary: ' + (r.unavailable ? 'not available' : r.message) }));
       return;
     }
-    const chips = [];
-    const walk = (prefix, v, depth) => {
-      if (chips.length >= 12 || depth > 2 || v === null) return;
-      if (typeof v === 'number') chips.push(el('span', { class: 'chip' }, prefix + ': ', el('b', { text: fmtNum(v, 2) })));
-      else if (typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(prefix ? prefix + ' ' + k : k, x, depth + 1);
-    };
-    walk('', r.body, 0);
-    box.replaceChildren(...chips);
+    const b = r.body || {};
+    box.replaceChildren(...SUMMARY.map(([key, label, get, fmt]) => {
+      const v = get(b);
+      return el('span', { class: 'chip', 'data-summary': key, title: v === null ? 'nothing to count yet' : null }, label + ': ', el('b', { text: typeof v === 'number' ? fmt(v) : '—' }));
+    }));
   }
 
   async function loadSummary() {
@@ -193,7 +228,7 @@
   }
 
   // ---- tabs ----------------------------------------------------------------
-  let current = 'jobs';
+  let current = 'trends';
   const loaded = {};
 
   function selectTab(name) {
@@ -205,16 +240,91 @@
     if (!loaded[name]) load(name);
   }
 
-  async function load(name, opts) {
+  // ---- filters and pages -----------------------------------------------------
+  const PAGE = 20;
+  const RANGE_FILTER = [{ key: 'from', label: 'From', date: true }, { key: 'to', label: 'To', date: true }];
+  const FILTERS = {
+    jobs: [
+      { key: 'status', label: 'Status', options: [['', 'Any status']].concat(STATUS.map((s) => [s, STATUS_LABEL[s]])) },
+      { key: 'type', label: 'Type', options: [['', 'Any type']].concat(Object.entries(JOB_TYPE)) },
+    ],
+    insight: RANGE_FILTER,
+    autopilot: [{ key: 'success', label: 'Result', options: [['', 'Any result'], ['true', 'Succeeded'], ['false', 'Failed']] }].concat(RANGE_FILTER),
+    guardian: [
+      { key: 'environment', label: 'Environment', options: [['', 'Any environment'], ['development', 'Development'], ['staging', 'Staging'], ['production', 'Production']] },
+      { key: 'passed', label: 'Result', options: [['', 'Any result'], ['true', 'Passed'], ['false', 'Failed']] },
+    ].concat(RANGE_FILTER),
+  };
+  // view keeps each list's filters and page while the tab is open.
+  const view = {};
+  for (const name of Object.keys(FILTERS)) view[name] = { filter: {}, offset: 0 };
+
+  // listQuery is the query of a list read: its page and filters (a date
+  // range covers whole UTC days, "to" included).
+  function listQuery(name) {
+    const v = view[name];
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(v.offset) });
+    for (const [k, val] of Object.entries(v.filter)) {
+      if (!val) continue;
+      if (k === 'from') q.set('from', val + 'T00:00:00Z');
+      else if (k === 'to') q.set('to', new Date(Date.parse(val + 'T00:00:00Z') + 864e5).toISOString().replace('.000Z', 'Z'));
+      else q.set(k, val);
+    }
+    return q.toString();
+  }
+
+  function filterBar(name) {
+    const fields = FILTERS[name].map((f) => {
+      const id = 'filter-' + name + '-' + f.key;
+      const input = f.date
+        ? el('input', { id, type: 'date', 'data-filter': f.key })
+        : el('select', { id, 'data-filter': f.key }, f.options.map(([v, label]) => el('option', { value: v, text: label })));
+      input.addEventListener('change', () => {
+        view[name].filter[f.key] = input.value;
+        view[name].offset = 0;
+        load(name);
+      });
+      return el('label', { for: id }, f.label, input);
+    });
+    return el('div', { class: 'filters', role: 'search', 'aria-label': 'Filter ' + (name === 'jobs' ? 'jobs' : PRODUCT_WORDS[name][2] + ' ' + PRODUCT_WORDS[name][1]) }, fields);
+  }
+
+  // pager shows where the page is and moves between pages.
+  function pager(name, count, total) {
+    const v = view[name];
+    if (!total || total <= PAGE && v.offset === 0) return null;
+    const go = (offset) => () => { v.offset = Math.max(0, offset); load(name); };
+    return el('nav', { class: 'pager', 'aria-label': 'Pages' },
+      el('button', { type: 'button', class: 'small secondary', 'data-page': 'prev', disabled: v.offset === 0, onclick: go(v.offset - PAGE) }, '‹ Newer'),
+      el('span', { class: 'muted', 'data-range': '', text: fmtNum(v.offset + 1, 0) + '–' + fmtNum(v.offset + count, 0) + ' of ' + fmtNum(total, 0) }),
+      el('button', { type: 'button', class: 'small secondary', 'data-page': 'next', disabled: v.offset + count >= total, onclick: go(v.offset + PAGE) }, 'Older ›'));
+  }
+
+  const filtered = (name) => Object.values(view[name].filter).some(Boolean);
+
+  // results is the part of a list's panel below its filters.
+  function results(name) {
     const panel = $('panel-' + name);
-    if (!(opts && opts.quiet)) panel.replaceChildren(spinner(name === 'jobs' ? 'jobs' : name + ' results'));
+    let box = panel.querySelector(':scope > .results');
+    if (!box) {
+      box = el('div', { class: 'results', 'aria-live': 'polite' });
+      panel.replaceChildren(filterBar(name), box);
+    }
+    return box;
+  }
+
+  async function load(name, opts) {
+    if (name === 'trends') return loadTrends(opts);
+    const box = results(name);
+    const words = PRODUCT_WORDS[name];
+    if (!(opts && opts.quiet)) box.replaceChildren(spinner(name === 'jobs' ? 'jobs' : words[2] + ' ' + words[1]));
     loaded[name] = true;
     if (name === 'jobs') return loadJobs(opts);
     const seq = ++requestSeq[name];
-    const r = await api('GET', '/api/v1/sync/' + name + '?limit=' + LIMIT);
+    const r = await api('GET', '/api/v1/sync/' + name + '?' + listQuery(name));
     if (!session || seq !== requestSeq[name]) return; // a newer read is under way
     if (!r.ok) {
-      panel.replaceChildren(r.unavailable ? note(name + ' results are not available: ' + r.message) : errorBox('Could not load ' + name + ' results: ' + r.message));
+      box.replaceChildren(r.unavailable ? note(words[2] + ' ' + words[1] + ' are not available: ' + r.message) : errorBox('Could not load ' + words[2] + ' ' + words[1] + ': ' + r.message));
       return;
     }
     const items = (r.body && r.body.items) || [];
@@ -227,44 +337,195 @@
     const nodes = items.map((it) => {
       const n = render(it);
       n.dataset.id = it.id || '';
+      n.querySelector('.item-head').append(detailsButton(name, it.id, n));
       if (seen && !seen.has(it.id)) n.classList.add('fresh');
       return n;
     });
     renderedIDs[name] = new Set(items.map((it) => it.id));
     const children = [];
     if (r.body.summary && typeof r.body.summary === 'object') children.push(summaryLine(r.body.summary));
-    if (!items.length) children.push(note('No ' + name + ' uploads yet. They appear here as soon as they are processed.'));
-    else children.push(el('div', { class: 'list', 'data-list': name }, nodes));
-    if (r.body.total > items.length) children.push(el('div', { class: 'more', text: 'Showing the newest ' + items.length + ' of ' + r.body.total + '.' }));
-    panel.replaceChildren(...children);
-    panel.dataset.total = String(r.body.total || 0);
+    if (!items.length) {
+      children.push(note(filtered(name) ? 'No ' + words[2] + ' ' + words[1] + ' match these filters.'
+        : 'No ' + words[2] + ' ' + words[1] + ' yet. They appear here as soon as they are processed.'));
+    } else children.push(el('div', { class: 'list', 'data-list': name }, nodes));
+    children.push(pager(name, items.length, r.body.total));
+    box.replaceChildren(...children.filter(Boolean));
+    $('panel-' + name).dataset.total = String(r.body.total || 0);
   }
   const renderedIDs = {};
   // requestSeq numbers the reads of each list, so an answer that arrives
   // after a newer read was sent is dropped instead of showing older data.
-  const requestSeq = { jobs: 0, insight: 0, autopilot: 0, guardian: 0 };
+  const requestSeq = { trends: 0, jobs: 0, insight: 0, autopilot: 0, guardian: 0 };
   const signatures = {};
 
   function summaryLine(s) {
     const box = el('div', { class: 'summary' });
-    for (const [k, v] of Object.entries(s)) if (typeof v === 'number') box.append(el('span', { class: 'chip' }, k + ': ', el('b', { text: fmtNum(v, 2) })));
+    for (const [k, v] of Object.entries(s)) if (typeof v === 'number') box.append(el('span', { class: 'chip' }, humanize(k) + ': ', el('b', { text: fmtNum(v, 2) })));
     return box;
+  }
+
+  // ---- drill-down ----------------------------------------------------------------
+  // openDetails keeps, per list, the drill-downs that are open, so a live
+  // refresh of the list keeps them open (with their own filters).
+  const openDetails = { insight: new Map(), autopilot: new Map(), guardian: new Map(), jobs: new Map() };
+
+  function detailsButton(name, id, host) {
+    const b = el('button', { type: 'button', class: 'small secondary', 'aria-expanded': 'false', 'data-details': id }, 'Details');
+    const toggle = () => {
+      const open = openDetails[name];
+      if (open.has(id)) {
+        open.get(id).remove();
+        open.delete(id);
+        b.setAttribute('aria-expanded', 'false');
+        b.textContent = 'Details';
+        return;
+      }
+      const box = name === 'jobs'
+        ? el('tr', { class: 'detail-row', 'data-detail': id }, el('td', { colspan: 6 }, el('div', { class: 'detail' })))
+        : el('section', { class: 'detail', 'data-detail': id });
+      open.set(id, box);
+      showDetail(name, id, b, host, box, true);
+    };
+    b.addEventListener('click', toggle);
+    if (openDetails[name].has(id)) showDetail(name, id, b, host, openDetails[name].get(id), name === 'jobs');
+    return b;
+  }
+
+  // showDetail places a drill-down under its item and, when fresh, reads it.
+  async function showDetail(name, id, btn, host, box, fresh) {
+    btn.setAttribute('aria-expanded', 'true');
+    btn.textContent = 'Hide details';
+    queueMicrotask(() => (name === 'jobs' ? host.after(box) : host.append(box)));
+    if (!fresh) return;
+    const body = name === 'jobs' ? box.querySelector('.detail') : box;
+    // A drill-down read again (a job on a live refresh) keeps what it shows
+    // until the new answer is there.
+    if (!body.firstChild) body.replaceChildren(spinner('details'));
+    const r = await api('GET', '/api/v1/sync/' + name + '/' + encodeURIComponent(id));
+    if (!session || openDetails[name].get(id) !== box) return; // closed meanwhile
+    if (!r.ok) {
+      body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message));
+      return;
+    }
+    body.replaceChildren(...{ insight: insightDetail, autopilot: autopilotDetail, guardian: guardianDetail, jobs: jobDetail }[name](r.body || {}).filter(Boolean));
+  }
+
+  const table = (cls, heads, rows) => el('div', { class: 'table-wrap' }, el('table', { class: cls },
+    el('thead', {}, el('tr', {}, heads.map((h) => el('th', { scope: 'col', text: h })))),
+    el('tbody', {}, rows)));
+  const facts = (pairs) => el('dl', { class: 'facts' }, pairs.filter(Boolean).map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', {}, v))));
+
+  function insightDetail(it) {
+    const issues = Array.isArray(it.issues) ? it.issues : [];
+    if (!issues.length) return [note('This analysis found no issues.')];
+    const count = (key, v) => issues.filter((i) => i[key] === v).length;
+    const sev = el('select', { 'data-issue-filter': 'severity', 'aria-label': 'Severity' },
+      el('option', { value: '', text: 'Every severity' }),
+      SEVERITIES.filter((s) => count('severity', s)).map((s) => el('option', { value: s, text: capital(s) + ' (' + count('severity', s) + ')' })));
+    const detectors = [...new Set(issues.map((i) => i.detector).filter(Boolean))].sort();
+    const det = el('select', { 'data-issue-filter': 'detector', 'aria-label': 'Detector' },
+      el('option', { value: '', text: 'Every detector' }),
+      detectors.map((d) => el('option', { value: d, text: d + ' (' + count('detector', d) + ')' })));
+    const shown = el('p', { class: 'muted', 'aria-live': 'polite' });
+    const holder = el('div');
+    const draw = () => {
+      const list = issues.filter((i) => (!sev.value || i.severity === sev.value) && (!det.value || i.detector === det.value));
+      shown.textContent = 'Showing ' + plural(list.length, 'issue') + (list.length === issues.length ? '' : ' of ' + issues.length) + '.';
+      holder.replaceChildren(table('issues', ['Location', 'Severity', 'Detector', 'Message'], list.map((i) => {
+        const loc = (i.file || '?') + (i.line ? ':' + i.line + (i.column ? ':' + i.column : '') : '');
+        return el('tr', { 'data-issue': '' },
+          el('td', { class: 'mono', 'data-location': '', text: loc }),
+          el('td', {}, badge(capital(i.severity || 'unknown'), String(i.severity || '').toLowerCase())),
+          el('td', { text: i.detector || '—' }),
+          el('td', { text: i.message || '' }));
+      })));
+    };
+    sev.addEventListener('change', draw);
+    det.addEventListener('change', draw);
+    draw();
+    return [el('h4', { text: 'Issues' }), el('div', { class: 'filters' }, el('label', {}, 'Severity', sev), el('label', {}, 'Detector', det)), shown, holder];
+  }
+
+  function autopilotDetail(it) {
+    const phases = it.phases || {};
+    const files = Array.isArray(it.filesModified) ? it.filesModified : [];
+    return [
+      el('h4', { text: 'Phases' }),
+      table('phases-table', ['Phase', 'Status', 'Duration'], ['observe', 'decide', 'act', 'verify', 'learn'].map((p) => {
+        const ph = phases[p] || {};
+        return el('tr', { 'data-phase-row': p }, el('td', { text: capital(p) }), el('td', {}, badge(capital(ph.status || 'unknown'), ph.status)), el('td', { text: fmtMs(ph.duration) }));
+      })),
+      facts([['Recipe', it.selectedRecipe || '—'], ['Trust score', trust(it.trustScore)], ['Quality improved', it.qualityImproved ? 'Yes' : 'No'],
+        ['Files modified', files.length ? plural(files.length, 'file') : 'None']]),
+      files.length ? el('ul', { class: 'files mono' }, files.map((f) => el('li', { text: f }))) : null,
+    ];
+  }
+
+  function guardianDetail(it) {
+    const t = it.tests || {};
+    const group = (title, obj, fmt) => {
+      const rows = Object.entries(obj || {}).filter(([, v]) => typeof v === 'number' || typeof v === 'string');
+      return rows.length ? [el('h4', { text: title }), facts(rows.map(([k, v]) => [humanize(k), typeof v === 'number' ? fmt(k, v) : v]))] : [];
+    };
+    const ms = (k, v) => (/score|violations|passes|count/i.test(k) ? fmtNum(v, 0) : fmtMs(v));
+    const shots = Array.isArray(it.screenshots) ? it.screenshots : [];
+    return [
+      facts([['URL', it.url || '—'], ['Environment', capital(it.environment || 'unknown')], ['Result', it.passed ? 'Passed' : 'Failed'], ['Test run', it.testRunId || '—']]),
+      ...group('Accessibility', t.accessibility, (k, v) => fmtNum(v, 0)),
+      ...group('Performance', t.performance, ms),
+      ...group('Security', t.security, (k, v) => fmtNum(v, 0)),
+      el('h4', { text: shots.length ? plural(shots.length, 'screenshot') : 'No screenshots' }),
+      shots.length ? el('ul', { class: 'files' }, shots.map((u) => el('li', {}, /^https?:\/\//.test(u)
+        ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u }) : el('span', { class: 'mono', text: u })))) : null,
+    ];
+  }
+
+  // downloads finds the download links in a job's output, wherever its
+  // handler put them ({downloadUrl}, {file:{…}}, {files:[…]}).
+  function downloads(out, name, found, depth) {
+    found = found || [];
+    if (!out || typeof out !== 'object' || depth > 3) return found;
+    // The named files first: an output's own link is often one of them.
+    for (const [k, v] of Object.entries(out)) if (v && typeof v === 'object') downloads(v, out.name || (Array.isArray(out) ? name : k), found, (depth || 0) + 1);
+    if (typeof out.downloadUrl === 'string' && !found.some((f) => f.url === out.downloadUrl)) found.push({ url: out.downloadUrl, name: out.name || name || 'output' });
+    return found;
+  }
+
+  function jobDetail(status) {
+    const j = status.job || status;
+    const st = String(j.status || status.status || '').toUpperCase();
+    const links = downloads(j.output);
+    const product = { INSIGHT_ANALYSIS: 'insight', AUTOPILOT_CYCLE: 'autopilot', GUARDIAN_TEST: 'guardian' }[j.type];
+    const history = Array.isArray(j.history) ? j.history : [];
+    return [
+      facts([['Status', statusBadge(st || 'UNKNOWN')], ['Type', JOB_TYPE[j.type] || j.type || '—'], ['Progress', num(j.progress) + '%'],
+        ['Attempts', typeof j.maxAttempts === 'number' ? fmtNum(num(j.attempts), 0) + ' of ' + fmtNum(j.maxAttempts, 0) : fmtNum(num(j.attempts), 0)],
+        ['Created', fmtTime(j.createdAt)], j.startedAt && ['Started', fmtTime(j.startedAt)], j.finishedAt && ['Finished', fmtTime(j.finishedAt)],
+        (j.error || status.reason) && ['Error', el('span', { class: 'error-text', text: j.error || status.reason })]]),
+      links.length ? el('div', { class: 'downloads' }, el('h4', { text: 'Output' }),
+        links.map((l) => el('a', { class: 'download', href: l.url, download: '', rel: 'noopener noreferrer', 'data-download': '', text: 'Download ' + l.name }))) : null,
+      product && j.resultId ? el('p', {}, el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(product) }, 'Open in ' + PRODUCT_WORDS[product][2])) : null,
+      el('h4', { text: 'History' }),
+      history.length ? table('history', ['Time', 'Status', 'Attempt', 'Error'], history.map((h) => el('tr', { 'data-history': '' },
+        el('td', { text: fmtTime(h.at) }), el('td', {}, statusBadge(String(h.status || '').toUpperCase())),
+        el('td', { text: h.attempt ? String(h.attempt) : '—' }), el('td', { text: h.error || '' })))) : note('No history yet.'),
+    ];
   }
 
   // ---- jobs ----------------------------------------------------------------
   async function loadJobs(opts) {
-    const panel = $('panel-jobs');
+    const box = results('jobs');
     const seq = ++requestSeq.jobs;
-    const r = await api('GET', '/api/v1/sync/jobs?limit=' + LIMIT);
+    const r = await api('GET', '/api/v1/sync/jobs?' + listQuery('jobs'));
     if (!session || seq !== requestSeq.jobs) return; // a newer read is under way
     const items = r.ok ? ((r.body && (r.body.items || r.body.jobs)) || (Array.isArray(r.body) ? r.body : [])) : [];
     if (r.ok) r.stats = jobStats(r.body || {}, items);
-    renderStats(r);
+    if (!filtered('jobs')) renderStats(r);
     if (!r.ok) {
-      panel.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message));
+      box.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message));
       return;
     }
-    if (!items.length) { panel.replaceChildren(note('No jobs yet.')); return; }
+    if (!items.length) { box.replaceChildren(note(filtered('jobs') ? 'No jobs match these filters.' : 'No jobs yet.')); return; }
     const rows = items.map((j) => {
       const st = String(j.status || '').toUpperCase();
       const pct = Math.max(0, Math.min(100, num(j.progress)));
@@ -283,17 +544,17 @@
       if (st === 'COMPLETED' && j.resultId && product) {
         actions.push(el('button', { type: 'button', class: 'small secondary', onclick: () => selectTab(product) }, 'View'));
       }
-      return el('tr', { 'data-job': j.id },
+      const tr = el('tr', { 'data-job': j.id },
         el('td', { class: 'mono', title: j.id, text: shortID(j.id) }),
-        el('td', { text: j.type || '—' }),
-        el('td', {}, badge(st || 'UNKNOWN'), j.error ? el('div', { class: 'sub muted', text: j.error }) : null),
+        el('td', { 'data-type': j.type, text: JOB_TYPE[j.type] || j.type || '—' }),
+        el('td', {}, statusBadge(st || 'UNKNOWN'), j.error ? el('div', { class: 'sub muted', text: j.error }) : null),
         el('td', {}, el('progress', { max: 100, value: pct, 'aria-label': 'progress ' + pct + '%' }), el('span', { class: 'pct', text: pct + '%' })),
         el('td', { text: fmtTime(j.createdAt) }),
-        el('td', {}, actions));
+        el('td', { class: 'actions' }, actions));
+      tr.lastChild.append(detailsButton('jobs', j.id, tr));
+      return tr;
     });
-    panel.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'jobs' },
-      el('thead', {}, el('tr', {}, ['Job ID', 'Type', 'Status', 'Progress', 'Created', 'Actions'].map((h) => el('th', { scope: 'col', text: h })))),
-      el('tbody', {}, rows))));
+    box.replaceChildren(...[table('jobs', ['Job ID', 'Type', 'Status', 'Progress', 'Created', 'Actions'], rows), pager('jobs', items.length, r.body.total)].filter(Boolean));
   }
 
   async function retry(id, btn) {
@@ -312,7 +573,7 @@
       el('div', { class: 'item-head' },
         el('h3', {}, 'Analysis ', el('span', { class: 'mono', title: it.id, text: shortID(it.id) })),
         el('span', { class: 'when', text: fmtTime(it.timestamp || it.receivedAt) }),
-        el('span', { class: 'total' }, el('b', { text: fmtNum(num(it.totalIssues), 0) }), ' issues')),
+        el('span', { class: 'total', text: num(it.totalIssues) ? plural(num(it.totalIssues), 'issue') + ' found' : 'No issues found' })),
       el('div', { class: 'cards severity' },
         card('Critical', fmtNum(num(s.critical), 0), 'red', null, { 'data-severity': 'critical' }),
         card('High', fmtNum(num(s.high), 0), 'orange', null, { 'data-severity': 'high' }),
@@ -344,7 +605,7 @@
           el('div', { class: 'dur', text: fmtMs(ph.duration) }));
       })),
       el('div', { class: 'metrics' },
-        metric('Trust score', typeof it.trustScore === 'number' ? fmtNum(it.trustScore * (it.trustScore <= 1 ? 100 : 1), 0) + '%' : '—'),
+        metric('Trust score', trust(it.trustScore)),
         metric('Files modified', fmtNum((it.filesModified || []).length, 0)),
         metric('Total duration', fmtMs(total)),
         metric('Quality improved', it.qualityImproved ? 'yes' : 'no'),
@@ -362,14 +623,166 @@
         el('span', {}, badge(env, 'env ' + env), ' ', it.passed ? badge('passed', 'passed') : badge('failed', 'failed'))),
       el('div', { class: 'cards' },
         card('Accessibility', fmtNum(a.score, 0), num(a.score) >= 90 ? 'green' : num(a.score) >= 70 ? 'yellow' : 'red',
-          fmtNum(a.violations, 0) + ' violations, ' + fmtNum(a.passes, 0) + ' passes', { 'data-test': 'accessibility' }),
+          plural(num(a.violations), 'violation') + ', ' + plural(num(a.passes), 'pass', 'passes'), { 'data-test': 'accessibility' }),
         card('Load time', fmtMs(p.loadTime), 'blue', 'TTFB ' + fmtMs(p.ttfb) + ' · FCP ' + fmtMs(p.fcp) + ' · LCP ' + fmtMs(p.lcp), { 'data-test': 'performance' }),
-        card('Vulnerabilities', fmtNum(num(s.vulnerabilities), 0), num(s.vulnerabilities) ? 'red' : 'green', fmtNum(s.warnings, 0) + ' warnings', { 'data-test': 'security' })),
+        card('Vulnerabilities', fmtNum(num(s.vulnerabilities), 0), num(s.vulnerabilities) ? 'red' : 'green', plural(num(s.warnings), 'warning'), { 'data-test': 'security' })),
       el('div', { class: 'metrics' },
         metric('Test run', it.testRunId || '—'),
         metric('Tests', '3'),
         metric('Screenshots', fmtNum((it.screenshots || []).length, 0))));
   }
+
+  // ---- trends (charts of GET /api/v1/stats/trends, drawn by uPlot) -----------
+  const RANGES = [7, 30, 90];
+  let trendDays = 7;
+  const charts = new Map(); // chart key → uPlot instance
+  const COLORS = {
+    critical: '#b91c1c', high: '#c2410c', medium: '#a16207', low: '#2563eb',
+    runs: '#94a3b8', success: '#15803d', pass: '#15803d', a11y: '#7c3aed', load: '#2563eb',
+    COMPLETED: '#15803d', FAILED: '#b91c1c', CANCELLED: '#57606a', ACTIVE: '#2563eb', WAITING: '#a16207', DELAYED: '#c2410c',
+  };
+
+  // JOB_EVENT names what the day's count of a status means: how many jobs
+  // entered it that day.
+  const JOB_EVENT = { COMPLETED: 'completed', FAILED: 'failed', CANCELLED: 'cancelled', ACTIVE: 'started', WAITING: 'queued', DELAYED: 'delayed' };
+
+  // isoDay is the UTC day n days before today, YYYY-MM-DD.
+  const isoDay = (back) => new Date(Date.now() - back * 864e5).toISOString().slice(0, 10);
+
+  function trendsShell() {
+    const panel = $('panel-trends');
+    let body = panel.querySelector(':scope > .results');
+    if (body) return body;
+    const buttons = RANGES.map((n) => el('button', {
+      type: 'button', class: 'small secondary', 'data-days': n, 'aria-pressed': String(n === trendDays),
+      onclick: () => { trendDays = n; for (const b of buttons) b.setAttribute('aria-pressed', String(Number(b.dataset.days) === n)); loadTrends(); },
+    }, n + ' days'));
+    body = el('div', { class: 'results' });
+    panel.replaceChildren(el('div', { class: 'filters range', role: 'group', 'aria-label': 'Range' }, el('span', { class: 'muted', text: 'Last' }), buttons), body);
+    return body;
+  }
+
+  // series of a day list: x in seconds (UTC midnight), then each figure.
+  const at = (days, f) => days.map((d) => { const v = f(d); return typeof v === 'number' && isFinite(v) ? v : null; });
+  const sum = (a) => a.reduce((s, v) => s + (v || 0), 0);
+
+  // chartSpecs turns the days into the charts: a title, a caption that says
+  // what the range holds in words, the series and how they are drawn.
+  function chartSpecs(days) {
+    const n = days.length;
+    const sev = SEVERITIES.map((s) => at(days, (d) => d.insight && d.insight.issuesBySeverity && d.insight.issuesBySeverity[s]));
+    const runs = at(days, (d) => d.autopilot && d.autopilot.total);
+    const tests = at(days, (d) => d.guardian && d.guardian.total);
+    const statuses = ['COMPLETED', 'FAILED', 'CANCELLED', 'ACTIVE', 'WAITING', 'DELAYED'];
+    const jobs = statuses.map((s) => at(days, (d) => (d.jobs && d.jobs.byStatus && d.jobs.byStatus[s]) || 0));
+    const shownStatuses = statuses.filter((s, i) => sum(jobs[i]) > 0);
+    const issues = sum(sev.flat());
+    const lastDays = 'in the last ' + plural(n, 'day');
+    return [
+      { key: 'issues', title: 'Insight issues by severity', stacked: true,
+        caption: issues ? plural(issues, 'issue') + ' found ' + lastDays + ' (' + SEVERITIES.map((s, i) => sum(sev[i]) + ' ' + s).join(', ') + ')' : 'No issues found ' + lastDays,
+        series: SEVERITIES.map((s, i) => ({ label: capital(s), color: COLORS[s], values: sev[i], bars: true })) },
+      { key: 'autopilot', title: 'Autopilot runs and success rate',
+        caption: sum(runs) ? plural(sum(runs), 'run') + ' ' + lastDays : 'No Autopilot runs ' + lastDays,
+        series: [
+          { label: 'Runs', color: COLORS.runs, values: runs, bars: true, scale: 'count' },
+          { label: 'Success rate', color: COLORS.success, values: at(days, (d) => d.autopilot && d.autopilot.successRate), scale: '%' }] },
+      { key: 'guardian', title: 'Guardian pass rate and accessibility',
+        caption: sum(tests) ? plural(sum(tests), 'test run') + ' ' + lastDays : 'No Guardian test runs ' + lastDays,
+        series: [
+          { label: 'Pass rate', color: COLORS.pass, values: at(days, (d) => d.guardian && d.guardian.passRate), scale: '%' },
+          { label: 'Accessibility score', color: COLORS.a11y, values: at(days, (d) => d.guardian && d.guardian.averageAccessibilityScore), scale: '%' }] },
+      { key: 'load', title: 'Guardian average load time',
+        caption: sum(tests) ? 'Milliseconds, the average of each day\'s test runs' : 'No Guardian test runs ' + lastDays,
+        series: [{ label: 'Load time (ms)', color: COLORS.load, values: at(days, (d) => d.guardian && d.guardian.averageLoadTime), scale: 'ms' }] },
+      { key: 'jobs', title: 'Jobs by status',
+        caption: shownStatuses.length ? 'Jobs ' + lastDays + ': ' + shownStatuses.map((s) => fmtNum(sum(jobs[statuses.indexOf(s)]), 0) + ' ' + JOB_EVENT[s]).join(', ') : 'No jobs ' + lastDays,
+        series: (shownStatuses.length ? shownStatuses : ['COMPLETED']).map((s) => ({ label: capital(JOB_EVENT[s]), color: COLORS[s], values: jobs[statuses.indexOf(s)] })) },
+    ];
+  }
+
+  // drawChart draws (or redraws) one chart into its figure. Stacked bars are
+  // drawn as running totals, the tallest first, so each band shows its part.
+  function drawChart(fig, spec, xs) {
+    const plot = fig.querySelector('.plot');
+    const old = charts.get(spec.key);
+    if (old) old.destroy();
+    let series = spec.series;
+    let data = series.map((s) => s.values);
+    if (spec.stacked) {
+      const acc = xs.map(() => 0);
+      data = series.map((s) => s.values.map((v, i) => (acc[i] += v || 0)));
+      series = series.slice().reverse();
+      data = data.slice().reverse();
+    }
+    const bars = uPlot.paths.bars({ size: [0.7, 28, 3] });
+    // Half a day of room on each side, so the first and last bars show whole.
+    const scales = { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] } };
+    const axes = [{ stroke: '#656d76', grid: { show: false }, space: 50 }];
+    const used = [...new Set(series.map((s) => s.scale || 'count'))];
+    used.forEach((sc, i) => {
+      scales[sc] = sc === '%' ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(1, max)] };
+      axes.push({ scale: sc, side: i ? 1 : 3, stroke: '#656d76', size: sc === 'ms' ? 64 : 48, grid: { show: i === 0, stroke: '#eaeef2' },
+        incrs: sc === 'count' ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5] : undefined,
+        values: (u, ticks) => ticks.map((v) => (sc === '%' ? v + '%' : sc === 'ms' ? fmtMs(v) : fmtNum(v, 0))) });
+    });
+    const width = Math.max(240, plot.clientWidth || fig.clientWidth || 300);
+    const opts = {
+      width, height: 200, scales, axes,
+      cursor: { drag: { x: false, y: false } },
+      legend: { live: false },
+      series: [{}].concat(series.map((s) => ({
+        label: s.label, scale: s.scale || 'count', stroke: s.color, width: s.bars ? 0 : 2, fill: s.bars ? s.color : undefined,
+        paths: s.bars ? bars : undefined, points: { show: !s.bars, size: 5 }, spanGaps: !s.bars,
+      }))),
+      hooks: { draw: [(u) => { fig.dataset.points = String(u.data[0].length); fig.dataset.drawn = String(Number(fig.dataset.drawn || 0) + 1); }] },
+    };
+    plot.replaceChildren();
+    charts.set(spec.key, new uPlot(opts, [xs].concat(data), plot));
+  }
+
+  async function loadTrends(opts) {
+    const body = trendsShell();
+    loaded.trends = true;
+    const n = trendDays;
+    if (!(opts && opts.quiet)) body.replaceChildren(spinner('trends'));
+    const seq = ++requestSeq.trends;
+    const r = await api('GET', '/api/v1/stats/trends?from=' + isoDay(n - 1) + '&to=' + isoDay(0));
+    if (!session || seq !== requestSeq.trends) return;
+    if (!r.ok) {
+      for (const c of charts.values()) c.destroy();
+      charts.clear();
+      body.replaceChildren(r.unavailable ? note('Trends are not available: ' + r.message) : errorBox('Could not load the trends: ' + r.message));
+      return;
+    }
+    if (typeof uPlot !== 'function') { body.replaceChildren(errorBox('The chart library did not load.')); return; }
+    const days = (r.body && r.body.days) || [];
+    const sig = JSON.stringify([n, days]);
+    if (opts && opts.quiet && signatures.trends === sig) return;
+    signatures.trends = sig;
+    const xs = days.map((d) => Date.parse(d.day + 'T00:00:00Z') / 1000);
+    const specs = chartSpecs(days);
+    const grid = body.querySelector('.charts') || el('div', { class: 'charts' });
+    const figs = specs.map((spec) => {
+      let fig = grid.querySelector('[data-chart="' + spec.key + '"]');
+      if (!fig) fig = el('figure', { class: 'chart', 'data-chart': spec.key }, el('figcaption', {}, el('h3', { text: spec.title }), el('div', { class: 'sub muted' })), el('div', { class: 'plot' }));
+      fig.querySelector('.sub').textContent = spec.caption;
+      fig.setAttribute('aria-label', spec.title + ': ' + spec.caption);
+      fig.dataset.range = String(n);
+      return fig;
+    });
+    grid.replaceChildren(...figs);
+    if (!grid.isConnected) body.replaceChildren(grid);
+    specs.forEach((spec, i) => drawChart(figs[i], spec, xs));
+  }
+
+  // Charts follow their column's width (a phone turned, a window resized).
+  const resize = new ResizeObserver(() => {
+    for (const [key, u] of charts) {
+      const plot = document.querySelector('[data-chart="' + key + '"] .plot');
+      if (plot && plot.clientWidth && Math.abs(plot.clientWidth - u.width) > 4) u.setSize({ width: plot.clientWidth, height: 200 });
+    }
+  });
 
   // ---- live updates (fetch streaming, the key stays in a header) -------------
   let stream = null; // AbortController of the open stream
@@ -457,12 +870,14 @@
       if (TABS.includes(p)) pending.add(p);
       pending.add('jobs');
       pending.add('summary');
+      pending.add('trends');
     } else if (/\.alert\.critical\.v1$/.test(type)) {
       const b = $('banner');
       b.textContent = '⚠ ' + num(d.critical) + ' critical issue' + (num(d.critical) === 1 ? '' : 's') + ' in Insight upload ' + shortID(d.uploadId) + ' (' + fmtTime(d.raisedAt) + ')';
       b.hidden = false;
     } else if (/^dev\.odavl\.jobs\./.test(type)) {
       pending.add('jobs');
+      pending.add('trends');
     }
     // Events come in bursts (status changes, then processed): refresh once.
     if (!flushTimer) flushTimer = setTimeout(flush, 250);
@@ -493,6 +908,7 @@
     $('tenant').textContent = session.org + ' / ' + session.project;
     for (const t of TABS) loaded[t] = false;
     $('stats').replaceChildren(spinner('statistics'));
+    resize.observe($('panel-trends'));
     selectTab(current);
     if (current !== 'jobs') loadJobs({ quiet: true }); // the statistics cards
 
