@@ -56,6 +56,8 @@ type Report struct {
 // Validator validates the uploads of the three products.
 type Validator struct {
 	schemas map[events.Product]productSchema
+	// fast are the schemas compiled for the fast path (fast.go).
+	fast    map[events.Product]*node
 	printer *message.Printer
 	now     func() time.Time
 }
@@ -88,7 +90,7 @@ func Raw(p events.Product) json.RawMessage {
 func New(now func() time.Time) (*Validator, error) {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	v := &Validator{schemas: map[events.Product]productSchema{}, printer: message.NewPrinter(language.English), now: now}
+	v := &Validator{schemas: map[events.Product]productSchema{}, fast: map[events.Product]*node{}, printer: message.NewPrinter(language.English), now: now}
 	for _, p := range events.Products {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Raw(p)))
 		if err != nil {
@@ -124,6 +126,9 @@ func New(now func() time.Time) (*Validator, error) {
 			ps.lists[name] = ls
 		}
 		v.schemas[p] = ps
+		if v.fast[p], err = compileFast(Raw(p)); err != nil {
+			return nil, fmt.Errorf("compiling %s schema for the fast path: %w", p, err)
+		}
 	}
 	return v, nil
 }
@@ -140,6 +145,14 @@ func (v *Validator) Validate(p events.Product, org, project string, body []byte)
 // re-encoded canonically: keys sorted, no insignificant spaces, numbers as
 // written, so equal payloads hash equally.
 func (v *Validator) Canonical(p events.Product, org, project string, body []byte) (Report, []byte) {
+	if c, ok := v.fastCanonical(p, org, project, body); ok {
+		return Report{}, c
+	}
+	return v.fullCanonical(p, org, project, body)
+}
+
+// fullCanonical is Canonical without the fast path: it names every bad field.
+func (v *Validator) fullCanonical(p events.Product, org, project string, body []byte) (Report, []byte) {
 	ps := v.schemas[p]
 	own, items := &collector{bad: map[string]bool{}}, &collector{}
 	items.bad = own.bad

@@ -1,0 +1,537 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/odavl/sync/libs/events"
+)
+
+// The fast path: a valid upload is checked and made canonical in one walk
+// over a fastjson tree, against the same JSON Schemas compiled into a small
+// tree of the keywords they use, with the business checks on the same tree.
+// It answers only "valid, and here are the canonical bytes" or "not sure":
+// anything it does not accept, for any reason, goes to the full path
+// (jsonschema and the typed decode), which names every bad field. So it may
+// be strict — numbers with more than 15 digits, strings that are not valid
+// UTF-8, duplicate keys, times outside the plain RFC 3339 shapes all take the
+// full path — but it must never accept what the full path refuses, nor make
+// other canonical bytes: TestFastPathAgreesWithTheFullPath checks both on
+// thousands of mutated bodies.
+
+// node is one compiled schema: the subset of JSON Schema 2020-12 the upload
+// schemas use. A keyword outside it fails New, so a schema change cannot
+// silently widen the fast path.
+type node struct {
+	typ      string // object, array, string, number, integer, boolean, or "" (enum)
+	props    map[string]*node
+	required []string
+	closed   bool  // additionalProperties: false
+	addl     *node // additionalProperties: a schema
+	items    *node
+	maxItems int // -1: none
+	unique   bool
+	minLen   int
+	maxLen   int // -1: none
+	pattern  *regexp.Regexp
+	format   string
+	enum     []string
+	min, max *float64
+	maxProps int // -1: none
+	names    *regexp.Regexp
+}
+
+// compileFast compiles raw (one product's schema) into nodes.
+func compileFast(raw []byte) (*node, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	defs, _ := doc["$defs"].(map[string]any)
+	var compile func(m map[string]any, at string) (*node, error)
+	compile = func(m map[string]any, at string) (*node, error) {
+		if ref, ok := m["$ref"].(string); ok {
+			name, found := cutPrefix(ref, "#/$defs/")
+			d, ok := defs[name].(map[string]any)
+			if !found || !ok || len(m) != 1 {
+				return nil, fmt.Errorf("%s: unsupported $ref %q", at, ref)
+			}
+			return compile(d, ref)
+		}
+		n := &node{maxItems: -1, maxLen: -1, maxProps: -1}
+		for k, val := range m {
+			var err error
+			switch k {
+			case "$schema", "$id", "title", "description", "$defs":
+			case "type":
+				n.typ, _ = val.(string)
+			case "properties":
+				n.props = map[string]*node{}
+				for name, sub := range val.(map[string]any) {
+					if n.props[name], err = compile(sub.(map[string]any), at+"."+name); err != nil {
+						return nil, err
+					}
+				}
+			case "required":
+				for _, r := range val.([]any) {
+					n.required = append(n.required, r.(string))
+				}
+			case "additionalProperties":
+				if b, ok := val.(bool); ok {
+					n.closed = !b
+				} else if n.addl, err = compile(val.(map[string]any), at+".*"); err != nil {
+					return nil, err
+				}
+			case "items":
+				if n.items, err = compile(val.(map[string]any), at+"[]"); err != nil {
+					return nil, err
+				}
+			case "maxItems":
+				n.maxItems = int(val.(float64))
+			case "uniqueItems":
+				n.unique, _ = val.(bool)
+			case "minLength":
+				n.minLen = int(val.(float64))
+			case "maxLength":
+				n.maxLen = int(val.(float64))
+			case "pattern":
+				n.pattern, err = regexp.Compile(val.(string))
+			case "format":
+				n.format, _ = val.(string)
+				if n.format != "date-time" && n.format != "uri" {
+					return nil, fmt.Errorf("%s: unsupported format %q", at, n.format)
+				}
+			case "enum":
+				for _, e := range val.([]any) {
+					s, ok := e.(string)
+					if !ok {
+						return nil, fmt.Errorf("%s: an enum of other than strings", at)
+					}
+					n.enum = append(n.enum, s)
+				}
+			case "minimum":
+				f := val.(float64)
+				n.min = &f
+			case "maximum":
+				f := val.(float64)
+				n.max = &f
+			case "maxProperties":
+				n.maxProps = int(val.(float64))
+			case "propertyNames":
+				pn, _ := val.(map[string]any)
+				p, ok := pn["pattern"].(string)
+				if !ok || len(pn) != 1 {
+					return nil, fmt.Errorf("%s: unsupported propertyNames", at)
+				}
+				n.names, err = regexp.Compile(p)
+			default:
+				return nil, fmt.Errorf("%s: keyword %q is not supported by the fast path", at, k)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", at, err)
+			}
+		}
+		switch n.typ {
+		case "object", "array", "string", "number", "integer", "boolean":
+		case "":
+			if n.enum == nil {
+				return nil, fmt.Errorf("%s: a schema with neither type nor enum", at)
+			}
+		default:
+			return nil, fmt.Errorf("%s: unsupported type %q", at, n.typ)
+		}
+		return n, nil
+	}
+	return compile(doc, "#")
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// walker is the state of one fast validation, pooled.
+type walker struct {
+	parser fastjson.Parser
+	out    []byte
+	num    []byte
+	kv     []kvPair
+	visit  func(k []byte, v *fastjson.Value)
+}
+
+type kvPair struct {
+	k []byte
+	v *fastjson.Value
+}
+
+var walkers = sync.Pool{New: func() any {
+	w := &walker{}
+	w.visit = func(k []byte, v *fastjson.Value) { w.kv = append(w.kv, kvPair{k, v}) }
+	return w
+}}
+
+func compareKV(a, b kvPair) int { return bytes.Compare(a.k, b.k) }
+
+// fastMaxBody bounds the bodies the fast path takes: its tree of a body
+// of tiny items costs tens of times the body, and its pooled parsers keep
+// that memory; larger bodies (10,000 issues are about 1.5 MB) take the full
+// path, which reads lists item by item.
+const fastMaxBody = 256 << 10
+
+// fastCanonical returns the canonical bytes of body when the fast path can
+// tell it is a valid upload of p for the tenant.
+func (v *Validator) fastCanonical(p events.Product, org, project string, body []byte) ([]byte, bool) {
+	root := v.fast[p]
+	if root == nil || len(body) > fastMaxBody || !json.Valid(body) || surrogateEscape(body) {
+		return nil, false
+	}
+	w := walkers.Get().(*walker)
+	defer walkers.Put(w)
+	doc, err := w.parser.ParseBytes(body)
+	if err != nil {
+		return nil, false
+	}
+	w.out, w.kv = w.out[:0], w.kv[:0]
+	if !w.walk(root, doc) || !v.fastBusiness(p, org, project, doc) {
+		return nil, false
+	}
+	return bytes.Clone(w.out), true
+}
+
+// surrogateEscape reports whether body may hold a \uD800-\uDFFF escape:
+// fastjson keeps a lone one as its six characters where encoding/json makes
+// it U+FFFD, so such a body takes the full path.
+func surrogateEscape(body []byte) bool {
+	for i := bytes.Index(body, []byte(`\u`)); i >= 0 && i+3 < len(body); {
+		if d := body[i+2]; d == 'd' || d == 'D' {
+			if c := body[i+3]; c >= '8' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' {
+				return true
+			}
+		}
+		j := bytes.Index(body[i+2:], []byte(`\u`))
+		if j < 0 {
+			return false
+		}
+		i += 2 + j
+	}
+	return false
+}
+
+// walk validates val against n and appends its canonical form to w.out.
+func (w *walker) walk(n *node, val *fastjson.Value) bool {
+	if n.enum != nil {
+		s, err := val.StringBytes()
+		if err != nil || !slices.Contains(n.enum, string(s)) {
+			return false
+		}
+		w.out = appendString(w.out, s)
+		return true
+	}
+	switch n.typ {
+	case "object":
+		return w.object(n, val)
+	case "array":
+		items, err := val.Array()
+		if err != nil || (n.maxItems >= 0 && len(items) > n.maxItems) {
+			return false
+		}
+		if n.unique && !uniqueStrings(n, items) {
+			return false
+		}
+		w.out = append(w.out, '[')
+		for i, it := range items {
+			if i > 0 {
+				w.out = append(w.out, ',')
+			}
+			if !w.walk(n.items, it) {
+				return false
+			}
+		}
+		w.out = append(w.out, ']')
+		return true
+	case "string":
+		s, err := val.StringBytes()
+		if err != nil || !utf8.Valid(s) {
+			return false
+		}
+		if c := utf8.RuneCount(s); c < n.minLen || (n.maxLen >= 0 && c > n.maxLen) {
+			return false
+		}
+		if n.pattern != nil && !n.pattern.Match(s) {
+			return false
+		}
+		switch n.format {
+		case "date-time":
+			if _, ok := plainTime(s); !ok {
+				return false
+			}
+		case "uri":
+			// As the schema library checks it: parsed, absolute, and
+			// (conservatively) no IPv6 host.
+			u, err := url.Parse(string(s))
+			if err != nil || !u.IsAbs() || strings.Contains(u.Hostname(), ":") {
+				return false
+			}
+		}
+		w.out = appendString(w.out, s)
+		return true
+	case "number", "integer":
+		if val.Type() != fastjson.TypeNumber {
+			return false
+		}
+		w.num = val.MarshalTo(w.num[:0])
+		f, ok := plainNumber(w.num, n.typ == "integer")
+		if !ok || (n.min != nil && f < *n.min) || (n.max != nil && f > *n.max) {
+			return false
+		}
+		w.out = append(w.out, w.num...)
+		return true
+	case "boolean":
+		switch val.Type() {
+		case fastjson.TypeTrue:
+			w.out = append(w.out, "true"...)
+		case fastjson.TypeFalse:
+			w.out = append(w.out, "false"...)
+		default:
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// uniqueStrings reports whether a list of strings repeats none (a list of
+// other items takes the full path).
+func uniqueStrings(n *node, items []*fastjson.Value) bool {
+	if n.items.typ != "string" {
+		return len(items) < 2
+	}
+	if len(items) <= 32 {
+		for i := range items {
+			for j := range i {
+				if bytes.Equal(items[i].GetStringBytes(), items[j].GetStringBytes()) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	seen := make(map[string]struct{}, len(items))
+	for _, it := range items {
+		s := it.GetStringBytes()
+		if _, dup := seen[string(s)]; dup {
+			return false
+		}
+		seen[string(s)] = struct{}{}
+	}
+	return true
+}
+
+// object validates an object and writes it with its keys sorted.
+func (w *walker) object(n *node, val *fastjson.Value) bool {
+	o, err := val.Object()
+	if err != nil || (n.maxProps >= 0 && o.Len() > n.maxProps) {
+		return false
+	}
+	start := len(w.kv)
+	o.Visit(w.visit)
+	defer func() { w.kv = w.kv[:start] }()
+	kvs := w.kv[start:]
+	slices.SortFunc(kvs, compareKV)
+	for i := 1; i < len(kvs); i++ {
+		if bytes.Equal(kvs[i].k, kvs[i-1].k) {
+			return false // a duplicate key: the full path decides which one counts
+		}
+	}
+	for _, r := range n.required {
+		if _, found := slices.BinarySearchFunc(kvs, r, func(kv kvPair, r string) int { return bytes.Compare(kv.k, []byte(r)) }); !found {
+			return false
+		}
+	}
+	w.out = append(w.out, '{')
+	for i := range kvs {
+		// kvs may move while children are walked: index w.kv, not kvs.
+		kv := w.kv[start+i]
+		if !utf8.Valid(kv.k) {
+			return false
+		}
+		sub := n.props[string(kv.k)]
+		if sub == nil {
+			if n.closed || n.addl == nil || (n.names != nil && !n.names.Match(kv.k)) {
+				return false
+			}
+			sub = n.addl
+		}
+		if i > 0 {
+			w.out = append(w.out, ',')
+		}
+		w.out = appendString(w.out, kv.k)
+		w.out = append(w.out, ':')
+		if !w.walk(sub, kv.v) {
+			return false
+		}
+	}
+	w.out = append(w.out, '}')
+	return true
+}
+
+// plainNumber parses a number of at most 15 significant characters (so
+// that float64 compares it with the schema's bounds exactly); an integer
+// must be written as one (no fraction, no exponent) and fit int64.
+func plainNumber(lit []byte, integer bool) (float64, bool) {
+	if len(lit) > 16 {
+		return 0, false
+	}
+	if integer {
+		n, err := strconv.ParseInt(string(lit), 10, 64)
+		return float64(n), err == nil
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
+}
+
+// timeShape is the plain RFC 3339 shape both the schema's date-time format
+// and Go's time.Time accept: upper-case T and Z, hours below 24 and
+// minutes and seconds below 60 (in the offset too: Go takes +24:00).
+var timeShape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+
+func plainTime(s []byte) (time.Time, bool) {
+	if !timeShape.Match(s) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	return t, err == nil
+}
+
+// fastBusiness runs the business checks of business() on the tree: those a
+// schema cannot state. A body they refuse takes the full path, which names
+// the field.
+func (v *Validator) fastBusiness(p events.Product, org, project string, doc *fastjson.Value) bool {
+	if string(doc.GetStringBytes("organizationId")) != org || string(doc.GetStringBytes("projectId")) != project {
+		return false
+	}
+	ts, ok := plainTime(doc.GetStringBytes("timestamp"))
+	if !ok || ts.Before(Oldest) || ts.After(v.now().Add(Skew)) {
+		return false
+	}
+	switch p {
+	case events.Insight:
+		sev := doc.Get("issuesBySeverity")
+		counts := [4]int64{}
+		var sum int64
+		for i, s := range events.Severities {
+			counts[i] = sev.GetInt64(s)
+			sum += counts[i]
+		}
+		if sum != doc.GetInt64("totalIssues") {
+			return false
+		}
+		var listed [4]int64
+		for _, is := range doc.GetArray("issues") {
+			i := severityIndex(is.GetStringBytes("severity"))
+			if i < 0 {
+				return false
+			}
+			if listed[i]++; listed[i] > counts[i] {
+				return false
+			}
+		}
+	case events.Autopilot:
+		var sum float64
+		for _, name := range events.AutopilotPhases {
+			ph := doc.Get("phases", name)
+			sum += ph.GetFloat64("duration")
+			if doc.GetBool("success") && string(ph.GetStringBytes("status")) == string(events.PhaseFailed) {
+				return false
+			}
+		}
+		if total := doc.GetFloat64("totalDuration"); total > 0 && total+1e-6 < sum {
+			return false
+		}
+	case events.Guardian:
+		pf := doc.Get("tests", "performance")
+		ttfb, fcp, lcp := pf.GetFloat64("ttfb"), pf.GetFloat64("fcp"), pf.GetFloat64("lcp")
+		if (fcp > 0 && lcp > 0 && lcp < fcp) || (ttfb > 0 && fcp > 0 && fcp < ttfb) {
+			return false
+		}
+		shots := doc.GetArray("screenshots")
+		for i := range shots {
+			for j := range i {
+				if bytes.Equal(shots[i].GetStringBytes(), shots[j].GetStringBytes()) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func severityIndex(b []byte) int {
+	for i, s := range events.Severities {
+		if string(b) == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendString writes s (valid UTF-8) as encoding/json does without HTML
+// escaping, so that the canonical bytes are the full path's.
+func appendString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
