@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/odavl/sync/client/cli"
+
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/embedded"
@@ -63,7 +65,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 // serve is the one-command system: config, logger, NATS, store, services, HTTP, shutdown.
 func serve(ctx context.Context, e *env, f serveFlags) error {
 	// Config.
-	r := config.NewReader(e.getenv)
+	r := config.NewReader(e.Getenv)
 	natsURL := r.String("NATS_URL", "")
 	mongoURI := r.String("MONGO_URI", "")
 	mongoDB := r.String("MONGO_DB", "odavl_sync")
@@ -74,28 +76,28 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		f.logLevel = r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	}
 	if err := r.Err(); err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
-	ingestCfg, err := ingest.ConfigFromEnv(e.getenv)
+	ingestCfg, err := ingest.ConfigFromEnv(e.Getenv)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
 	ingestCfg.Addr = f.addr
-	jobsCfg, err := jobs.ConfigFromEnv(e.getenv)
+	jobsCfg, err := jobs.ConfigFromEnv(e.Getenv)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
-	storageCfg, err := storage.ConfigFromEnv(e.getenv)
+	storageCfg, err := storage.ConfigFromEnv(e.Getenv)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
-	statsCfg, err := stats.ConfigFromEnv(e.getenv)
+	statsCfg, err := stats.ConfigFromEnv(e.Getenv)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--data: %w", err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--data: %w", err))
 	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -109,9 +111,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// Logger.
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--log-level: %w", err))
 	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
 	start := time.Now()
 
 	// NATS: embedded unless NATS_URL is set.
@@ -119,7 +121,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if natsURL == "" {
 		nc, err := natsConfig(data, f)
 		if err != nil {
-			return withCode(ExitUsage, err)
+			return cli.WithCode(cli.ExitUsage, err)
 		}
 		if ns, err = embedded.StartNATS(nc); err != nil {
 			return err
@@ -156,7 +158,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 
 	// Store: embedded unless MONGO_URI is set.
 	if mongoURI == "" {
-		quiet := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
+		quiet := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
 		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet, strings.TrimSpace(f.syncInterval) == "always")
 		if err != nil {
 			return err
@@ -176,7 +178,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// absolute URLs of it.
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--addr: %w", err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--addr: %w", err))
 	}
 	defer ln.Close()
 	apiURL := "http://" + ln.Addr().String()
@@ -276,7 +278,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		wg.Wait()
 		return err
 	}
-	printWelcome(e.stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
+	printWelcome(e.Stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
 	log.Info("ready", "apiUrl", cred.APIURL, "startMs", time.Since(start).Milliseconds())
 
 	// Shutdown: HTTP first (in-flight uploads are answered), then the
