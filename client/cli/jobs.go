@@ -65,6 +65,7 @@ func newJobs(e *Env) *cobra.Command {
 					for _, t := range j.History {
 						fmt.Fprintf(w, "  %s  %s %s\n", t.At.Format("2006-01-02T15:04:05.000Z07:00"), t.Status, t.Error)
 					}
+					printJobOutput(w, j)
 				})
 				return nil
 			})
@@ -93,7 +94,7 @@ func newJobs(e *Env) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(list, get, action("retry", (*client.Client).RetryJob), action("cancel", (*client.Client).CancelJob))
+	cmd.AddCommand(list, get, newJobSubmit(e, &f), action("retry", (*client.Client).RetryJob), action("cancel", (*client.Client).CancelJob))
 	return cmd
 }
 

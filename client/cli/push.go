@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +58,8 @@ errors and exits 4.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, _ := client.ParseProduct(args[0])
 			ctx := cmd.Context()
-			if _, err := resolveConfig(e, &f); err != nil {
+			cfg, err := resolveConfig(e, &f)
+			if err != nil {
 				return err
 			}
 			body, err := readInput(e, args[1])
@@ -68,6 +68,11 @@ errors and exits 4.`,
 			}
 			if _, err := client.CanonicalJSON(body); err != nil {
 				return WithCode(ExitRejected, fmt.Errorf("%s: %w", args[1], err))
+			}
+			// A document without its tenant gets the client's; one of another
+			// tenant is refused here, before anything is sent or spooled.
+			if body, err = client.FillTenant(body, cfg.OrganizationID, cfg.ProjectID); err != nil {
+				return WithCode(ExitRejected, fmt.Errorf("%s not sent: %w (ODAVL_ORGANIZATION_ID/--org and ODAVL_PROJECT_ID/--project choose where it goes)", args[1], err))
 			}
 			s, err := connect(ctx, e, &f, true)
 			if err != nil {
@@ -269,82 +274,4 @@ func exactArgs(n int, msg string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func newResults(e *Env) *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{Use: "results", Short: "Read stored results back"}
-	f.register(cmd)
-	var limit, offset int
-	list := &cobra.Command{
-		Use:   "list insight|autopilot|guardian",
-		Short: "List a project's results, newest first",
-		Args:  exactArgs(1, "results list takes a product"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := client.ParseProduct(args[0])
-			if err != nil {
-				return WithCode(ExitUsage, err)
-			}
-			s, err := connect(cmd.Context(), e, &f, true)
-			if err != nil {
-				return err
-			}
-			l, err := s.cl.List(cmd.Context(), p, client.ListOptions{Limit: limit, Offset: offset})
-			if err != nil {
-				if client.IsRejected(err) {
-					return rejection("list", err)
-				}
-				return err
-			}
-			s.out.result(l, true, func(w io.Writer) {
-				fmt.Fprintf(w, "%d %s result(s)", l.Total, p)
-				if len(l.Items) < int(l.Total) {
-					fmt.Fprintf(w, ", showing %d from %d", len(l.Items), l.Offset)
-				}
-				fmt.Fprintln(w)
-				for _, it := range l.Items {
-					var v struct {
-						ID        string `json:"id"`
-						Timestamp string `json:"timestamp"`
-					}
-					_ = json.Unmarshal(it, &v)
-					fmt.Fprintf(w, "  %s  %s\n", v.ID, v.Timestamp)
-				}
-			})
-			return nil
-		},
-	}
-	list.Flags().IntVar(&limit, "limit", 20, "page size (1-100)")
-	list.Flags().IntVar(&offset, "offset", 0, "skip this many")
-	get := &cobra.Command{
-		Use:   "get insight|autopilot|guardian ID",
-		Short: "Print one stored result as JSON",
-		Args:  exactArgs(2, "results get takes a product and an id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := client.ParseProduct(args[0])
-			if err != nil {
-				return WithCode(ExitUsage, err)
-			}
-			s, err := connect(cmd.Context(), e, &f, true)
-			if err != nil {
-				return err
-			}
-			raw, err := s.cl.Get(cmd.Context(), p, args[1])
-			if err != nil {
-				if client.IsRejected(err) {
-					return rejection("get", err)
-				}
-				return err
-			}
-			s.out.result(raw, true, func(w io.Writer) {
-				var v any
-				_ = json.Unmarshal(raw, &v)
-				b, _ := json.MarshalIndent(v, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
-			return nil
-		},
-	}
-	cmd.AddCommand(list, get)
-	return cmd
 }

@@ -41,7 +41,11 @@ func NewRoot(e *Env, short string) *cobra.Command {
 // e.Stderr.
 func Execute(ctx context.Context, root *cobra.Command, args []string, e *Env) int {
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	if _, _, ferr := root.Find(args); ferr != nil {
+		err = WithCode(ExitUsage, ferr) // an unknown command
+	}
+	if err != nil {
 		fmt.Fprintln(e.Stderr, "odavl-sync:", err)
 		return ExitCode(err)
 	}
