@@ -104,23 +104,24 @@ func TestCLIResultsListGetShowWhatMatters(t *testing.T) {
 	cli.mustRun("push", "autopilot", writeJSON(t, dir, "a.json", autopilotBody(c.OrganizationID, c.ProjectID, "run-ci-1", false)), "--wait", "--json").JSON(t, &ap)
 	cli.mustRun("push", "guardian", writeJSON(t, dir, "g.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-ci-1", "staging", true)), "--wait", "--json").JSON(t, &gu)
 
-	r := cli.mustRun("results", "list", "insight")
-	mustContain(t, "results list insight", r.Stdout, "1 insight result(s)", in.Receipt.EventID, "3 issues (1 critical, 1 high, 1 medium, 0 low)")
-	r = cli.mustRun("results", "list", "autopilot")
-	mustContain(t, "results list autopilot", r.Stdout, ap.Receipt.EventID, "FAILED", "run run-ci-1", "trust 0.82", "2 file(s) modified")
-	r = cli.mustRun("results", "list", "guardian")
-	mustContain(t, "results list guardian", r.Stdout, gu.Receipt.EventID, "passed", "staging https://example.com/checkout", "accessibility 91.5", "load 1800 ms", "1 vulnerabilities")
-
-	r = cli.mustRun("results", "get", "insight", in.Receipt.EventID, "--worst", "2")
-	mustContain(t, "results get insight", r.Stdout, "3 issues (1 critical", "detectors: eslint, typescript", "worst issues:",
-		"critical  src/a.ts:3:7  eslint  eval is evil #1", "high      src/b.ts:10:1  typescript  implicit any", "… 1 more")
-	if strings.Contains(r.Stdout, "prefer-const") {
-		t.Errorf("--worst 2 shows a third issue:\n%s", r.Stdout)
+	for _, tc := range []struct {
+		args []string
+		want []string // in this order
+	}{
+		{[]string{"list", "insight"}, []string{"1 insight result(s)", in.Receipt.EventID, "3 issues (1 critical, 1 high, 1 medium, 0 low)"}},
+		{[]string{"list", "autopilot"}, []string{ap.Receipt.EventID, "FAILED", "run run-ci-1", "trust 0.82", "2 file(s) modified"}},
+		{[]string{"list", "guardian"}, []string{gu.Receipt.EventID, "passed", "staging https://example.com/checkout", "accessibility 91.5", "load 1800 ms", "1 vulnerabilities"}},
+		{[]string{"get", "insight", in.Receipt.EventID, "--worst", "2"}, []string{"3 issues (1 critical", "detectors: eslint, typescript", "worst issues:",
+			"critical  src/a.ts:3:7  eslint  eval is evil #1", "high      src/b.ts:10:1  typescript  implicit any", "… 1 more"}},
+		{[]string{"get", "autopilot", ap.Receipt.EventID}, []string{"FAILED", "recipe: remove-unused-imports", "verify failed", "modified src/a.ts"}},
+		{[]string{"get", "guardian", gu.Receipt.EventID}, []string{"passed", "accessibility: score 91.5, 2 violations", "performance: load 1800 ms", "security: 1 vulnerabilities, 3 warnings"}},
+	} {
+		r := cli.mustRun(append([]string{"results"}, tc.args...)...)
+		mustContain(t, "results "+strings.Join(tc.args, " "), r.Stdout, tc.want...)
+		if tc.args[0] == "get" && tc.args[1] == "insight" && strings.Contains(r.Stdout, "prefer-const") {
+			t.Errorf("--worst 2 shows a third issue:\n%s", r.Stdout)
+		}
 	}
-	r = cli.mustRun("results", "get", "autopilot", ap.Receipt.EventID)
-	mustContain(t, "results get autopilot", r.Stdout, "FAILED", "recipe: remove-unused-imports", "verify failed", "modified src/a.ts")
-	r = cli.mustRun("results", "get", "guardian", gu.Receipt.EventID)
-	mustContain(t, "results get guardian", r.Stdout, "passed", "accessibility: score 91.5, 2 violations", "performance: load 1800 ms", "security: 1 vulnerabilities, 3 warnings")
 	if r := cli.run("results", "get", "insight", "up_nope"); r.Code != clicmd.ExitRejected {
 		t.Errorf("results get of an unknown id: exit %d %q", r.Code, r.Stderr)
 	}
