@@ -169,6 +169,9 @@ func (s *session) download(ctx context.Context, j *client.Job, dir string) ([]Do
 		if err != nil {
 			return out, fmt.Errorf("downloading %s: %w", f.Name, err)
 		}
+		if f.Size > 0 && int64(len(b)) != f.Size {
+			return out, fmt.Errorf("downloading %s: got %d of its %d bytes (the client downloads at most 32 MiB; use its link: odavl-sync jobs get %s)", f.Name, len(b), f.Size, j.ID)
+		}
 		path := filepath.Join(dir, filepath.Base(filepath.Clean("/"+f.Name)))
 		if err := os.WriteFile(path+".part", b, 0o644); err != nil {
 			return out, fmt.Errorf("saving %s: %w", f.Name, err)
