@@ -38,9 +38,10 @@ lint: vet ## go vet (and gofmt check) every module
 contracts: ## Check the served OpenAPI document with standard tools: redocly lint (no error), openapi-typescript + tsc (npm ci into contracts/)
 	scripts/check-contracts.sh
 
-build: ## Build every binary into ./bin
+build: ## Build every binary into ./bin (odavl-sync-client: the client alone, as go install builds it)
 	@mkdir -p bin
 	go build -o bin/odavl-sync ./cmd/odavl-sync
+	cd client && go build -o ../bin/odavl-sync-client ./cmd/odavl-sync
 	@for s in ingest jobs storage stats; do (cd services/$$s && go build -o ../../bin/$$s ./cmd/$$s); done
 
 gowork-off: ## Build each module on its own (GOWORK=off), as its container does

@@ -148,7 +148,7 @@ func (c *Client) url(path string, q url.Values) string {
 }
 
 // do sends r, retrying transient failures, and decodes a 2xx JSON answer into
-// out (nil: discarded). It returns the final answer's headers.
+// out (nil: discarded; a *[]byte takes the body as it is). It returns the final answer's headers.
 func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error) {
 	policy := c.cfg.Retry
 	if r.retry != nil {
@@ -158,6 +158,10 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	for attempt := 1; ; attempt++ {
 		hdr, body, err := c.once(ctx, r, target)
 		if err == nil {
+			if raw, ok := out.(*[]byte); ok {
+				*raw = body
+				return hdr, nil
+			}
 			if out != nil && len(body) > 0 {
 				if err := json.Unmarshal(body, out); err != nil {
 					return hdr, fmt.Errorf("%s %s: decoding answer: %w", r.method, target, err)

@@ -252,6 +252,17 @@ func (c *Client) CompleteMultipart(ctx context.Context, fileID string, parts []C
 	return &out, nil
 }
 
+// Download GETs a signed download URL (absolute, or a path below the base
+// URL), retried like every call; the key is not sent to it. It answers the
+// file's bytes, at most 32 MiB.
+func (c *Client) Download(ctx context.Context, signedURL string) ([]byte, error) {
+	var b []byte
+	if _, err := c.do(ctx, request{method: http.MethodGet, path: signedURL, timeout: c.cfg.TransferTimeout}, &b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // send PUTs (or as told) size bytes from open to a signed URL, retried, and
 // returns the answer's ETag. onBytes sees every chunk sent (negative to take
 // back an attempt that failed).

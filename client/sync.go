@@ -309,3 +309,40 @@ func (c *Client) Wait(ctx context.Context, id string, o WaitOptions) (*UploadSta
 		wait = min(wait+wait/2, o.MaxInterval)
 	}
 }
+
+// ErrOtherTenant is wrapped by FillTenant's error for a document that names
+// another organization or project than the client's.
+var ErrOtherTenant = errors.New("the document names another tenant")
+
+// FillTenant sets organizationId and projectId of a result document that
+// lacks them (absent or empty) to org and project. A document that names
+// another organization or project is an ErrOtherTenant error: the server
+// would refuse it. A document that is not a JSON object is returned as it is
+// (the server says what is wrong with it).
+func FillTenant(body []byte, org, project string) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
+		return body, nil
+	}
+	changed := false
+	for _, f := range []struct{ field, want string }{{"organizationId", org}, {"projectId", project}} {
+		raw, ok := doc[f.field]
+		var have string
+		if ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &have); err != nil {
+				return body, nil // not a string: the server's validation says so
+			}
+		}
+		switch {
+		case have == "":
+			doc[f.field], _ = json.Marshal(f.want)
+			changed = true
+		case have != f.want:
+			return nil, fmt.Errorf("%w: its %s is %q, the client's is %q", ErrOtherTenant, f.field, have, f.want)
+		}
+	}
+	if !changed {
+		return body, nil
+	}
+	return json.Marshal(doc)
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 func checkProblem(t *testing.T, r apiResp, status int) problemBody {
@@ -111,8 +113,8 @@ func TestKeysCreate(t *testing.T) {
 	checkProblem(t, s.DoAs(key, "acme", "web", http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "x", "projectId": "y"}), http.StatusForbidden)
 	code = run(context.Background(), []string{"keys", "create", "--org", "bad org", "--project", "web", "--credentials", filepath.Join(s.Data, credentialsFile)},
 		func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
-	if code != ExitRejected {
-		t.Errorf("bad org id: exit %d, want %d", code, ExitRejected)
+	if code != cli.ExitRejected {
+		t.Errorf("bad org id: exit %d, want %d", code, cli.ExitRejected)
 	}
 }
 
@@ -152,8 +154,8 @@ func TestBootstrapAdminKeyTooShortIsAUsageError(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"},
 		func(k string) string { return map[string]string{"BOOTSTRAP_ADMIN_KEY": "short"}[k] }, strings.NewReader(""), &out, &errOut)
-	if code != ExitUsage || !strings.Contains(errOut.String(), "BOOTSTRAP_ADMIN_KEY") {
-		t.Fatalf("exit %d, stderr %q; want %d naming BOOTSTRAP_ADMIN_KEY", code, errOut.String(), ExitUsage)
+	if code != cli.ExitUsage || !strings.Contains(errOut.String(), "BOOTSTRAP_ADMIN_KEY") {
+		t.Fatalf("exit %d, stderr %q; want %d naming BOOTSTRAP_ADMIN_KEY", code, errOut.String(), cli.ExitUsage)
 	}
 }
 

@@ -27,6 +27,8 @@ import (
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/rpc"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 // BenchmarkStore is `make bench-store`: the embedded store at the scale of a
@@ -178,7 +180,7 @@ func startInProcess(b *testing.B, data, storeAddr string) *benchServer {
 func connectBench(b *testing.B, s *benchServer, data, storeAddr string) *benchServer {
 	s.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var err error
-	if s.cred, err = readCredentials(filepath.Join(data, credentialsFile)); err != nil {
+	if s.cred, err = cli.ReadCredentials(filepath.Join(data, credentialsFile)); err != nil {
 		b.Fatal(err)
 	}
 	if s.mc, err = mongo.Connect(options.Client().ApplyURI("mongodb://" + storeAddr + "/").SetTimeout(10 * time.Minute)); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/odavl/sync/client"
+	clicmd "github.com/odavl/sync/client/cli"
 )
 
 func TestCLIJobsListGetCancelRetry(t *testing.T) {
@@ -42,8 +43,8 @@ func TestCLIJobsListGetCancelRetry(t *testing.T) {
 	if l.Total != 1 || l.Items[0].ID != p.Receipt.JobID || l.Items[0].Type != "INSIGHT_ANALYSIS" {
 		t.Errorf("completed jobs: %+v", l.Items)
 	}
-	if r := cli.run("jobs", "list", "--status", "LOST", "--credentials", cred); r.Code != ExitRejected {
-		t.Errorf("jobs list --status LOST: exit %d, want %d: %s", r.Code, ExitRejected, r.Stderr)
+	if r := cli.run("jobs", "list", "--status", "LOST", "--credentials", cred); r.Code != clicmd.ExitRejected {
+		t.Errorf("jobs list --status LOST: exit %d, want %d: %s", r.Code, clicmd.ExitRejected, r.Stderr)
 	}
 
 	var act client.JobActionResult
@@ -55,15 +56,15 @@ func TestCLIJobsListGetCancelRetry(t *testing.T) {
 	r := cli.run("status", j.ID, "--credentials", cred, "--json")
 	var st client.UploadStatus
 	r.JSON(t, &st)
-	if r.Code != ExitFailed || st.State != client.StateFailed || st.Status != "CANCELLED" {
+	if r.Code != clicmd.ExitFailed || st.State != client.StateFailed || st.Status != "CANCELLED" {
 		t.Errorf("status of a cancelled job: exit %d %+v", r.Code, st)
 	}
 	// A completed job cannot be cancelled: rejected, not retried.
-	if r := cli.run("jobs", "cancel", p.Receipt.JobID, "--credentials", cred); r.Code != ExitRejected {
+	if r := cli.run("jobs", "cancel", p.Receipt.JobID, "--credentials", cred); r.Code != clicmd.ExitRejected {
 		t.Errorf("cancel of a completed job: exit %d: %s", r.Code, r.Stderr)
 	}
 	// Nor retried: only a FAILED upload job is.
-	if r := cli.run("jobs", "retry", p.Receipt.JobID, "--credentials", cred, "--json"); r.Code != ExitRejected {
+	if r := cli.run("jobs", "retry", p.Receipt.JobID, "--credentials", cred, "--json"); r.Code != clicmd.ExitRejected {
 		t.Errorf("retry of a completed upload job: exit %d: %s", r.Code, r.Stderr)
 	}
 	var got client.Job

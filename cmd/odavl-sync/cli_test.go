@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/odavl/sync/client"
+	clicmd "github.com/odavl/sync/client/cli"
 )
 
 // testClock is the clock the client commands wait on in tests: Sleep
@@ -99,7 +100,7 @@ func (c *cliEnv) run(args ...string) cliResult {
 	c.t.Helper()
 	var out, errOut strings.Builder
 	args = append(args, "--spool", c.spool)
-	ctx := withClock(context.Background(), c.clock)
+	ctx := clicmd.WithClock(context.Background(), c.clock)
 	code := run(ctx, args, func(k string) string { return c.env[k] }, strings.NewReader(c.stdin), &out, &errOut)
 	return cliResult{Code: code, Stdout: out.String(), Stderr: errOut.String()}
 }
@@ -219,8 +220,8 @@ func TestCLIPushEachProductAndReadBack(t *testing.T) {
 func TestCLIConfigMissingSettingNamed(t *testing.T) {
 	cli := newCLI(t, map[string]string{"ODAVL_CLOUD_API": "http://127.0.0.1:1", "ODAVL_ORGANIZATION_ID": "o"})
 	r := cli.run("push", "insight", "-")
-	if r.Code != ExitUsage {
-		t.Fatalf("exit %d, want %d (usage): %s", r.Code, ExitUsage, r.Stderr)
+	if r.Code != clicmd.ExitUsage {
+		t.Fatalf("exit %d, want %d (usage): %s", r.Code, clicmd.ExitUsage, r.Stderr)
 	}
 	for _, want := range []string{"ODAVL_API_KEY", "ODAVL_PROJECT_ID"} {
 		if !strings.Contains(r.Stderr, want) {
@@ -230,8 +231,8 @@ func TestCLIConfigMissingSettingNamed(t *testing.T) {
 	if strings.Contains(r.Stderr, "ODAVL_CLOUD_API") {
 		t.Errorf("error names a setting that is set: %s", r.Stderr)
 	}
-	if r := cli.run("push", "nothing", "-"); r.Code != ExitUsage {
-		t.Errorf("unknown product: exit %d, want %d", r.Code, ExitUsage)
+	if r := cli.run("push", "nothing", "-"); r.Code != clicmd.ExitUsage {
+		t.Errorf("unknown product: exit %d, want %d", r.Code, clicmd.ExitUsage)
 	}
 }
 
@@ -246,8 +247,8 @@ func TestCLIRejectedUploadShowsFieldErrors(t *testing.T) {
 	path := writeJSON(t, t.TempDir(), "bad.json", bad)
 
 	r := cli.run("push", "insight", path, "--credentials", cred)
-	if r.Code != ExitRejected {
-		t.Fatalf("exit %d, want %d (rejected)\n%s", r.Code, ExitRejected, r.Stderr)
+	if r.Code != clicmd.ExitRejected {
+		t.Fatalf("exit %d, want %d (rejected)\n%s", r.Code, clicmd.ExitRejected, r.Stderr)
 	}
 	for _, want := range []string{"400", "detectors", "issuesBySeverity.critical"} {
 		if !strings.Contains(r.Stderr, want) {
@@ -259,11 +260,11 @@ func TestCLIRejectedUploadShowsFieldErrors(t *testing.T) {
 		Problem client.Error
 	}
 	r.JSON(t, &pj)
-	if r.Code != ExitRejected || pj.Problem.Status != 400 || len(pj.Problem.Fields) < 2 {
+	if r.Code != clicmd.ExitRejected || pj.Problem.Status != 400 || len(pj.Problem.Fields) < 2 {
 		t.Errorf("--json rejection: exit %d %+v", r.Code, pj.Problem)
 	}
 	// A rejection is final: not spooled.
-	var ls spoolListing
+	var ls clicmd.SpoolListing
 	cli.mustRun("spool", "list", "--json").JSON(t, &ls)
 	if len(ls.Entries) != 0 {
 		t.Errorf("a rejected upload was spooled: %+v", ls.Entries)
@@ -271,8 +272,8 @@ func TestCLIRejectedUploadShowsFieldErrors(t *testing.T) {
 	// A file that is not JSON is rejected before it is sent.
 	notJSON := filepath.Join(t.TempDir(), "x.json")
 	_ = os.WriteFile(notJSON, []byte("{nope"), 0o600)
-	if r := cli.run("push", "insight", notJSON, "--credentials", cred); r.Code != ExitRejected {
-		t.Errorf("not JSON: exit %d, want %d", r.Code, ExitRejected)
+	if r := cli.run("push", "insight", notJSON, "--credentials", cred); r.Code != clicmd.ExitRejected {
+		t.Errorf("not JSON: exit %d, want %d", r.Code, clicmd.ExitRejected)
 	}
 }
 
@@ -298,7 +299,7 @@ func TestCLISpoolWhileServerDownThenFlushOnce(t *testing.T) {
 	for i, f := range files {
 		before := len(cli.clock.Sleeps())
 		r := cli.run("push", products[i], f, "--credentials", cred)
-		if r.Code != ExitOK || !strings.Contains(r.Stderr, "spooled") {
+		if r.Code != clicmd.ExitOK || !strings.Contains(r.Stderr, "spooled") {
 			t.Fatalf("push %s with the server down: exit %d, stderr %s", products[i], r.Code, r.Stderr)
 		}
 		if n := len(cli.clock.Sleeps()) - before; n != 4 {
@@ -307,10 +308,10 @@ func TestCLISpoolWhileServerDownThenFlushOnce(t *testing.T) {
 	}
 	// --strict says so with exit 3.
 	r := cli.run("push", "insight", writeJSON(t, dir, "i3.json", insightBody(c.OrganizationID, c.ProjectID, 3)), "--credentials", cred, "--strict", "--retries", "1")
-	if r.Code != ExitSpooled {
-		t.Fatalf("--strict spooled push: exit %d, want %d: %s", r.Code, ExitSpooled, r.Stderr)
+	if r.Code != clicmd.ExitSpooled {
+		t.Fatalf("--strict spooled push: exit %d, want %d: %s", r.Code, clicmd.ExitSpooled, r.Stderr)
 	}
-	var ls spoolListing
+	var ls clicmd.SpoolListing
 	cli.mustRun("spool", "list", "--json").JSON(t, &ls)
 	if len(ls.Entries) != 4 {
 		t.Fatalf("%d entries spooled, want 4", len(ls.Entries))
@@ -328,10 +329,10 @@ func TestCLISpoolWhileServerDownThenFlushOnce(t *testing.T) {
 	}
 
 	s2 := startServeOn(t, s.Data, nil)
-	var fr flushJSON
+	var fr clicmd.FlushReport
 	r = cli.run("spool", "flush", "--credentials", cred, "--json")
 	r.JSON(t, &fr)
-	if r.Code != ExitFailure || fr.Delivered != 4 || len(fr.Corrupt) != 1 || fr.Remaining != 0 {
+	if r.Code != clicmd.ExitFailure || fr.Delivered != 4 || len(fr.Corrupt) != 1 || fr.Remaining != 0 {
 		t.Fatalf("flush: exit %d, %+v\n%s", r.Code, fr, r.Stderr)
 	}
 	if !strings.Contains(r.Stderr, "corrupt") {
@@ -371,7 +372,7 @@ func TestCLINextCommandFlushesSpool(t *testing.T) {
 	s2 := startServeOn(t, s.Data, nil)
 	// Any next command sends the spool first, whatever its own outcome.
 	r = cli.run("jobs", "get", "no-such-job", "--credentials", cred)
-	if r.Code != ExitRejected || !strings.Contains(r.Stderr, "delivered 1 upload(s) spooled earlier") {
+	if r.Code != clicmd.ExitRejected || !strings.Contains(r.Stderr, "delivered 1 upload(s) spooled earlier") {
 		t.Errorf("jobs get of an unknown job: exit %d, stderr %s", r.Code, r.Stderr)
 	}
 	var l struct{ Total int64 }
@@ -379,7 +380,7 @@ func TestCLINextCommandFlushesSpool(t *testing.T) {
 		s2.Do(http.MethodGet, "/api/v1/sync/autopilot", nil).JSON(t, &l)
 		return l.Total == 1
 	})
-	var ls spoolListing
+	var ls clicmd.SpoolListing
 	cli.mustRun("spool", "list", "--json").JSON(t, &ls)
 	if len(ls.Entries) != 0 {
 		t.Errorf("the next command left %d entries spooled", len(ls.Entries))
@@ -567,7 +568,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 	before, n := len(cli.clock.Sleeps()), len(px.Posts())
 	px.then(answer(http.StatusConflict, nil))
 	r := cli.run("push", "guardian", writeJSON(t, dir, "g.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-c", "staging", true)))
-	if r.Code != ExitRejected || len(px.Posts()) != n+1 || len(cli.clock.Sleeps()) != before {
+	if r.Code != clicmd.ExitRejected || len(px.Posts()) != n+1 || len(cli.clock.Sleeps()) != before {
 		t.Errorf("409: exit %d, %d requests, %d waits; want exit 4, one request, no wait", r.Code, len(px.Posts())-n, len(cli.clock.Sleeps())-before)
 	}
 
@@ -578,8 +579,8 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 		px.then(answer(http.StatusServiceUnavailable, nil))
 	}
 	r = cli.run("push", "guardian", writeJSON(t, dir, "g2.json", guardianBody(c.OrganizationID, c.ProjectID, "tr-d", "staging", true)), "--strict")
-	if r.Code != ExitSpooled {
-		t.Fatalf("always 503: exit %d, want %d: %s", r.Code, ExitSpooled, r.Stderr)
+	if r.Code != clicmd.ExitSpooled {
+		t.Fatalf("always 503: exit %d, want %d: %s", r.Code, clicmd.ExitSpooled, r.Stderr)
 	}
 	waits = cli.clock.Sleeps()[before:]
 	for i, w := range waits {
@@ -592,7 +593,7 @@ func TestCLIRetriesHonourBackoffAndRetryAfter(t *testing.T) {
 		t.Errorf("%d waits, want 4", len(waits))
 	}
 	// The server is back: the flush delivers it.
-	var fr flushJSON
+	var fr clicmd.FlushReport
 	cli.mustRun("spool", "flush", "--json").JSON(t, &fr)
 	if fr.Delivered != 1 {
 		t.Errorf("flush: %+v", fr)
@@ -636,7 +637,7 @@ func TestCLIServerStoppedMidPushSpoolsThenFlushLandsOnce(t *testing.T) {
 	r := cli.run("push", "insight", writeJSON(t, dir, "i.json", insightBody(c.OrganizationID, c.ProjectID, 1)), "--json")
 	var p pushOut
 	r.JSON(t, &p)
-	if r.Code != ExitOK || p.State != "spooled" {
+	if r.Code != clicmd.ExitOK || p.State != "spooled" {
 		t.Fatalf("push as the server stops: exit %d %+v\n%s", r.Code, p, r.Stderr)
 	}
 	// More pushes while it is down.
@@ -646,7 +647,7 @@ func TestCLIServerStoppedMidPushSpoolsThenFlushLandsOnce(t *testing.T) {
 
 	s2 := startServeOn(t, s.Data, nil)
 	px.retarget(t, s2.Cred.APIURL)
-	var fr flushJSON
+	var fr clicmd.FlushReport
 	cli.mustRun("spool", "flush", "--json").JSON(t, &fr)
 	if fr.Delivered != 3 || fr.Remaining != 0 {
 		t.Fatalf("flush: %+v", fr)
@@ -679,7 +680,7 @@ func TestCLIConcurrentFlushesSendEachEntryOnce(t *testing.T) {
 	before := len(px.Posts())
 	px.retarget(t, c.APIURL)
 	var wg sync.WaitGroup
-	results := make([]flushJSON, 3)
+	results := make([]clicmd.FlushReport, 3)
 	for i := range results {
 		wg.Add(1)
 		go func() {

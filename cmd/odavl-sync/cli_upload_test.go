@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/odavl/sync/client"
+	clicmd "github.com/odavl/sync/client/cli"
 )
 
 func randomFile(t testing.TB, dir, name string, n int) (string, []byte) {
@@ -92,7 +93,7 @@ func TestCLIUpload12MBMultipartResumes(t *testing.T) {
 	px.mu.Unlock()
 	px.then(nil, nil, answer(http.StatusBadRequest, nil))
 	r := cli.run("upload", big, "--concurrency", "1")
-	if r.Code != ExitRejected || !strings.Contains(r.Stderr, "part 3 of 3") {
+	if r.Code != clicmd.ExitRejected || !strings.Contains(r.Stderr, "part 3 of 3") {
 		t.Fatalf("interrupted upload: exit %d: %s", r.Code, r.Stderr)
 	}
 	firstRun := len(px.Seen())
@@ -115,7 +116,7 @@ func TestCLIUpload12MBMultipartResumes(t *testing.T) {
 	// A type the server does not take: rejected with the field named.
 	bin, _ := randomFile(t, dir, "blob.bin", 100)
 	r = cli.run("upload", bin)
-	if r.Code != ExitRejected || !strings.Contains(r.Stderr, "contentType") {
+	if r.Code != clicmd.ExitRejected || !strings.Contains(r.Stderr, "contentType") {
 		t.Errorf("upload of a .bin: exit %d: %s", r.Code, r.Stderr)
 	}
 }
@@ -199,7 +200,7 @@ func TestCLISpooledGuardianKeepsItsScreenshots(t *testing.T) {
 
 	s.Stop()
 	r := cli.run("push", "guardian", run, "--screenshots", shots, "--credentials", cred, "--retries", "2")
-	if r.Code != ExitOK || !strings.Contains(r.Stderr, "spooled") {
+	if r.Code != clicmd.ExitOK || !strings.Contains(r.Stderr, "spooled") {
 		t.Fatalf("push with the server down: exit %d: %s", r.Code, r.Stderr)
 	}
 	// The CI job's workspace is gone by the time the server is back.
@@ -207,7 +208,7 @@ func TestCLISpooledGuardianKeepsItsScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := startServeOn(t, s.Data, nil)
-	var fr flushJSON
+	var fr clicmd.FlushReport
 	cli.mustRun("spool", "flush", "--credentials", cred, "--json").JSON(t, &fr)
 	if fr.Delivered != 1 {
 		t.Fatalf("flush: %+v", fr)
@@ -259,12 +260,12 @@ func TestCLIGuardianTakenAsServerStopsIsReplayedNotConflicting(t *testing.T) {
 		conn.Close()
 	})
 	r := cli.run("push", "guardian", run, "--screenshots", shots, "--retries", "2")
-	if r.Code != ExitOK || !strings.Contains(r.Stderr, "spooled") {
+	if r.Code != clicmd.ExitOK || !strings.Contains(r.Stderr, "spooled") {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	s2 := startServeOn(t, s.Data, nil)
 	px.retarget(t, s2.Cred.APIURL)
-	var fr flushJSON
+	var fr clicmd.FlushReport
 	if r := cli.run("spool", "flush", "--json"); r.Code != 0 {
 		t.Fatalf("flush: exit %d %s %s", r.Code, r.Stdout, r.Stderr)
 	} else {

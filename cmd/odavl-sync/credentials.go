@@ -8,17 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 const credentialsFile = "credentials.json"
 
 // credentials is what serve writes for its first user and the CLI reads.
-type credentials struct {
-	APIURL         string `json:"apiUrl"`
-	OrganizationID string `json:"organizationId"`
-	ProjectID      string `json:"projectId"`
-	APIKey         string `json:"apiKey"`
-}
+type credentials = cli.Credentials
 
 // The tenant of the first start.
 const (
@@ -38,7 +35,7 @@ type keyMaker interface {
 // keys for new organizations with it) and writes them, mode 0600.
 func ensureCredentials(ctx context.Context, data string, gw keyMaker) (credentials, bool, error) {
 	path := filepath.Join(data, credentialsFile)
-	c, err := readCredentials(path)
+	c, err := cli.ReadCredentials(path)
 	if err == nil && c.APIKey != "" {
 		ok, err := gw.EnsureOperatorKey(ctx, c.APIKey)
 		if err != nil {
@@ -57,18 +54,6 @@ func ensureCredentials(ctx context.Context, data string, gw keyMaker) (credentia
 	}
 	c = credentials{APIURL: gw.URL(), OrganizationID: firstOrganization, ProjectID: firstProject, APIKey: key}
 	return c, true, writeCredentials(path, c)
-}
-
-func readCredentials(path string) (credentials, error) {
-	var c credentials
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return c, err
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return c, nil
 }
 
 func writeCredentials(path string, c credentials) error {

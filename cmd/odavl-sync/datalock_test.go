@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 // A second serve on a data directory in use fails at once, naming the pid
@@ -22,10 +24,10 @@ func TestSecondServeOnOneDataDirFailsAtOnce(t *testing.T) {
 	defer cancel()
 	code := run(ctx, []string{"serve", "--data", s.Data, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"},
 		func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
-	if code == ExitOK || !strings.Contains(errOut.String(), "in use by pid "+strconv.Itoa(os.Getpid())) {
+	if code == cli.ExitOK || !strings.Contains(errOut.String(), "in use by pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("second serve: exit %d, stderr %q; want a failure naming pid %d", code, errOut.String(), os.Getpid())
 	}
-	if c, err := readCredentials(filepath.Join(s.Data, credentialsFile)); err != nil || c.APIURL != s.Cred.APIURL {
+	if c, err := cli.ReadCredentials(filepath.Join(s.Data, credentialsFile)); err != nil || c.APIURL != s.Cred.APIURL {
 		t.Errorf("credentials after the refused start: %+v %v; want the first serve's URL %s", c, err, s.Cred.APIURL)
 	}
 	if r := s.Do(http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	clicmd "github.com/odavl/sync/client/cli"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,8 +82,8 @@ func TestServeRefusesNonPositiveMaxBodyBytes(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
 			code, stderr := runServeToEnd(t, map[string]string{"MAX_BODY_BYTES": v}, "--addr", "127.0.0.1:0")
-			if code != ExitUsage {
-				t.Errorf("exit %d, want %d (usage)", code, ExitUsage)
+			if code != clicmd.ExitUsage {
+				t.Errorf("exit %d, want %d (usage)", code, clicmd.ExitUsage)
 			}
 			if !strings.Contains(stderr, "MAX_BODY_BYTES") {
 				t.Errorf("the error does not name MAX_BODY_BYTES:\n%s", stderr)
@@ -100,8 +102,8 @@ func TestServeNamesEveryBadVariable(t *testing.T) {
 		"STATS_WORKERS":            "four",   // stats
 	}
 	code, stderr := runServeToEnd(t, env, "--addr", "127.0.0.1:0")
-	if code != ExitUsage {
-		t.Errorf("exit %d, want %d (usage)", code, ExitUsage)
+	if code != clicmd.ExitUsage {
+		t.Errorf("exit %d, want %d (usage)", code, clicmd.ExitUsage)
 	}
 	for name := range env {
 		if !strings.Contains(stderr, name) {
@@ -173,7 +175,7 @@ func TestServeReadyOnlyWithCredentials(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			continue
 		}
-		c, err := readCredentials(filepath.Join(data, credentialsFile))
+		c, err := clicmd.ReadCredentials(filepath.Join(data, credentialsFile))
 		if errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("/readyz answered 200 before %s was written", credentialsFile)
 		}

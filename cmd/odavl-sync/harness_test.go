@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 // served is a real `odavl-sync serve` running in-process on free ports with
@@ -90,7 +92,7 @@ func startServeArgs(t testing.TB, data string, env map[string]string, flags ...s
 		time.Sleep(5 * time.Millisecond)
 	}
 	_ = before
-	c, err := readCredentials(filepath.Join(data, credentialsFile))
+	c, err := cli.ReadCredentials(filepath.Join(data, credentialsFile))
 	if err != nil {
 		t.Fatalf("reading credentials: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 func newKeys(e *env) *cobra.Command {
@@ -22,11 +24,11 @@ func newKeys(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if org == "" || project == "" {
-				return withCode(ExitUsage, fmt.Errorf("--org and --project are required"))
+				return cli.WithCode(cli.ExitUsage, fmt.Errorf("--org and --project are required"))
 			}
-			c, err := readCredentials(credPath)
+			c, err := cli.ReadCredentials(credPath)
 			if err != nil {
-				return withCode(ExitUsage, fmt.Errorf("--credentials: %w", err))
+				return cli.WithCode(cli.ExitUsage, fmt.Errorf("--credentials: %w", err))
 			}
 			body, _ := json.Marshal(map[string]any{"organizationId": org, "projectId": project, "name": name, "scopes": scopes})
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(c.APIURL, "/")+"/api/v1/admin/keys", bytes.NewReader(body))
@@ -44,7 +46,7 @@ func newKeys(e *env) *cobra.Command {
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != http.StatusCreated {
-				return withCode(ExitRejected, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b))))
+				return cli.WithCode(cli.ExitRejected, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b))))
 			}
 			var out struct {
 				Key string `json:"key"`
@@ -52,7 +54,7 @@ func newKeys(e *env) *cobra.Command {
 			if err := json.Unmarshal(b, &out); err != nil {
 				return fmt.Errorf("reading answer: %w", err)
 			}
-			fmt.Fprintln(e.stdout, out.Key)
+			fmt.Fprintln(e.Stdout, out.Key)
 			return nil
 		},
 	}

@@ -5,11 +5,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/odavl/sync/client/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,11 +25,6 @@ func main() {
 
 // run is the whole program; tests call it with their own arguments, environment and streams.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := newRoot(ctx, getenv, stdin, stdout, stderr)
-	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "odavl-sync:", err)
-		return exitCode(err)
-	}
-	return 0
+	e := &env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}
+	return cli.Execute(ctx, newRoot(e), args, e)
 }

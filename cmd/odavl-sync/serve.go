@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/odavl/sync/client/cli"
+
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/embedded"
@@ -65,7 +67,7 @@ MONGO_URI set it uses those servers instead of the embedded ones.`,
 // serve is the one-command system: config, logger, NATS, store, services, HTTP, shutdown.
 func serve(ctx context.Context, e *env, f serveFlags) error {
 	// Config: every bad variable, of serve and of each service, is named at once.
-	r := config.NewReader(e.getenv)
+	r := config.NewReader(e.Getenv)
 	natsURL := r.String("NATS_URL", "")
 	mongoURI := r.String("MONGO_URI", "")
 	mongoDB := r.String("MONGO_DB", "odavl_sync")
@@ -75,12 +77,12 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if f.logLevel == "" {
 		f.logLevel = r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	}
-	ingestCfg, ingestErr := ingest.ConfigFromEnv(e.getenv)
-	jobsCfg, jobsErr := jobs.ConfigFromEnv(e.getenv)
-	storageCfg, storageErr := storage.ConfigFromEnv(e.getenv)
-	statsCfg, statsErr := stats.ConfigFromEnv(e.getenv)
+	ingestCfg, ingestErr := ingest.ConfigFromEnv(e.Getenv)
+	jobsCfg, jobsErr := jobs.ConfigFromEnv(e.Getenv)
+	storageCfg, storageErr := storage.ConfigFromEnv(e.Getenv)
+	statsCfg, statsErr := stats.ConfigFromEnv(e.Getenv)
 	if err := errors.Join(r.Err(), ingestErr, jobsErr, storageErr, statsErr); err != nil {
-		return withCode(ExitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
 	addrFrom := "--addr"
 	if f.addr == "" {
@@ -88,7 +90,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--data: %w", err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--data: %w", err))
 	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -102,9 +104,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// Logger.
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--log-level: %w", err))
 	}
-	log := jsonlog.New(e.stderr, level)
+	log := jsonlog.New(e.Stderr, level)
 	start := time.Now()
 
 	// NATS: embedded unless NATS_URL is set.
@@ -112,7 +114,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if natsURL == "" {
 		nc, err := natsConfig(data, f)
 		if err != nil {
-			return withCode(ExitUsage, err)
+			return cli.WithCode(cli.ExitUsage, err)
 		}
 		if ns, err = embedded.StartNATS(nc); err != nil {
 			return err
@@ -149,7 +151,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 
 	// Store: embedded unless MONGO_URI is set.
 	if mongoURI == "" {
-		quiet := jsonlog.New(e.stderr, slog.LevelError).With("component", "ferretdb")
+		quiet := jsonlog.New(e.Stderr, slog.LevelError).With("component", "ferretdb")
 		st, err := embedded.StartStore(filepath.Join(data, "store"), f.storeListen, quiet, strings.TrimSpace(f.syncInterval) == "always")
 		if err != nil {
 			return err
@@ -169,7 +171,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// absolute URLs of it.
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return withCode(ExitUsage, fmt.Errorf("%s: %w", addrFrom, err))
+		return cli.WithCode(cli.ExitUsage, fmt.Errorf("%s: %w", addrFrom, err))
 	}
 	defer ln.Close()
 	apiURL := "http://" + ln.Addr().String()
@@ -196,7 +198,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(e.getenv("JOBS_DATA_DIR")) == "" {
+	if strings.TrimSpace(e.Getenv("JOBS_DATA_DIR")) == "" {
 		jobsCfg.DataDir = data
 	}
 	jobsSvc, err := jobs.New(log.With("service", "jobs"), jobsNC, db, jobsCfg)
@@ -272,7 +274,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	defer stopGW()
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(gwCtx) }()
-	printWelcome(e.stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
+	printWelcome(e.Stdout, cred, created, data, natsURL, gw.MetricsURL(), time.Since(start))
 	log.Info("ready", "apiUrl", cred.APIURL, "took", time.Since(start))
 
 	// Shutdown: HTTP first (in-flight uploads are answered), then the

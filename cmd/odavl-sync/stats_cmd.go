@@ -9,11 +9,16 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/odavl/sync/client/cli"
 )
 
-// addStatsCommands adds `stats …` (rebuild).
-func addStatsCommands(root *cobra.Command, e *env) {
-	stats := &cobra.Command{Use: "stats", Short: "Manage the statistics of a running system"}
+// addStatsRebuild adds rebuild to `stats`.
+func addStatsRebuild(root *cobra.Command, e *env) {
+	stats, _, err := root.Find([]string{"stats"})
+	if err != nil || stats == root {
+		panic("odavl-sync: the client commands have no stats command")
+	}
 	var credPath string
 	var timeout time.Duration
 	var asJSON bool
@@ -22,9 +27,9 @@ func addStatsCommands(root *cobra.Command, e *env) {
 		Short: "Recompute every aggregate from the stored results (admin key); waits until the new figures are served",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := readCredentials(credPath)
+			c, err := cli.ReadCredentials(credPath)
 			if err != nil {
-				return withCode(ExitUsage, fmt.Errorf("--credentials: %w", err))
+				return cli.WithCode(cli.ExitUsage, fmt.Errorf("--credentials: %w", err))
 			}
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(c.APIURL, "/")+"/api/v1/admin/stats/rebuild", nil)
 			if err != nil {
@@ -40,14 +45,14 @@ func addStatsCommands(root *cobra.Command, e *env) {
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != http.StatusOK {
-				code := ExitFailure
+				code := cli.ExitFailure
 				if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-					code = ExitRejected
+					code = cli.ExitRejected
 				}
-				return withCode(code, fmt.Errorf("stats rebuild: %s: %s", resp.Status, strings.TrimSpace(string(b))))
+				return cli.WithCode(code, fmt.Errorf("stats rebuild: %s: %s", resp.Status, strings.TrimSpace(string(b))))
 			}
 			if asJSON {
-				_, err := fmt.Fprintln(e.stdout, strings.TrimSpace(string(b)))
+				_, err := fmt.Fprintln(e.Stdout, strings.TrimSpace(string(b)))
 				return err
 			}
 			var out struct {
@@ -60,7 +65,7 @@ func addStatsCommands(root *cobra.Command, e *env) {
 			if err := json.Unmarshal(b, &out); err != nil {
 				return fmt.Errorf("reading answer: %w", err)
 			}
-			fmt.Fprintf(e.stdout, "rebuilt generation %d from %d result(s) into %d aggregate(s) in %s\n",
+			fmt.Fprintf(e.Stdout, "rebuilt generation %d from %d result(s) into %d aggregate(s) in %s\n",
 				out.Generation, out.Results, out.Aggregates, out.FinishedAt.Sub(out.StartedAt).Round(time.Millisecond))
 			return nil
 		},
@@ -70,5 +75,4 @@ func addStatsCommands(root *cobra.Command, e *env) {
 	f.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the rebuild")
 	f.BoolVar(&asJSON, "json", false, "print the answer as JSON")
 	stats.AddCommand(rebuild)
-	root.AddCommand(stats)
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -13,13 +13,6 @@ import (
 	"github.com/odavl/sync/client"
 	"github.com/odavl/sync/client/spool"
 )
-
-// addClientCommands adds the commands that talk to a running server.
-func addClientCommands(root *cobra.Command, e *env) {
-	root.AddCommand(
-		newPush(e), newUpload(e), newStatus(e), newResults(e), newJobs(e), newSpool(e),
-	)
-}
 
 // clientFlags are the settings every client command takes.
 type clientFlags struct {
@@ -48,8 +41,8 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 // clockKey carries a client.Clock in the context (tests inject theirs).
 type clockKey struct{}
 
-// withClock returns ctx carrying clk for the client commands.
-func withClock(ctx context.Context, clk client.Clock) context.Context {
+// WithClock returns ctx carrying clk for the client commands.
+func WithClock(ctx context.Context, clk client.Clock) context.Context {
 	return context.WithValue(ctx, clockKey{}, clk)
 }
 
@@ -62,7 +55,7 @@ func clockFrom(ctx context.Context) client.Clock {
 
 // session is what a client command works with.
 type session struct {
-	e     *env
+	e     *Env
 	f     *clientFlags
 	out   *output
 	cl    *client.Client
@@ -73,21 +66,21 @@ type session struct {
 
 // resolveConfig reads the settings: flags, then ODAVL_* variables, then
 // --credentials. A missing one is named in the error.
-func resolveConfig(e *env, f *clientFlags) (client.Config, error) {
+func resolveConfig(e *Env, f *clientFlags) (client.Config, error) {
 	cfg := client.Config{BaseURL: f.api, APIKey: f.apiKey, OrganizationID: f.org, ProjectID: f.project}
 	fill := func(dst *string, v string) {
 		if strings.TrimSpace(*dst) == "" {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	fill(&cfg.BaseURL, e.getenv("ODAVL_CLOUD_API"))
-	fill(&cfg.APIKey, e.getenv("ODAVL_API_KEY"))
-	fill(&cfg.OrganizationID, e.getenv("ODAVL_ORGANIZATION_ID"))
-	fill(&cfg.ProjectID, e.getenv("ODAVL_PROJECT_ID"))
+	fill(&cfg.BaseURL, e.Getenv("ODAVL_CLOUD_API"))
+	fill(&cfg.APIKey, e.Getenv("ODAVL_API_KEY"))
+	fill(&cfg.OrganizationID, e.Getenv("ODAVL_ORGANIZATION_ID"))
+	fill(&cfg.ProjectID, e.Getenv("ODAVL_PROJECT_ID"))
 	if f.credentials != "" {
-		c, err := readCredentials(f.credentials)
+		c, err := ReadCredentials(f.credentials)
 		if err != nil {
-			return cfg, withCode(ExitUsage, fmt.Errorf("--credentials: %w", err))
+			return cfg, WithCode(ExitUsage, fmt.Errorf("--credentials: %w", err))
 		}
 		fill(&cfg.BaseURL, c.APIURL)
 		fill(&cfg.APIKey, c.APIKey)
@@ -100,27 +93,27 @@ func resolveConfig(e *env, f *clientFlags) (client.Config, error) {
 		for i, v := range m {
 			parts[i] = v + " (or " + flag[v] + ")"
 		}
-		return cfg, withCode(ExitUsage, fmt.Errorf("missing setting: %s; or pass --credentials <data>/credentials.json", strings.Join(parts, ", ")))
+		return cfg, WithCode(ExitUsage, fmt.Errorf("missing setting: %s; or pass --credentials <data>/credentials.json", strings.Join(parts, ", ")))
 	}
 	return cfg, nil
 }
 
 // spoolDir is --spool, else $XDG_STATE_HOME/odavl-sync/spool, else ~/.local/state/odavl-sync/spool.
-func spoolDir(e *env, f *clientFlags) (string, error) {
+func spoolDir(e *Env, f *clientFlags) (string, error) {
 	if f.spoolDir != "" {
 		return filepath.Abs(f.spoolDir)
 	}
-	if x := e.getenv("XDG_STATE_HOME"); x != "" && filepath.IsAbs(x) {
+	if x := e.Getenv("XDG_STATE_HOME"); x != "" && filepath.IsAbs(x) {
 		return filepath.Join(x, "odavl-sync", "spool"), nil
 	}
-	if h := e.getenv("HOME"); h != "" {
+	if h := e.Getenv("HOME"); h != "" {
 		return filepath.Join(h, ".local", "state", "odavl-sync", "spool"), nil
 	}
-	return "", withCode(ExitUsage, errors.New("no spool directory: set --spool, XDG_STATE_HOME or HOME"))
+	return "", WithCode(ExitUsage, errors.New("no spool directory: set --spool, XDG_STATE_HOME or HOME"))
 }
 
 // openSpool opens the spool only (spool list needs no server).
-func openSpool(ctx context.Context, e *env, f *clientFlags) (*spool.Spool, error) {
+func openSpool(ctx context.Context, e *Env, f *clientFlags) (*spool.Spool, error) {
 	dir, err := spoolDir(e, f)
 	if err != nil {
 		return nil, err
@@ -132,9 +125,9 @@ func openSpool(ctx context.Context, e *env, f *clientFlags) (*spool.Spool, error
 // connect builds the client, opens the spool and, when flush is set, sends
 // what the spool holds first (one attempt each; it stops at the first that
 // does not go through).
-func connect(ctx context.Context, e *env, f *clientFlags, flush bool) (*session, error) {
+func connect(ctx context.Context, e *Env, f *clientFlags, flush bool) (*session, error) {
 	if f.retries < 1 {
-		return nil, withCode(ExitUsage, errors.New("--retries must be at least 1"))
+		return nil, WithCode(ExitUsage, errors.New("--retries must be at least 1"))
 	}
 	cfg, err := resolveConfig(e, f)
 	if err != nil {
@@ -145,13 +138,13 @@ func connect(ctx context.Context, e *env, f *clientFlags, flush bool) (*session,
 	cfg.Timeout = f.timeout
 	cfg.Retry = client.DefaultRetryPolicy()
 	cfg.Retry.MaxAttempts = f.retries
-	cfg.UserAgent = "odavl-sync/" + version
+	cfg.UserAgent = "odavl-sync/" + e.Version
 	cfg.OnRetry = func(n client.RetryNotice) {
 		s.out.info("retrying %s %s in %s (attempt %d failed: %v)", n.Method, n.URL, n.Wait.Round(time.Millisecond), n.Attempt, n.Err)
 	}
 	cl, err := client.New(cfg)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, WithCode(ExitUsage, err)
 	}
 	s.cl, s.cfg = cl, cl.Config()
 	if s.spool, err = openSpool(ctx, e, f); err != nil {

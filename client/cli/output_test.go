@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 
 func TestProgressBarOnlyOnATerminal(t *testing.T) {
 	var out, errOut bytes.Buffer
-	o := newOutput(&env{stdout: &out, stderr: &errOut}, &clientFlags{})
+	o := newOutput(&Env{Stdout: &out, Stderr: &errOut}, &clientFlags{})
 	p := o.progress("big.bin", 100)
 	p.Set(50, 100)
 	p.Finish()

@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ type pushResult struct {
 	Files   []uploadedFile       `json:"screenshots,omitempty"`
 }
 
-func newPush(e *env) *cobra.Command {
+func newPush(e *Env) *cobra.Command {
 	var f clientFlags
 	var key, screenshots string
 	var wait bool
@@ -46,20 +45,21 @@ to the spool and sent by the next command or by 'odavl-sync spool flush'
 errors and exits 4.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
-				return withCode(ExitUsage, errors.New("push takes a product (insight, autopilot, guardian) and a FILE or -"))
+				return WithCode(ExitUsage, errors.New("push takes a product (insight, autopilot, guardian) and a FILE or -"))
 			}
 			if _, err := client.ParseProduct(args[0]); err != nil {
-				return withCode(ExitUsage, err)
+				return WithCode(ExitUsage, err)
 			}
 			if screenshots != "" && args[0] != string(client.Guardian) {
-				return withCode(ExitUsage, errors.New("--screenshots is for push guardian"))
+				return WithCode(ExitUsage, errors.New("--screenshots is for push guardian"))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, _ := client.ParseProduct(args[0])
 			ctx := cmd.Context()
-			if _, err := resolveConfig(e, &f); err != nil {
+			cfg, err := resolveConfig(e, &f)
+			if err != nil {
 				return err
 			}
 			body, err := readInput(e, args[1])
@@ -67,7 +67,12 @@ errors and exits 4.`,
 				return err
 			}
 			if _, err := client.CanonicalJSON(body); err != nil {
-				return withCode(ExitRejected, fmt.Errorf("%s: %w", args[1], err))
+				return WithCode(ExitRejected, fmt.Errorf("%s: %w", args[1], err))
+			}
+			// A document without its tenant gets the client's; one of another
+			// tenant is refused here, before anything is sent or spooled.
+			if body, err = client.FillTenant(body, cfg.OrganizationID, cfg.ProjectID); err != nil {
+				return WithCode(ExitRejected, fmt.Errorf("%s not sent: %w (ODAVL_ORGANIZATION_ID/--org and ODAVL_PROJECT_ID/--project choose where it goes)", args[1], err))
 			}
 			s, err := connect(ctx, e, &f, true)
 			if err != nil {
@@ -77,7 +82,7 @@ errors and exits 4.`,
 			var files []string
 			if screenshots != "" {
 				if files, err = listScreenshots(screenshots); err != nil {
-					return withCode(ExitUsage, fmt.Errorf("--screenshots: %w", err))
+					return WithCode(ExitUsage, fmt.Errorf("--screenshots: %w", err))
 				}
 			}
 			rc, up, sent, err := s.push(ctx, p, body, key, files)
@@ -104,7 +109,7 @@ errors and exits 4.`,
 				s.out.warn("the server did not take the %s upload (%v); spooled it to %s — the next odavl-sync command or 'odavl-sync spool flush' sends it", p, err, it.Path)
 				s.out.result(res, false, func(io.Writer) {})
 				if f.strict {
-					return withCode(ExitSpooled, errors.New("upload spooled, not delivered (--strict)"))
+					return WithCode(ExitSpooled, errors.New("upload spooled, not delivered (--strict)"))
 				}
 				return nil
 			default:
@@ -130,7 +135,7 @@ errors and exits 4.`,
 				}
 			})
 			if res.Status != nil && res.Status.State == client.StateFailed {
-				return withCode(ExitFailed, fmt.Errorf("processing %s failed: %s", rc.EventID, res.Status.Reason))
+				return WithCode(ExitFailed, fmt.Errorf("processing %s failed: %s", rc.EventID, res.Status.Reason))
 			}
 			return nil
 		},
@@ -154,9 +159,9 @@ func spoolKey(p client.Product, body []byte, key string) string {
 }
 
 // readInput reads FILE, or stdin for "-".
-func readInput(e *env, name string) ([]byte, error) {
+func readInput(e *Env, name string) ([]byte, error) {
 	if name == "-" {
-		b, err := io.ReadAll(e.stdin)
+		b, err := io.ReadAll(e.Stdin)
 		if err != nil {
 			return nil, fmt.Errorf("reading stdin: %w", err)
 		}
@@ -164,7 +169,7 @@ func readInput(e *env, name string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(name)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, WithCode(ExitUsage, err)
 	}
 	return b, nil
 }
@@ -215,7 +220,7 @@ func (s *session) wait(ctx context.Context, id string, d time.Duration) (*client
 	return st, nil
 }
 
-func newStatus(e *env) *cobra.Command {
+func newStatus(e *Env) *cobra.Command {
 	var f clientFlags
 	var wait bool
 	var waitFor time.Duration
@@ -251,7 +256,7 @@ func newStatus(e *env) *cobra.Command {
 				}
 			})
 			if st.State == client.StateFailed {
-				return withCode(ExitFailed, fmt.Errorf("processing %s failed: %s", args[0], st.Reason))
+				return WithCode(ExitFailed, fmt.Errorf("processing %s failed: %s", args[0], st.Reason))
 			}
 			return nil
 		},
@@ -265,86 +270,8 @@ func newStatus(e *env) *cobra.Command {
 func exactArgs(n int, msg string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
 		if len(args) != n {
-			return withCode(ExitUsage, errors.New(msg))
+			return WithCode(ExitUsage, errors.New(msg))
 		}
 		return nil
 	}
-}
-
-func newResults(e *env) *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{Use: "results", Short: "Read stored results back"}
-	f.register(cmd)
-	var limit, offset int
-	list := &cobra.Command{
-		Use:   "list insight|autopilot|guardian",
-		Short: "List a project's results, newest first",
-		Args:  exactArgs(1, "results list takes a product"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := client.ParseProduct(args[0])
-			if err != nil {
-				return withCode(ExitUsage, err)
-			}
-			s, err := connect(cmd.Context(), e, &f, true)
-			if err != nil {
-				return err
-			}
-			l, err := s.cl.List(cmd.Context(), p, client.ListOptions{Limit: limit, Offset: offset})
-			if err != nil {
-				if client.IsRejected(err) {
-					return rejection("list", err)
-				}
-				return err
-			}
-			s.out.result(l, true, func(w io.Writer) {
-				fmt.Fprintf(w, "%d %s result(s)", l.Total, p)
-				if len(l.Items) < int(l.Total) {
-					fmt.Fprintf(w, ", showing %d from %d", len(l.Items), l.Offset)
-				}
-				fmt.Fprintln(w)
-				for _, it := range l.Items {
-					var v struct {
-						ID        string `json:"id"`
-						Timestamp string `json:"timestamp"`
-					}
-					_ = json.Unmarshal(it, &v)
-					fmt.Fprintf(w, "  %s  %s\n", v.ID, v.Timestamp)
-				}
-			})
-			return nil
-		},
-	}
-	list.Flags().IntVar(&limit, "limit", 20, "page size (1-100)")
-	list.Flags().IntVar(&offset, "offset", 0, "skip this many")
-	get := &cobra.Command{
-		Use:   "get insight|autopilot|guardian ID",
-		Short: "Print one stored result as JSON",
-		Args:  exactArgs(2, "results get takes a product and an id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := client.ParseProduct(args[0])
-			if err != nil {
-				return withCode(ExitUsage, err)
-			}
-			s, err := connect(cmd.Context(), e, &f, true)
-			if err != nil {
-				return err
-			}
-			raw, err := s.cl.Get(cmd.Context(), p, args[1])
-			if err != nil {
-				if client.IsRejected(err) {
-					return rejection("get", err)
-				}
-				return err
-			}
-			s.out.result(raw, true, func(w io.Writer) {
-				var v any
-				_ = json.Unmarshal(raw, &v)
-				b, _ := json.MarshalIndent(v, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
-			return nil
-		},
-	}
-	cmd.AddCommand(list, get)
-	return cmd
 }

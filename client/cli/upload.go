@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -27,7 +27,7 @@ type uploadedFile struct {
 	client.UploadedFile
 }
 
-func newUpload(e *env) *cobra.Command {
+func newUpload(e *Env) *cobra.Command {
 	var f clientFlags
 	var contentType, access, name string
 	var concurrency int
@@ -85,7 +85,7 @@ type uploadSettings struct {
 func (s *session) uploadFile(ctx context.Context, path string, us uploadSettings, retry *client.RetryPolicy) (*uploadedFile, error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, WithCode(ExitUsage, err)
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
@@ -93,7 +93,7 @@ func (s *session) uploadFile(ctx context.Context, path string, us uploadSettings
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, withCode(ExitUsage, fmt.Errorf("%s is not a regular file", path))
+		return nil, WithCode(ExitUsage, fmt.Errorf("%s is not a regular file", path))
 	}
 	if us.name == "" {
 		us.name = filepath.Base(path)

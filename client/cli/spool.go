@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/odavl/sync/client/spool"
 )
 
-func newSpool(e *env) *cobra.Command {
+func newSpool(e *Env) *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{Use: "spool", Short: "Show or send the uploads kept while the server was unreachable"}
 	f.register(cmd)
@@ -32,7 +32,7 @@ func newSpool(e *env) *cobra.Command {
 			rejected, _ := sp.SetAside("rejected")
 			corrupt, _ := sp.SetAside("corrupt")
 			out := newOutput(e, &f)
-			out.result(spoolListing{Dir: sp.Dir(), Entries: nonNil(items), Unreadable: bad, Rejected: rejected, Corrupt: corrupt}, true, func(w io.Writer) {
+			out.result(SpoolListing{Dir: sp.Dir(), Entries: nonNil(items), Unreadable: bad, Rejected: rejected, Corrupt: corrupt}, true, func(w io.Writer) {
 				fmt.Fprintf(w, "%d upload(s) spooled in %s\n", len(items), sp.Dir())
 				for _, it := range items {
 					fmt.Fprintf(w, "  %s  %-9s %s  %s\n", it.Entry.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), it.Entry.Product, it.Entry.IdempotencyKey, it.Name)
@@ -72,11 +72,11 @@ Exit codes: 0 all sent (or kept, without --strict); 3 uploads remain (--strict);
 			s.reportFlush(rep, true)
 			switch {
 			case rep.Count(spool.Rejected) > 0:
-				return withCode(ExitRejected, fmt.Errorf("%d spooled upload(s) rejected, moved to %s/rejected", rep.Count(spool.Rejected), s.spool.Dir()))
+				return WithCode(ExitRejected, fmt.Errorf("%d spooled upload(s) rejected, moved to %s/rejected", rep.Count(spool.Rejected), s.spool.Dir()))
 			case len(rep.Corrupt) > 0:
-				return withCode(ExitFailure, fmt.Errorf("%d corrupt spool entr(ies) moved to %s/corrupt", len(rep.Corrupt), s.spool.Dir()))
+				return WithCode(ExitFailure, fmt.Errorf("%d corrupt spool entr(ies) moved to %s/corrupt", len(rep.Corrupt), s.spool.Dir()))
 			case rep.Remaining > 0 && f.strict:
-				return withCode(ExitSpooled, fmt.Errorf("%d upload(s) still spooled", rep.Remaining))
+				return WithCode(ExitSpooled, fmt.Errorf("%d upload(s) still spooled", rep.Remaining))
 			}
 			return nil
 		},
@@ -85,7 +85,8 @@ Exit codes: 0 all sent (or kept, without --strict); 3 uploads remain (--strict);
 	return cmd
 }
 
-type spoolListing struct {
+// SpoolListing is what spool list prints with --json.
+type SpoolListing struct {
 	Dir        string          `json:"dir"`
 	Entries    []spool.Item    `json:"entries"`
 	Unreadable []spool.Corrupt `json:"unreadable,omitempty"`
@@ -171,13 +172,14 @@ func (s *session) reportFlush(rep spool.Report, explicit bool) {
 		s.out.warn("spool: %d upload(s) still spooled in %s%s", rep.Remaining, s.spool.Dir(), why)
 	}
 	if explicit {
-		s.out.result(flushJSON{Report: rep, Delivered: rep.Count(spool.Delivered), Rejected: rep.Count(spool.Rejected)}, false, func(w io.Writer) {
+		s.out.result(FlushReport{Report: rep, Delivered: rep.Count(spool.Delivered), Rejected: rep.Count(spool.Rejected)}, false, func(w io.Writer) {
 			fmt.Fprintf(w, "spool: %d sent, %d rejected, %d corrupt, %d remaining\n", rep.Count(spool.Delivered), rep.Count(spool.Rejected), len(rep.Corrupt), rep.Remaining)
 		})
 	}
 }
 
-type flushJSON struct {
+// FlushReport is what spool flush prints with --json.
+type FlushReport struct {
 	spool.Report
 	Delivered int `json:"delivered"`
 	Rejected  int `json:"rejected"`

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/odavl/sync/client"
 )
 
-func newJobs(e *env) *cobra.Command {
+func newJobs(e *Env) *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{Use: "jobs", Short: "List, show, retry and cancel the project's jobs"}
 	f.register(cmd)
@@ -21,7 +21,7 @@ func newJobs(e *env) *cobra.Command {
 		Short: "List jobs, newest first",
 		Args:  exactArgs(0, "jobs list takes no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return jobsDo(cmd.Context(), e, &f, "list jobs", func(ctx context.Context, s *session) error {
+			return call(cmd.Context(), e, &f, "list jobs", func(ctx context.Context, s *session) error {
 				l, err := s.cl.ListJobs(ctx, o)
 				if err != nil {
 					return err
@@ -55,7 +55,7 @@ func newJobs(e *env) *cobra.Command {
 		Short: "Show one job",
 		Args:  exactArgs(1, "jobs get takes a job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return jobsDo(cmd.Context(), e, &f, "get job", func(ctx context.Context, s *session) error {
+			return call(cmd.Context(), e, &f, "get job", func(ctx context.Context, s *session) error {
 				j, err := s.cl.GetJob(ctx, args[0])
 				if err != nil {
 					return err
@@ -65,6 +65,7 @@ func newJobs(e *env) *cobra.Command {
 					for _, t := range j.History {
 						fmt.Fprintf(w, "  %s  %s %s\n", t.At.Format("2006-01-02T15:04:05.000Z07:00"), t.Status, t.Error)
 					}
+					printJobOutput(w, j)
 				})
 				return nil
 			})
@@ -76,7 +77,7 @@ func newJobs(e *env) *cobra.Command {
 			Short: map[string]string{"retry": "Put a failed job back in the queue", "cancel": "Cancel a job that has not finished"}[name],
 			Args:  exactArgs(1, "jobs "+name+" takes a job id"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return jobsDo(cmd.Context(), e, &f, name+" job", func(ctx context.Context, s *session) error {
+				return call(cmd.Context(), e, &f, name+" job", func(ctx context.Context, s *session) error {
 					r, err := do(s.cl, ctx, args[0])
 					if err != nil {
 						return err
@@ -93,12 +94,12 @@ func newJobs(e *env) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(list, get, action("retry", (*client.Client).RetryJob), action("cancel", (*client.Client).CancelJob))
+	cmd.AddCommand(list, get, newJobSubmit(e, &f), action("retry", (*client.Client).RetryJob), action("cancel", (*client.Client).CancelJob))
 	return cmd
 }
 
-// jobsDo connects and runs do, mapping a rejection to exit 4.
-func jobsDo(ctx context.Context, e *env, f *clientFlags, what string, do func(context.Context, *session) error) error {
+// call connects and runs do, mapping a rejection to exit 4.
+func call(ctx context.Context, e *Env, f *clientFlags, what string, do func(context.Context, *session) error) error {
 	s, err := connect(ctx, e, f, true)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -17,16 +17,16 @@ import (
 // when stdout is a terminal (or --verbose); otherwise quiet, except for
 // warnings (a spooled upload, a rejected one) on stderr.
 type output struct {
-	e       *env
+	e       *Env
 	json    bool
 	chatty  bool // informational lines
 	barsOut io.Writer
 }
 
-func newOutput(e *env, f *clientFlags) *output {
-	o := &output{e: e, json: f.json, chatty: f.verbose || isTerminal(e.stdout)}
-	if isTerminal(e.stderr) && !f.json {
-		o.barsOut = e.stderr
+func newOutput(e *Env, f *clientFlags) *output {
+	o := &output{e: e, json: f.json, chatty: f.verbose || isTerminal(e.Stdout)}
+	if isTerminal(e.Stderr) && !f.json {
+		o.barsOut = e.Stderr
 	}
 	return o
 }
@@ -43,25 +43,25 @@ func isTerminal(w io.Writer) bool {
 // info is a line for a person watching; quiet when nobody is.
 func (o *output) info(format string, args ...any) {
 	if o.chatty && !o.json {
-		fmt.Fprintf(o.e.stderr, format+"\n", args...)
+		fmt.Fprintf(o.e.Stderr, format+"\n", args...)
 	}
 }
 
 // warn is always said, on stderr.
 func (o *output) warn(format string, args ...any) {
-	fmt.Fprintf(o.e.stderr, "odavl-sync: "+format+"\n", args...)
+	fmt.Fprintf(o.e.Stderr, "odavl-sync: "+format+"\n", args...)
 }
 
 // result prints v as JSON with --json, else text when chatty (or always).
 func (o *output) result(v any, always bool, text func(w io.Writer)) {
 	if o.json {
-		enc := json.NewEncoder(o.e.stdout)
+		enc := json.NewEncoder(o.e.Stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(v)
 		return
 	}
 	if always || o.chatty {
-		text(o.e.stdout)
+		text(o.e.Stdout)
 	}
 }
 
@@ -70,11 +70,11 @@ func (o *output) result(v any, always bool, text func(w io.Writer)) {
 func rejection(what string, err error) error {
 	var ae *client.Error
 	if !errors.As(err, &ae) {
-		return withCode(ExitRejected, fmt.Errorf("%s rejected: %w", what, err))
+		return WithCode(ExitRejected, fmt.Errorf("%s rejected: %w", what, err))
 	}
 	// Keep what the error was wrapped in ("part 3 of 3: ").
 	ctx := strings.TrimSuffix(err.Error(), ae.Error())
-	return withCode(ExitRejected, &rejectedError{what: what, ctx: ctx, e: ae})
+	return WithCode(ExitRejected, &rejectedError{what: what, ctx: ctx, e: ae})
 }
 
 type rejectedError struct {
