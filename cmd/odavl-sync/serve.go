@@ -236,6 +236,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		},
 		Extra:   storageSvc.MountHTTP,
 		Healthy: conns.life.Err,
+		Version: version,
 	})
 	if err != nil {
 		_ = ln.Close()

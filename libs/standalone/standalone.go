@@ -32,6 +32,8 @@ type Deps struct {
 	NC  *nats.Conn
 	DB  *mongo.Database
 	Env func(string) string
+	// Version is the binary's build version (for a service's own /healthz).
+	Version string
 	// Healthy is nil while the NATS connection lives (for a service's own
 	// /healthz, as the gateway's).
 	Healthy func() error
@@ -43,21 +45,35 @@ type Service interface {
 	Ready() bool
 }
 
-// Main runs the service built by build until SIGINT or SIGTERM. It is the
-// whole of a service binary's main:
+// Main runs the service built by build until SIGINT or SIGTERM; with the
+// argument --version it prints the name and version and returns. It is the
+// whole of a service binary's main, version being the one set at build time
+// (-ldflags "-X main.version=..."):
 //
-//	func main() { standalone.Main("jobs", build) }
-func Main(name string, build func(Deps) (Service, error)) {
+//	func main() { standalone.Main("jobs", version, build) }
+func Main(name, version string, build func(Deps) (Service, error)) {
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Printf("%s %s\n", name, version)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, name, os.Getenv, os.Stdout, build); err != nil {
+	if err := Run(ctx, Binary{Name: name, Version: version}, os.Getenv, os.Stdout, build); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
+// Binary names the running service and its build version, which the start
+// log and /healthz report.
+type Binary struct {
+	Name    string
+	Version string
+}
+
 // Run is Main without the process: tests call it with their own environment.
-func Run(ctx context.Context, name string, getenv func(string) string, stdout io.Writer, build func(Deps) (Service, error)) error {
+func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.Writer, build func(Deps) (Service, error)) error {
+	name := bin.Name
 	// Config.
 	r := config.NewReader(getenv)
 	natsURL := r.String("NATS_URL", nats.DefaultURL)
@@ -74,7 +90,7 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv})).With("service", name)
-	log.Info("starting", "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
+	log.Info("starting", "version", bin.Version, "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
 
 	// NATS.
 	nc, err := nats.Connect(natsURL, nats.Name("odavl-sync-"+name), nats.MaxReconnects(-1))
@@ -100,7 +116,7 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	defer func() { _ = mc.Disconnect(context.Background()) }()
 
 	// Service.
-	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Healthy: life.Err})
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Healthy: life.Err})
 	if err != nil {
 		return err
 	}
@@ -112,7 +128,7 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "ok\n")
+		_, _ = fmt.Fprintf(w, "ok %s %s\n", name, bin.Version)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !svc.Ready() || !nc.IsConnected() || mongodb.Ping(r.Context(), mc) != nil {

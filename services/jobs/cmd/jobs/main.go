@@ -6,8 +6,11 @@ import (
 	"github.com/odavl/sync/services/jobs"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	standalone.Main("jobs", func(d standalone.Deps) (standalone.Service, error) {
+	standalone.Main("jobs", version, func(d standalone.Deps) (standalone.Service, error) {
 		cfg, err := jobs.ConfigFromEnv(d.Env)
 		if err != nil {
 			return nil, err

@@ -6,8 +6,11 @@ import (
 	"github.com/odavl/sync/services/stats"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	standalone.Main("stats", func(d standalone.Deps) (standalone.Service, error) {
+	standalone.Main("stats", version, func(d standalone.Deps) (standalone.Service, error) {
 		cfg, err := stats.ConfigFromEnv(d.Env)
 		if err != nil {
 			return nil, err

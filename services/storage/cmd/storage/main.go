@@ -8,8 +8,11 @@ import (
 	"github.com/odavl/sync/services/storage"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	standalone.Main("storage", func(d standalone.Deps) (standalone.Service, error) {
+	standalone.Main("storage", version, func(d standalone.Deps) (standalone.Service, error) {
 		cfg, err := storage.ConfigFromEnv(d.Env)
 		if err != nil {
 			return nil, err
