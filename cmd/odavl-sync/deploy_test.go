@@ -183,8 +183,18 @@ func TestKustomizeOverlays(t *testing.T) {
 				if got := c.get("readinessProbe", "httpGet", "port"); got != wantPort {
 					t.Errorf("%s: probes on port %v, want %s", svc, got, wantPort)
 				}
+				// stats refuses a second instance (a lease in NATS): one
+				// replica, and a rollout that stops the old pod first.
+				if svc == "stats" {
+					if r := d.num("spec", "replicas"); r != 1 {
+						t.Errorf("stats: %d replicas, want exactly 1 (a second instance refuses to start)", r)
+					}
+					if s := d.str("spec", "strategy", "type"); s != "Recreate" {
+						t.Errorf("stats: strategy %q, want Recreate (a surge pod would find the lease held)", s)
+					}
+				}
 				if overlay == "prod" {
-					if r := d.num("spec", "replicas"); r < 2 {
+					if r := d.num("spec", "replicas"); r < 2 && svc != "stats" {
 						t.Errorf("%s: %d replicas in prod", svc, r)
 					}
 					if c.get("resources", "requests", "cpu") == nil || c.get("resources", "limits", "memory") == nil {

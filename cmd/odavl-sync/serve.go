@@ -212,6 +212,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// serve holds its data directory's lock: a stats lease in its NATS is
+	// an earlier serve's, one that did not stop cleanly.
+	statsCfg.TakeOverLease = true
 	statsSvc, err := stats.New(log.With("service", "stats"), statsNC, db, statsCfg)
 	if err != nil {
 		return err
