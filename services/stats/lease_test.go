@@ -126,17 +126,8 @@ func TestCrashedInstanceLeaseLapses(t *testing.T) {
 func TestLeaseRenewed(t *testing.T) {
 	t.Parallel()
 	b := newBundle(t)
-	cfg := DefaultConfig()
-	cfg.LeaseTTL = time.Second
-	svc, err := New(b.log, natstest.Connect(t, b.nats.URL), b.db, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "first instance ready", svc.Ready)
+	r := b.start(t, nil) // LeaseTTL 1s
+	cfg := r.svc.cfg
 	kv, err := b.nats.JS.KeyValue(context.Background(), LeaseBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +145,7 @@ func TestLeaseRenewed(t *testing.T) {
 	if err := b.runOnce(t, cfg); !errors.Is(err, ErrAnotherInstance) {
 		t.Fatalf("second instance after %v: %v, want ErrAnotherInstance", 3*cfg.LeaseTTL, err)
 	}
-	if !svc.Ready() {
+	if !r.svc.Ready() {
 		t.Error("the holder stopped being ready")
 	}
 }
