@@ -1,6 +1,7 @@
 // Package standalone runs one service as its own process (its container on
 // Kubernetes): configuration from the environment, JSON logs, the NATS and
-// MongoDB connections, the contract's streams, health endpoints, and an
+// MongoDB connections, the contract's streams, health endpoints and
+// Prometheus metrics on HEALTH_ADDR (/healthz, /readyz, /metrics), and an
 // orderly stop on SIGINT/SIGTERM.
 package standalone
 
@@ -34,6 +35,9 @@ type Deps struct {
 	Env func(string) string
 	// Version is the binary's build version (for a service's own /healthz).
 	Version string
+	// Metrics records consumer loops' figures for /metrics on the health
+	// port (set it as bus.ConsumerConfig.Metrics).
+	Metrics *bus.Metrics
 	// Healthy is nil while the NATS connection lives (for a service's own
 	// /healthz, as the gateway's).
 	Healthy func() error
@@ -116,7 +120,8 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	defer func() { _ = mc.Disconnect(context.Background()) }()
 
 	// Service.
-	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Healthy: life.Err})
+	m := newMetrics(bin, nc)
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Metrics: m.bus, Healthy: life.Err})
 	if err != nil {
 		return err
 	}
@@ -137,10 +142,12 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
+	mux.Handle("GET /metrics", m.handler())
 	ln, err := net.Listen("tcp", healthAddr)
 	if err != nil {
 		return fmt.Errorf("listening on HEALTH_ADDR: %w", err)
 	}
+	log.Info("health listening", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 
@@ -168,4 +175,19 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Build reads a service's configuration from the process's environment
+// with config and builds the service with build: the usual body of a
+// service module's Standalone.
+func Build[C any, S Service](d Deps, config func(getenv func(string) string) (C, error), build func(C) (S, error)) (Service, error) {
+	cfg, err := config(d.Env)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

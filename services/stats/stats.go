@@ -56,6 +56,9 @@ type Config struct {
 	// refusing to start: only for a caller that knows by other means that
 	// no other instance runs (serve holds its data directory's lock).
 	TakeOverLease bool
+	// Metrics, when set, records the consumer loops' figures (the health
+	// port's /metrics when the service runs alone).
+	Metrics *bus.Metrics
 }
 
 // DefaultConfig is the configuration with every default.
@@ -136,7 +139,7 @@ type Status struct {
 func (s *Service) consumerConfigs() []bus.ConsumerConfig {
 	mk := func(stream, durable, filter string) bus.ConsumerConfig {
 		return bus.ConsumerConfig{Stream: stream, Durable: durable, Filters: []string{filter},
-			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers}
+			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers, Metrics: s.cfg.Metrics}
 	}
 	return []bus.ConsumerConfig{
 		mk(events.StreamSync, ConsumerProcessed, events.AllProcessed),

@@ -9,12 +9,4 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() {
-	standalone.Main("jobs", version, func(d standalone.Deps) (standalone.Service, error) {
-		cfg, err := jobs.ConfigFromEnv(d.Env)
-		if err != nil {
-			return nil, err
-		}
-		return jobs.New(d.Log, d.NC, d.DB, cfg)
-	})
-}
+func main() { standalone.Main("jobs", version, jobs.Standalone) }

@@ -9,12 +9,4 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() {
-	standalone.Main("stats", version, func(d standalone.Deps) (standalone.Service, error) {
-		cfg, err := stats.ConfigFromEnv(d.Env)
-		if err != nil {
-			return nil, err
-		}
-		return stats.New(d.Log, d.NC, d.DB, cfg)
-	})
-}
+func main() { standalone.Main("stats", version, stats.Standalone) }
