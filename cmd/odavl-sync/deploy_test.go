@@ -42,8 +42,7 @@ func TestNATSClusterConfig(t *testing.T) {
 		{"always", true, 0},
 	} {
 		t.Run(tc.interval, func(t *testing.T) {
-			t.Setenv("POD_NAME", "nats-1")
-			t.Setenv("NATS_SYNC_INTERVAL", tc.interval)
+			setNATSEnv(t, tc.interval, "8GB")
 			o, err := server.ProcessConfigFile(path)
 			if err != nil {
 				t.Fatalf("nats.conf: %v", err)
@@ -267,6 +266,9 @@ func TestKustomizeOverlays(t *testing.T) {
 			if _, ok := byKind["Service"]["nats-headless"]; !ok {
 				t.Error("no headless Service for the NATS routes")
 			}
+			checkDisruptionAndPolicies(t, byKind)
+			checkNATSServer(t, ns, natsConf)
+			checkNATSUsers(t, byKind, ns, overlay)
 		})
 	}
 }

@@ -81,6 +81,10 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	// Config.
 	r := config.NewReader(getenv)
 	natsURL := r.String("NATS_URL", nats.DefaultURL)
+	// The service's own NATS user: on the cluster each service may publish
+	// and subscribe only to the subjects it owns (deploy/k8s nats.conf).
+	natsUser := r.String("NATS_USER", "")
+	natsPassword := r.String("NATS_PASSWORD", "")
 	mongoURI := r.String("MONGO_URI", "mongodb://127.0.0.1:27017")
 	mongoDB := r.String("MONGO_DB", "odavl_sync")
 	healthAddr := r.String("HEALTH_ADDR", ":8081")
@@ -94,10 +98,14 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv})).With("service", name)
-	log.Info("starting", "version", bin.Version, "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
+	log.Info("starting", "version", bin.Version, "natsUrl", natsURL, "natsUser", natsUser, "natsPassword", mask(natsPassword), "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
 
 	// NATS.
-	nc, err := nats.Connect(natsURL, nats.Name("odavl-sync-"+name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name("odavl-sync-" + name), nats.MaxReconnects(-1)}
+	if natsUser != "" {
+		opts = append(opts, nats.UserInfo(natsUser, natsPassword))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return fmt.Errorf("connecting to nats: %w", err)
 	}
@@ -175,6 +183,14 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mask shows whether a secret is set, never its value.
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "***"
 }
 
 // Build reads a service's configuration from the process's environment
