@@ -3,7 +3,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off bench bench-ingest bench-store fuzz tools contracts
+.PHONY: help run test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ build: ## Build every binary into ./bin (odavl-sync-client: the client alone, as
 
 gowork-off: ## Build each module on its own (GOWORK=off), as its container does
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go build -o /dev/null ./...); done
+
+images: ## Run deploy/Dockerfile's build steps as Docker would (only what it COPYs, its RUN commands) for every image, without Docker
+	scripts/check-images.sh
 
 tidy: ## go mod tidy every module
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done

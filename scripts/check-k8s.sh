@@ -21,4 +21,4 @@ for overlay in dev prod; do
   out=$(render "deploy/k8s/overlays/$overlay")
   echo "deploy/k8s/overlays/$overlay: $(grep -c '^kind:' <<<"$out") objects"
 done
-(cd cmd/odavl-sync && go test -count=1 -run 'TestKustomizeOverlays|TestNATSClusterConfig' .)
+(cd cmd/odavl-sync && go test -count=1 -run 'TestKustomizeOverlays|TestNATSClusterConfig|TestNATSPermissions' .)

@@ -42,8 +42,7 @@ func TestNATSClusterConfig(t *testing.T) {
 		{"always", true, 0},
 	} {
 		t.Run(tc.interval, func(t *testing.T) {
-			t.Setenv("POD_NAME", "nats-1")
-			t.Setenv("NATS_SYNC_INTERVAL", tc.interval)
+			setNATSEnv(t, tc.interval, "8GB")
 			o, err := server.ProcessConfigFile(path)
 			if err != nil {
 				t.Fatalf("nats.conf: %v", err)
@@ -183,8 +182,18 @@ func TestKustomizeOverlays(t *testing.T) {
 				if got := c.get("readinessProbe", "httpGet", "port"); got != wantPort {
 					t.Errorf("%s: probes on port %v, want %s", svc, got, wantPort)
 				}
+				// stats refuses a second instance (a lease in NATS): one
+				// replica, and a rollout that stops the old pod first.
+				if svc == "stats" {
+					if r := d.num("spec", "replicas"); r != 1 {
+						t.Errorf("stats: %d replicas, want exactly 1 (a second instance refuses to start)", r)
+					}
+					if s := d.str("spec", "strategy", "type"); s != "Recreate" {
+						t.Errorf("stats: strategy %q, want Recreate (a surge pod would find the lease held)", s)
+					}
+				}
 				if overlay == "prod" {
-					if r := d.num("spec", "replicas"); r < 2 {
+					if r := d.num("spec", "replicas"); r < 2 && svc != "stats" {
 						t.Errorf("%s: %d replicas in prod", svc, r)
 					}
 					if c.get("resources", "requests", "cpu") == nil || c.get("resources", "limits", "memory") == nil {
@@ -257,6 +266,9 @@ func TestKustomizeOverlays(t *testing.T) {
 			if _, ok := byKind["Service"]["nats-headless"]; !ok {
 				t.Error("no headless Service for the NATS routes")
 			}
+			checkDisruptionAndPolicies(t, byKind)
+			checkNATSServer(t, ns, natsConf)
+			checkNATSUsers(t, byKind, ns, overlay)
 		})
 	}
 }

@@ -209,6 +209,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// serve holds its data directory's lock: a stats lease in its NATS is
+	// an earlier serve's, one that did not stop cleanly.
+	statsCfg.TakeOverLease = true
 	statsSvc, err := stats.New(log.With("service", "stats"), statsNC, db, statsCfg)
 	if err != nil {
 		return err
@@ -238,6 +241,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		},
 		Extra:   storageSvc.MountHTTP,
 		Healthy: conns.life.Err,
+		Version: version,
 	})
 	if err != nil {
 		_ = ln.Close()

@@ -55,6 +55,8 @@ type ConsumerConfig struct {
 	// message redelivered to another worker while it still runs; past it, a
 	// stuck handler's message is redelivered.
 	KeepAlive time.Duration
+	// Metrics, when set, records the loop's deliveries.
+	Metrics *Metrics
 }
 
 // EnsureConsumer creates or updates the durable consumer described by c.
@@ -118,10 +120,13 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	} else if ackWait == 0 {
 		ackWait = 30 * time.Second
 	}
+	c.Metrics.start(c.Durable)
 	handle := func(msg jetstream.Msg, stopKeepAlive func()) {
 		defer func() { <-sem; l.wg.Done() }()
 		defer stopKeepAlive()
-		l.dispatch(hctx, log, msg, c.Backoff, maxDeliver, h)
+		t0 := time.Now()
+		outcome := l.dispatch(hctx, log, msg, c.Backoff, maxDeliver, h)
+		c.Metrics.done(c.Durable, outcome, time.Since(t0))
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		// The ack wait runs from the delivery, not from the moment a
@@ -129,6 +134,7 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 		// JetStream would hand it out again while it is still in hand
 		// (seen under load as one more attempt than happened).
 		stop := keepAlive(msg, ackWait/3, c.KeepAlive)
+		c.Metrics.received(c.Durable)
 		sem <- struct{}{}
 		l.wg.Add(1)
 		go handle(msg, stop)
@@ -153,19 +159,21 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	return l, nil
 }
 
-func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg, backoff []time.Duration, maxDeliver int, h Handler) {
+// dispatch hands msg to h and settles it by the result, which it returns
+// as an outcome (OutcomeAck, OutcomeTerm, OutcomeRetry).
+func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg, backoff []time.Duration, maxDeliver int, h Handler) string {
 	meta, err := msg.Metadata()
 	if err != nil {
 		log.Error("message without metadata", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
-		return
+		return OutcomeTerm
 	}
 	ev, err := events.Decode(msg.Data())
 	if err != nil {
 		// A message that is not an event can never be handled: terminate it and say so.
 		log.Error("undecodable event terminated", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", err)
 		_ = msg.TermWithReason("undecodable event")
-		return
+		return OutcomeTerm
 	}
 	d := Delivery{Event: ev, Subject: msg.Subject(), Attempt: int(meta.NumDelivered), MaxAttempts: maxDeliver, Msg: msg}
 	err = safeCall(ctx, h, d)
@@ -174,13 +182,16 @@ func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack failed", "event", ev.ID, "err", aerr)
 		}
+		return OutcomeAck
 	case IsPermanent(err):
 		log.Error("event terminated", "event", ev.ID, "type", ev.Type, "attempt", d.Attempt, "err", err)
 		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		return OutcomeTerm
 	default:
 		delay := BackoffFor(backoff, d.Attempt)
 		log.Warn("event failed, will retry", "event", ev.ID, "type", ev.Type, "attempt", d.Attempt, "retryIn", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
+		return OutcomeRetry
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package standalone runs one service as its own process (its container on
 // Kubernetes): configuration from the environment, JSON logs, the NATS and
-// MongoDB connections, the contract's streams, health endpoints, and an
+// MongoDB connections, the contract's streams, health endpoints and
+// Prometheus metrics on HEALTH_ADDR (/healthz, /readyz, /metrics), and an
 // orderly stop on SIGINT/SIGTERM.
 package standalone
 
@@ -33,6 +34,11 @@ type Deps struct {
 	NC  *nats.Conn
 	DB  *mongo.Database
 	Env func(string) string
+	// Version is the binary's build version (for a service's own /healthz).
+	Version string
+	// Metrics records consumer loops' figures for /metrics on the health
+	// port (set it as bus.ConsumerConfig.Metrics).
+	Metrics *bus.Metrics
 	// Healthy is nil while the NATS connection lives (for a service's own
 	// /healthz, as the gateway's).
 	Healthy func() error
@@ -44,24 +50,42 @@ type Service interface {
 	Ready() bool
 }
 
-// Main runs the service built by build until SIGINT or SIGTERM. It is the
-// whole of a service binary's main:
+// Main runs the service built by build until SIGINT or SIGTERM; with the
+// argument --version it prints the name and version and returns. It is the
+// whole of a service binary's main, version being the one set at build time
+// (-ldflags "-X main.version=..."):
 //
-//	func main() { standalone.Main("jobs", build) }
-func Main(name string, build func(Deps) (Service, error)) {
+//	func main() { standalone.Main("jobs", version, build) }
+func Main(name, version string, build func(Deps) (Service, error)) {
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Printf("%s %s\n", name, version)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, name, os.Getenv, os.Stdout, build); err != nil {
+	if err := Run(ctx, Binary{Name: name, Version: version}, os.Getenv, os.Stdout, build); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
+// Binary names the running service and its build version, which the start
+// log and /healthz report.
+type Binary struct {
+	Name    string
+	Version string
+}
+
 // Run is Main without the process: tests call it with their own environment.
-func Run(ctx context.Context, name string, getenv func(string) string, stdout io.Writer, build func(Deps) (Service, error)) error {
+func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.Writer, build func(Deps) (Service, error)) error {
+	name := bin.Name
 	// Config.
 	r := config.NewReader(getenv)
 	natsURL := r.String("NATS_URL", nats.DefaultURL)
+	// The service's own NATS user: on the cluster each service may publish
+	// and subscribe only to the subjects it owns (deploy/k8s nats.conf).
+	natsUser := r.String("NATS_USER", "")
+	natsPassword := r.String("NATS_PASSWORD", "")
 	mongoURI := r.String("MONGO_URI", "mongodb://127.0.0.1:27017")
 	mongoDB := r.String("MONGO_DB", "odavl_sync")
 	healthAddr := r.String("HEALTH_ADDR", ":8081")
@@ -75,10 +99,14 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	log := jsonlog.New(stdout, lv).With("service", name)
-	log.Info("starting", "natsUrl", natsURL, "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
+	log.Info("starting", "version", bin.Version, "natsUrl", natsURL, "natsUser", natsUser, "natsPassword", mask(natsPassword), "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
 
 	// NATS.
-	nc, err := nats.Connect(natsURL, nats.Name("odavl-sync-"+name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name("odavl-sync-" + name), nats.MaxReconnects(-1)}
+	if natsUser != "" {
+		opts = append(opts, nats.UserInfo(natsUser, natsPassword))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return fmt.Errorf("connecting to nats: %w", err)
 	}
@@ -101,7 +129,8 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	defer func() { _ = mc.Disconnect(context.Background()) }()
 
 	// Service.
-	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Healthy: life.Err})
+	m := newMetrics(bin, nc)
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Metrics: m.bus, Healthy: life.Err})
 	if err != nil {
 		return err
 	}
@@ -113,7 +142,7 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "ok\n")
+		_, _ = fmt.Fprintf(w, "ok %s %s\n", name, bin.Version)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !svc.Ready() || !nc.IsConnected() || mongodb.Ping(r.Context(), mc) != nil {
@@ -122,10 +151,12 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
+	mux.Handle("GET /metrics", m.handler())
 	ln, err := net.Listen("tcp", healthAddr)
 	if err != nil {
 		return fmt.Errorf("listening on HEALTH_ADDR: %w", err)
 	}
+	log.Info("health listening", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 
@@ -153,4 +184,27 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mask shows whether a secret is set, never its value.
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "***"
+}
+
+// Build reads a service's configuration from the process's environment
+// with config and builds the service with build: the usual body of a
+// service module's Standalone.
+func Build[C any, S Service](d Deps, config func(getenv func(string) string) (C, error), build func(C) (S, error)) (Service, error) {
+	cfg, err := config(d.Env)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

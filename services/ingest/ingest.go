@@ -116,6 +116,8 @@ type Options struct {
 	// Healthy, when set, fails /healthz (the process cannot recover: a
 	// lost connection).
 	Healthy func() error
+	// Version is the build version /healthz reports.
+	Version string
 	// Extra mounts more handlers (the local blob endpoint).
 	Extra func(r *gin.Engine)
 }
@@ -164,7 +166,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 		log.Info("bootstrap admin key ensured", "organizationId", cfg.BootstrapOrganization, "projectId", cfg.BootstrapProject, "key", config.Mask(cfg.BootstrapKey))
 	}
 	s.handler, s.metrics = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Extra: opts.Extra, Stopping: s.stopping,
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Version: opts.Version, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
 		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout,
 	})

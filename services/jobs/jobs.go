@@ -57,6 +57,9 @@ type Config struct {
 	// SMTP_PASSWORD, SMTP_FROM); without SMTP_HOST mail goes to
 	// <DataDir>/outbox.
 	SMTP handlers.SMTP
+	// Metrics, when set, records the sync consumer loop's figures (the
+	// health port's /metrics when the service runs alone).
+	Metrics *bus.Metrics
 }
 
 // DefaultConfig is the configuration with every default.
@@ -166,6 +169,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// outlast the ack wait (the first backoff): keep it from being run
 		// again beside itself.
 		KeepAlive: time.Minute,
+		Metrics:   s.cfg.Metrics,
 	}
 	cons, err := bus.EnsureConsumer(ctx, s.js, cc)
 	if err != nil {

@@ -28,13 +28,7 @@ func TestStandaloneLogsDurationsAndMillisecondTimes(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		err := standalone.Run(ctx, "stats", func(k string) string { return env[k] }, pw, func(d standalone.Deps) (standalone.Service, error) {
-			cfg, err := stats.ConfigFromEnv(d.Env)
-			if err != nil {
-				return nil, err
-			}
-			return stats.New(d.Log, d.NC, d.DB, cfg)
-		})
+		err := standalone.Run(ctx, standalone.Binary{Name: "stats", Version: "test"}, func(k string) string { return env[k] }, pw, stats.Standalone)
 		pw.Close()
 		done <- err
 	}()

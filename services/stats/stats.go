@@ -7,8 +7,10 @@
 // through New and Run.
 //
 // The embedded store can lose one of two concurrent updates of a document,
-// so the service serialises updates per project in its own memory: run
-// exactly one stats instance against a store.
+// so the service serialises updates per project in its own memory: exactly
+// one stats instance runs against a store. Run enforces it with a lease in
+// the JetStream bucket LeaseBucket: a second instance refuses to start
+// (ErrAnotherInstance), and a crashed holder's lease lapses after LeaseTTL.
 package stats
 
 import (
@@ -44,11 +46,24 @@ type Config struct {
 	AckWait time.Duration
 	// RebuildTimeout bounds a rebuild (STATS_REBUILD_TIMEOUT).
 	RebuildTimeout time.Duration
+	// LeaseTTL is how long the one-instance lease outlives its last renewal
+	// (STATS_LEASE_TTL): after a crash, the next instance starts at most
+	// this long after the last renewal. It is renewed every third of it.
+	LeaseTTL time.Duration
+	// Replicas is the lease bucket's replica count (STREAM_REPLICAS).
+	Replicas int
+	// TakeOverLease takes a lease left by an earlier process instead of
+	// refusing to start: only for a caller that knows by other means that
+	// no other instance runs (serve holds its data directory's lock).
+	TakeOverLease bool
+	// Metrics, when set, records the consumer loops' figures (the health
+	// port's /metrics when the service runs alone).
+	Metrics *bus.Metrics
 }
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
-	return Config{Workers: 64, AckWait: 60 * time.Second, RebuildTimeout: 30 * time.Minute}
+	return Config{Workers: 64, AckWait: 60 * time.Second, RebuildTimeout: 30 * time.Minute, LeaseTTL: 15 * time.Second, Replicas: 1}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -59,6 +74,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Workers:        r.Int("STATS_WORKERS", d.Workers),
 		AckWait:        r.Duration("STATS_ACK_WAIT", d.AckWait),
 		RebuildTimeout: r.Duration("STATS_REBUILD_TIMEOUT", d.RebuildTimeout),
+		LeaseTTL:       r.Duration("STATS_LEASE_TTL", d.LeaseTTL),
+		Replicas:       r.Int("STREAM_REPLICAS", d.Replicas),
 	}
 	return c, r.Err()
 }
@@ -101,6 +118,9 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	if cfg.AckWait <= 0 || cfg.RebuildTimeout <= 0 {
 		return nil, errors.New("stats: AckWait and RebuildTimeout must be positive")
 	}
+	if cfg.LeaseTTL < time.Second {
+		return nil, errors.New("stats: LeaseTTL must be at least 1s")
+	}
 	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now}
 	s.store = statsdb.New(db, func() time.Time { return s.now() })
 	return s, nil
@@ -119,7 +139,7 @@ type Status struct {
 func (s *Service) consumerConfigs() []bus.ConsumerConfig {
 	mk := func(stream, durable, filter string) bus.ConsumerConfig {
 		return bus.ConsumerConfig{Stream: stream, Durable: durable, Filters: []string{filter},
-			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers}
+			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers, Metrics: s.cfg.Metrics}
 	}
 	return []bus.ConsumerConfig{
 		mk(events.StreamSync, ConsumerProcessed, events.AllProcessed),
@@ -129,8 +149,30 @@ func (s *Service) consumerConfigs() []bus.ConsumerConfig {
 }
 
 // Run runs the service until ctx is done, then stops taking events, lets
-// the events in hand finish, and returns.
+// the events in hand finish, and returns. It first takes the one-instance
+// lease: with another instance running it returns ErrAnotherInstance, and
+// when the lease is lost while running (NATS unreachable for longer than
+// LeaseTTL) it stops and returns why.
 func (s *Service) Run(ctx context.Context) error {
+	l, err := acquireLease(ctx, s.js, s.cfg)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	s.log.Info("stats lease taken", "holder", l.holder, "bucket", LeaseBucket, "ttl", s.cfg.LeaseTTL)
+	ctx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	go l.keep(ctx, s.log, lost)
+	if err := s.run(ctx); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+func (s *Service) run(ctx context.Context) error {
 	s.runCtx = ctx
 	rebuilding, err := s.store.Recover(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package stats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,8 @@ func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AckWait = 2 * time.Second
+	// A killed instance's lease lapses after a second.
+	cfg.LeaseTTL = time.Second
 	nc := natstest.Connect(t, b.nats.URL)
 	svc, err := New(b.log, nc, b.db, cfg)
 	if err != nil {
@@ -57,7 +60,20 @@ func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	svc.crash = crash
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{svc: svc, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- svc.Run(ctx) }()
+	go func() {
+		// Restarted while a killed instance's lease lives, as its pod would be.
+		for {
+			err := svc.Run(ctx)
+			if !errors.Is(err, ErrAnotherInstance) || ctx.Err() != nil {
+				r.done <- err
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	t.Cleanup(r.stop)
 	eventually(t, "stats service ready", func() bool { return svc.Ready() })
 	return r

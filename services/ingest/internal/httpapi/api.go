@@ -37,6 +37,8 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Healthy, when set, fails /healthz: the process cannot recover.
 	Healthy func() error
+	// Version is the build version /healthz reports ("ok ingest VERSION").
+	Version string
 	// MetricsOnAPI serves /metrics on the API's router too (New returns
 	// its handler in any case, for a listener of its own).
 	MetricsOnAPI bool
@@ -150,7 +152,11 @@ func (a *API) healthz(c *gin.Context) {
 			return
 		}
 	}
-	c.String(http.StatusOK, "ok\n")
+	if a.opts.Version == "" {
+		c.String(http.StatusOK, "ok\n")
+		return
+	}
+	c.String(http.StatusOK, "ok ingest %s\n", a.opts.Version)
 }
 
 func (a *API) readyz(c *gin.Context) {

@@ -6,12 +6,7 @@ import (
 	"github.com/odavl/sync/services/jobs"
 )
 
-func main() {
-	standalone.Main("jobs", func(d standalone.Deps) (standalone.Service, error) {
-		cfg, err := jobs.ConfigFromEnv(d.Env)
-		if err != nil {
-			return nil, err
-		}
-		return jobs.New(d.Log, d.NC, d.DB, cfg)
-	})
-}
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { standalone.Main("jobs", version, jobs.Standalone) }

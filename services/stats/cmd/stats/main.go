@@ -6,12 +6,7 @@ import (
 	"github.com/odavl/sync/services/stats"
 )
 
-func main() {
-	standalone.Main("stats", func(d standalone.Deps) (standalone.Service, error) {
-		cfg, err := stats.ConfigFromEnv(d.Env)
-		if err != nil {
-			return nil, err
-		}
-		return stats.New(d.Log, d.NC, d.DB, cfg)
-	})
-}
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { standalone.Main("stats", version, stats.Standalone) }

@@ -1,6 +1,7 @@
-// Command storage runs the storage service alone, as in its container. With
-// the local provider it serves the signed blob URLs itself on STORAGE_ADDR
-// (default :8082); set STORAGE_PUBLIC_URL to the address clients reach.
+// Command storage runs the storage service alone, as in its container.
+// With the local provider it serves the signed blob URLs itself on
+// STORAGE_ADDR (default :8082); set STORAGE_PUBLIC_URL to the address
+// clients reach.
 package main
 
 import (
@@ -8,20 +9,7 @@ import (
 	"github.com/odavl/sync/services/storage"
 )
 
-func main() {
-	standalone.Main("storage", func(d standalone.Deps) (standalone.Service, error) {
-		cfg, err := storage.ConfigFromEnv(d.Env)
-		if err != nil {
-			return nil, err
-		}
-		if cfg.Provider == storage.ProviderLocal {
-			if cfg.Addr == "" {
-				cfg.Addr = ":8082"
-			}
-			if cfg.DataDir == "" {
-				cfg.DataDir = "./data/blobs"
-			}
-		}
-		return storage.New(d.Log, d.NC, d.DB, cfg)
-	})
-}
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { standalone.Main("storage", version, storage.Standalone) }

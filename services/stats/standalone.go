@@ -1,0 +1,14 @@
+package stats
+
+import (
+	"github.com/odavl/sync/libs/standalone"
+)
+
+// Standalone builds the service from the connections of a process of its
+// own (libs/standalone): the stats binary's build.
+func Standalone(d standalone.Deps) (standalone.Service, error) {
+	return standalone.Build(d, ConfigFromEnv, func(cfg Config) (*Service, error) {
+		cfg.Metrics = d.Metrics
+		return New(d.Log, d.NC, d.DB, cfg)
+	})
+}
