@@ -76,7 +76,9 @@ func compileFast(raw []byte) (*node, error) {
 			switch k {
 			case "$schema", "$id", "title", "description", "$defs":
 			case "type":
-				n.typ, _ = val.(string)
+				if n.typ, _ = val.(string); n.typ == "" {
+					n.typ = "several" // a list of types: the full path decides
+				}
 			case "properties":
 				n.props = map[string]*node{}
 				for name, sub := range val.(map[string]any) {
@@ -144,7 +146,7 @@ func compileFast(raw []byte) (*node, error) {
 			}
 		}
 		switch n.typ {
-		case "object", "array", "string", "number", "integer", "boolean":
+		case "object", "array", "string", "number", "integer", "boolean", "several":
 		case "":
 			if n.enum == nil {
 				return nil, fmt.Errorf("%s: a schema with neither type nor enum", at)
@@ -451,6 +453,18 @@ func (v *Validator) fastBusiness(p events.Product, org, project string, doc *fas
 			}
 		}
 	case events.Autopilot:
+		// The seed's shape (phases.decide.selectedRecipe, act.filesModified,
+		// verify.trustScore and qualityImproved) is made canonical by the
+		// full path; here the top-level one only.
+		for _, k := range []string{"filesModified", "trustScore", "qualityImproved"} {
+			if !doc.Exists(k) {
+				return false
+			}
+		}
+		if doc.Exists("phases", "decide", "selectedRecipe") || doc.Exists("phases", "act", "filesModified") ||
+			doc.Exists("phases", "verify", "trustScore") || doc.Exists("phases", "verify", "qualityImproved") {
+			return false
+		}
 		var sum float64
 		for _, name := range events.AutopilotPhases {
 			ph := doc.Get("phases", name)

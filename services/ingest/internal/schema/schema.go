@@ -14,6 +14,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,7 +161,9 @@ func (v *Validator) fullCanonical(p events.Product, org, project string, body []
 	if err != nil {
 		return Report{Fields: []FieldError{{Field: "", Message: err.Error()}}, Total: 1}, nil
 	}
-	if err := ps.whole.Validate(doc.withoutLists(ps)); err != nil {
+	whole := doc.withoutLists(ps)
+	boundLists(whole, maxListItems)
+	if err := ps.whole.Validate(whole); err != nil {
 		if ve, ok := err.(*jsonschema.ValidationError); ok {
 			v.leaves(ve, "", own)
 		} else {
@@ -176,6 +179,9 @@ func (v *Validator) fullCanonical(p events.Product, org, project string, body []
 	}
 	if r := report(own, items); r.Total > 0 {
 		return r, nil
+	}
+	if p == events.Autopilot {
+		normalizeLedger(doc)
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
@@ -202,6 +208,28 @@ func (d document) withoutLists(ps productSchema) map[string]any {
 		out[k] = val
 	}
 	return out
+}
+
+// maxListItems is the largest maxItems of the contract: a list nested in a
+// body (the top-level ones are read item by item) is cut one item past it
+// before the schema sees it, so that its maxItems still fails but a list of
+// a million bad items does not make a million errors.
+const maxListItems = 10_000
+
+func boundLists(v any, limit int) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if l, ok := e.([]any); ok && len(l) > limit+1 {
+				x[k] = l[:limit+1]
+			}
+			boundLists(x[k], limit)
+		}
+	case []any:
+		for _, e := range x {
+			boundLists(e, limit)
+		}
+	}
 }
 
 // decode reads body as a JSON object, validating the items of its lists on
@@ -532,6 +560,7 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 				}
 			}
 		}
+		errs = append(errs, nestedLedger(body, bad)...)
 		var in events.AutopilotLedger
 		if err := json.Unmarshal(body, &in); err != nil {
 			if found == 0 && len(errs) == 0 {
@@ -578,6 +607,107 @@ func (v *Validator) business(p events.Product, org, project string, body []byte,
 		}
 	}
 	return errs
+}
+
+// ledgerShapes reads the fields an Autopilot ledger may give at its top
+// level or, as the seed describes it, inside its phases.
+type ledgerShapes struct {
+	SelectedRecipe  *string         `json:"selectedRecipe"`
+	FilesModified   json.RawMessage `json:"filesModified"`
+	TrustScore      *float64        `json:"trustScore"`
+	QualityImproved *bool           `json:"qualityImproved"`
+	Phases          struct {
+		Decide struct {
+			SelectedRecipe *string `json:"selectedRecipe"`
+		} `json:"decide"`
+		Act struct {
+			FilesModified json.RawMessage `json:"filesModified"`
+		} `json:"act"`
+		Verify struct {
+			TrustScore      *float64 `json:"trustScore"`
+			QualityImproved *bool    `json:"qualityImproved"`
+		} `json:"verify"`
+	} `json:"phases"`
+}
+
+// nestedLedger checks that each of an Autopilot ledger's recipe, files,
+// trust score and quality flag is given at the top level or in its phase
+// (the seed's shape, preferred), and that the two agree when both are.
+func nestedLedger(body []byte, bad map[string]bool) []FieldError {
+	var l ledgerShapes
+	if json.Unmarshal(body, &l) != nil {
+		return nil // the schema names what does not decode
+	}
+	var errs []FieldError
+	add := func(field, msg string) {
+		if !bad[field] {
+			errs = append(errs, FieldError{Field: field, Message: msg})
+		}
+	}
+	if l.TrustScore == nil && l.Phases.Verify.TrustScore == nil {
+		add("phases.verify.trustScore", "is required (or trustScore at the top level)")
+	} else if l.TrustScore != nil && l.Phases.Verify.TrustScore != nil && *l.TrustScore != *l.Phases.Verify.TrustScore {
+		add("trustScore", fmt.Sprintf("is %g but phases.verify.trustScore is %g", *l.TrustScore, *l.Phases.Verify.TrustScore))
+	}
+	if l.QualityImproved == nil && l.Phases.Verify.QualityImproved == nil {
+		add("phases.verify.qualityImproved", "is required (or qualityImproved at the top level)")
+	} else if l.QualityImproved != nil && l.Phases.Verify.QualityImproved != nil && *l.QualityImproved != *l.Phases.Verify.QualityImproved {
+		add("qualityImproved", "differs from phases.verify.qualityImproved")
+	}
+	if l.SelectedRecipe != nil && l.Phases.Decide.SelectedRecipe != nil && *l.SelectedRecipe != *l.Phases.Decide.SelectedRecipe {
+		add("selectedRecipe", fmt.Sprintf("is %q but phases.decide.selectedRecipe is %q", *l.SelectedRecipe, *l.Phases.Decide.SelectedRecipe))
+	}
+	top, nested := l.FilesModified, l.Phases.Act.FilesModified
+	switch {
+	case top == nil && nested == nil:
+		add("phases.act.filesModified", "is required: the list of files changed, or their count (or filesModified at the top level)")
+	case top != nil && nested != nil:
+		var list []string
+		var n int
+		if json.Unmarshal(top, &list) != nil {
+			break // the schema names it
+		}
+		var listed []string
+		switch {
+		case json.Unmarshal(nested, &n) == nil:
+			if n != len(list) {
+				add("phases.act.filesModified", fmt.Sprintf("counts %d files but filesModified lists %d", n, len(list)))
+			}
+		case json.Unmarshal(nested, &listed) == nil && !slices.Equal(listed, list):
+			add("phases.act.filesModified", "lists other files than filesModified")
+		}
+	}
+	return errs
+}
+
+// normalizeLedger fills an Autopilot ledger's top-level recipe, files,
+// trust score and quality flag from its phases, where the seed's shape
+// gives them, so every reader finds them in one place. A count of files
+// gives an empty list (the paths are not known); the count stays in its
+// phase.
+func normalizeLedger(doc document) {
+	phases, _ := doc["phases"].(map[string]any)
+	phase := func(name string) map[string]any { m, _ := phases[name].(map[string]any); return m }
+	fill := func(top string, from map[string]any, key string) {
+		if _, ok := doc[top]; ok || from == nil {
+			return
+		}
+		if v, ok := from[key]; ok {
+			doc[top] = v
+		}
+	}
+	fill("selectedRecipe", phase("decide"), "selectedRecipe")
+	fill("trustScore", phase("verify"), "trustScore")
+	fill("qualityImproved", phase("verify"), "qualityImproved")
+	if _, ok := doc["filesModified"]; !ok {
+		switch v := phase("act")["filesModified"].(type) {
+		case []any:
+			doc["filesModified"] = v
+		case nil:
+		default:
+			doc["filesModified"] = []any{}
+		}
+	}
 }
 
 // wantOf names the JSON a Go kind decodes from, for an error message.

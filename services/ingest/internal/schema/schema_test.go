@@ -191,3 +191,67 @@ func TestReportsTheFirstBadFieldsAndCountsAll(t *testing.T) {
 		t.Errorf("broken JSON: %v, want its position", errs)
 	}
 }
+
+// The seed puts an Autopilot cycle's recipe, files, trust score and quality
+// flag inside its phases; that shape is accepted (and preferred), the
+// top-level one still is, both agree when both are given, and the stored
+// form has them at the top level too, where every reader looks.
+func TestAutopilotPhaseFieldsAsTheSeedNestsThem(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	seed := func() map[string]any {
+		ap := autopilot()
+		for _, k := range []string{"filesModified", "trustScore", "qualityImproved"} {
+			delete(ap, k)
+		}
+		ph := ap["phases"].(map[string]any)
+		ph["decide"].(map[string]any)["selectedRecipe"] = "remove-unused-imports"
+		ph["act"].(map[string]any)["filesModified"] = []any{"a.go", "b.go"}
+		ph["verify"].(map[string]any)["trustScore"] = 0.9
+		ph["verify"].(map[string]any)["qualityImproved"] = true
+		return ap
+	}
+	b, _ := json.Marshal(seed())
+	r, c := v.Canonical(events.Autopilot, "acme", "web", b)
+	if r.Total != 0 {
+		t.Fatalf("the seed's shape: %v", r.Fields)
+	}
+	var stored events.AutopilotLedger
+	if err := json.Unmarshal(c, &stored); err != nil || stored.TrustScore != 0.9 || !stored.QualityImproved ||
+		stored.SelectedRecipe != "remove-unused-imports" || len(stored.FilesModified) != 2 {
+		t.Errorf("stored %s (%v): want the phases' fields at the top level too", c, err)
+	}
+	counted := seed()
+	counted["phases"].(map[string]any)["act"].(map[string]any)["filesModified"] = 7
+	b, _ = json.Marshal(counted)
+	if r, c := v.Canonical(events.Autopilot, "acme", "web", b); r.Total != 0 || !strings.Contains(string(c), `"filesModified":[]`) || !strings.Contains(string(c), `"filesModified":7`) {
+		t.Errorf("a count of files: %v %s", r.Fields, c)
+	}
+	cases := []struct {
+		name  string
+		edit  func(m map[string]any)
+		field string
+	}{
+		{"no trust score anywhere", func(m map[string]any) { delete(m["phases"].(map[string]any)["verify"].(map[string]any), "trustScore") }, "phases.verify.trustScore"},
+		{"no files anywhere", func(m map[string]any) { delete(m["phases"].(map[string]any)["act"].(map[string]any), "filesModified") }, "phases.act.filesModified"},
+		{"two trust scores", func(m map[string]any) { m["trustScore"] = 0.5 }, "trustScore"},
+		{"a count that is not the list's", func(m map[string]any) {
+			m["filesModified"] = []any{"a.go"}
+			m["phases"].(map[string]any)["act"].(map[string]any)["filesModified"] = 2
+		}, "phases.act.filesModified"},
+		{"a recipe in the wrong phase", func(m map[string]any) { m["phases"].(map[string]any)["act"].(map[string]any)["selectedRecipe"] = "x" }, "phases.act.selectedRecipe"},
+	}
+	for _, tc := range cases {
+		m := seed()
+		tc.edit(m)
+		b, _ := json.Marshal(m)
+		errs := v.Validate(events.Autopilot, "acme", "web", b)
+		found := false
+		for _, e := range errs {
+			found = found || e.Field == tc.field
+		}
+		if !found {
+			t.Errorf("%s: %v, want %s named", tc.name, errs, tc.field)
+		}
+	}
+}
