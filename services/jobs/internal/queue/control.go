@@ -174,14 +174,22 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	next := r
 	next.Generation++
 	next.Error, next.Progress, next.FinishedAt = "", 0, nil
+	// A job scheduled for later keeps its schedule (a job cancelled
+	// before its time, then retried, does not run at once).
+	status := jobstore.Waiting
+	if r.RunAt == nil || !r.RunAt.After(now) {
+		next.RunAt = nil
+	} else {
+		status = jobstore.Delayed
+	}
 	// Live first, then the submission: a crash in between leaves the newer
 	// generation visible (and its older record), never nothing.
-	if err := <-q.writer.Add(jobstore.Change{Base: next, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
+	if err := <-q.writer.Add(jobstore.Change{Base: next, Status: status, At: now, Durable: true}); err != nil {
 		return r, err
 	}
 	sub := Submission{JobID: id, Type: r.Type, Priority: r.Priority, OrganizationID: r.OrganizationID,
 		ProjectID: r.ProjectID, TimeoutMs: r.TimeoutMs, ParentID: r.ParentID, SubmittedAt: now,
-		Generation: next.Generation, BaseAttempt: r.Attempts}
+		Generation: next.Generation, BaseAttempt: r.Attempts, RunAt: next.RunAt}
 	if r.Payload != "" {
 		sub.Payload = []byte(r.Payload)
 	}
@@ -191,7 +199,7 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	}
 	// The older generation's record stays in the store until the new one
 	// finishes and replaces it; reads prefer the newer generation.
-	if err := q.emit(sub, jobstore.Waiting, r.Status, 0, r.Attempts, "", now)(); err != nil {
+	if err := q.emit(sub, status, r.Status, 0, r.Attempts, "", now)(); err != nil {
 		return r, err
 	}
 	if out, err := q.Get(ctx, org, project, id); err == nil {
@@ -199,8 +207,8 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	}
 	// The new generation may already be finishing (its record in flight
 	// between the live bucket and the store): answer it as submitted.
-	next.Status, next.UpdatedAt = jobstore.Waiting, now
-	next.History = append(next.History, jobstore.Transition{Status: jobstore.Waiting, At: now})
+	next.Status, next.UpdatedAt = status, now
+	next.History = append(next.History, jobstore.Transition{Status: status, At: now})
 	return next, nil
 }
 

@@ -566,3 +566,23 @@ func TestStatsListAndCleanup(t *testing.T) {
 		t.Fatalf("another tenant's jobs: %+v", other)
 	}
 }
+
+// A job scheduled for later, cancelled and retried, keeps its schedule: it
+// is DELAYED until its time, not run at once.
+func TestRetriedScheduledJobKeepsItsSchedule(t *testing.T) {
+	t.Parallel()
+	b := setup(t, testConfig())
+	q := b.start(t, map[string]queue.Handler{"TEST": func(context.Context, *queue.Job) (any, error) { return nil, nil }})
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	r := submit(t, q, queue.Spec{RunAt: &at})
+	if _, err := q.Cancel(context.Background(), "org1", "proj1", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := q.Retry(context.Background(), "org1", "proj1", r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.Status != jobstore.Delayed || rr.RunAt == nil || !rr.RunAt.Equal(at) {
+		t.Fatalf("retried: %s run at %v, want DELAYED until %v", rr.Status, rr.RunAt, at)
+	}
+}
