@@ -131,8 +131,17 @@ func schemaName(typ string) string {
 	return b.String()
 }
 
+// AsyncAPIOptions add what this package does not hold to the document.
+type AsyncAPIOptions struct {
+	// UploadSchemas are the JSON schemas of the uploads per product (the
+	// gateway's validator's): each becomes the schema of the payload of the
+	// product's received event, its $defs inlined. Without one the payload
+	// is any object.
+	UploadSchemas map[Product]json.RawMessage
+}
+
 // AsyncAPIDocument builds the AsyncAPI 3.0 document of every event.
-func AsyncAPIDocument() ([]byte, error) {
+func AsyncAPIDocument(opts AsyncAPIOptions) ([]byte, error) {
 	chans, msgs := catalog()
 	channels := map[string]any{}
 	for _, c := range chans {
@@ -163,6 +172,13 @@ func AsyncAPIDocument() ([]byte, error) {
 		if props, ok := data["properties"].(map[string]any); ok {
 			for k, v := range m.fixed {
 				props[k] = map[string]any{"type": "string", "const": v}
+			}
+			if raw, ok := opts.UploadSchemas[Product(m.fixed["product"])]; ok && reflect.TypeOf(m.data) == reflect.TypeOf(Received{}) {
+				up, err := inlineDefs(raw)
+				if err != nil {
+					return nil, fmt.Errorf("upload schema of %s: %w", m.fixed["product"], err)
+				}
+				props["payload"] = up
 			}
 		}
 		name := schemaName(m.typ)
@@ -228,6 +244,63 @@ func AsyncAPIDocument() ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// inlineDefs is the schema raw with every #/$defs/name reference replaced
+// by a copy of that definition, and no $id, $schema or $defs: a schema that
+// stands anywhere in the document, whatever base its resolver uses.
+func inlineDefs(raw json.RawMessage) (map[string]any, error) {
+	var s map[string]any
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	defs, _ := s["$defs"].(map[string]any)
+	delete(s, "$defs")
+	delete(s, "$id")
+	delete(s, "$schema")
+	var inline func(v any, depth int) (any, error)
+	inline = func(v any, depth int) (any, error) {
+		if depth > 32 {
+			return nil, fmt.Errorf("$defs nest deeper than 32 (a recursive schema?)")
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				name, ok := strings.CutPrefix(ref, "#/$defs/")
+				def, found := defs[name]
+				if !ok || !found || strings.Contains(name, "/") {
+					return nil, fmt.Errorf("$ref %q: only #/$defs/<name> is supported", ref)
+				}
+				if len(x) > 1 {
+					return nil, fmt.Errorf("$ref %q has sibling keywords", ref)
+				}
+				return inline(def, depth+1)
+			}
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				var err error
+				if out[k], err = inline(e, depth); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				var err error
+				if out[i], err = inline(e, depth); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		}
+		return v, nil
+	}
+	v, err := inline(s, 0)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
 }
 
 // envelopeSchema is the CloudEvents envelope of m, its data a $ref to data.

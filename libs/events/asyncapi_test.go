@@ -17,7 +17,7 @@ import (
 // asyncapiDoc builds the AsyncAPI document and decodes it.
 func asyncapiDoc(t testing.TB) ([]byte, map[string]any) {
 	t.Helper()
-	b, err := events.AsyncAPIDocument()
+	b, err := events.AsyncAPIDocument(events.AsyncAPIOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

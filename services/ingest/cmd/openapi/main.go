@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/services/ingest"
 )
 
@@ -38,7 +37,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		return fmt.Errorf("building the document: %w", err)
 	}
 	if *async != "" {
-		b, err := events.AsyncAPIDocument()
+		b, err := ingest.AsyncAPIDocument()
 		if err != nil {
 			return fmt.Errorf("building the asyncapi document: %w", err)
 		}

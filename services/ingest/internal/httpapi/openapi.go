@@ -303,7 +303,17 @@ func openapiPath(route string) string {
 
 // asyncapiHandler serves the AsyncAPI document of the events.
 func (a *API) asyncapiHandler() gin.HandlerFunc {
-	return a.documentHandler("AsyncAPI", events.AsyncAPIDocument)
+	return a.documentHandler("AsyncAPI", AsyncAPIDocument)
+}
+
+// AsyncAPIDocument builds the AsyncAPI document of the events, the payload
+// of each received event described by its product's upload schema.
+func AsyncAPIDocument() ([]byte, error) {
+	up := map[events.Product]json.RawMessage{}
+	for _, p := range events.Products {
+		up[p] = schema.Raw(p)
+	}
+	return events.AsyncAPIDocument(events.AsyncAPIOptions{UploadSchemas: up})
 }
 
 // openapiHandler serves the OpenAPI document.
