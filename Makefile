@@ -35,7 +35,7 @@ vet: ## go vet every module
 lint: vet ## go vet (and gofmt check) every module
 	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); echo "gofmt needed"; exit 1)
 
-contracts: ## Check the served OpenAPI document with standard tools: redocly lint (no error), openapi-typescript + tsc (npm ci into contracts/)
+contracts: ## Check the served OpenAPI and AsyncAPI documents with standard tools: redocly lint (no error), openapi-typescript + tsc, @asyncapi/parser (no error) (npm ci into contracts/)
 	scripts/check-contracts.sh
 
 build: ## Build every binary into ./bin (odavl-sync-client: the client alone, as go install builds it)

@@ -71,6 +71,16 @@ func (c *Client) Ready(ctx context.Context) error {
 	return err
 }
 
+// AsyncAPI returns the server's AsyncAPI 3.0 document of the events it
+// publishes on NATS (the CloudEvents envelope and data schema of each type).
+func (c *Client) AsyncAPI(ctx context.Context) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.getJSON(ctx, "/api/v1/asyncapi.json", nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // OpenAPI returns the server's OpenAPI 3.1 document.
 func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
 	var raw json.RawMessage

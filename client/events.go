@@ -18,8 +18,9 @@ type Event struct {
 	ID             string          `json:"id"`
 	Source         string          `json:"source"`
 	Type           string          `json:"type"`
-	Subject        string          `json:"subject,omitempty"`
+	Subject        string          `json:"subject,omitempty"` // the upload, job or file id
 	Time           time.Time       `json:"time"`
+	DataSchema     string          `json:"dataschema,omitempty"` // the $id of the data's schema in the AsyncAPI document
 	OrganizationID string          `json:"organizationid,omitempty"`
 	ProjectID      string          `json:"projectid,omitempty"`
 	Data           json.RawMessage `json:"data,omitempty"`

@@ -4,7 +4,9 @@
 #   1. writes the document /api/v1/openapi.json serves (services/ingest/cmd/openapi);
 #   2. redocly lint: no error (the recommended rules, contracts/redocly.yaml);
 #   3. openapi-typescript generates a client's types and tsc compiles
-#      contracts/client.ts against them.
+#      contracts/client.ts against them;
+#   4. @asyncapi/parser validates the AsyncAPI document of the events
+#      (/api/v1/asyncapi.json, written beside the OpenAPI one): no error.
 # The npm tools are pinned in contracts/package-lock.json and installed with
 # `npm ci` into contracts/node_modules (gitignored) when missing or stale,
 # always under CI. Any failure stops the script with a message that names
@@ -26,9 +28,9 @@ fi
 
 start=$(date +%s)
 mkdir -p "$C/build"
-rm -f "$C/build/openapi.json" "$C/build/openapi.d.ts"
-step "writing the served document to contracts/build/openapi.json"
-(cd services/ingest && go run ./cmd/openapi -o "$C/build/openapi.json") || fail "building the OpenAPI document"
+rm -f "$C/build/openapi.json" "$C/build/openapi.d.ts" "$C/build/asyncapi.json"
+step "writing the served documents to contracts/build/openapi.json and asyncapi.json"
+(cd services/ingest && go run ./cmd/openapi -o "$C/build/openapi.json" -asyncapi "$C/build/asyncapi.json") || fail "building the OpenAPI and AsyncAPI documents"
 
 cd "$C"
 step "redocly lint"
@@ -44,5 +46,8 @@ npx --no-install openapi-typescript build/openapi.json -o build/openapi.d.ts --d
 
 step "tsc --noEmit (contracts/client.ts against the generated types)"
 npx --no-install tsc --noEmit -p . || fail "contracts/client.ts does not compile against the generated types (above)"
+
+step "asyncapi lint (@asyncapi/parser)"
+node asyncapi-lint.mjs build/asyncapi.json || fail "the AsyncAPI document has errors (above; contracts/build/asyncapi.json)"
 
 step "ok in $(($(date +%s) - start))s"

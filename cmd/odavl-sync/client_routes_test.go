@@ -14,6 +14,7 @@ import (
 var clientRoutes = map[string]string{
 	"GET /healthz": "-", "GET /readyz": "Ready",
 	"GET /api/v1/openapi.json":        "OpenAPI",
+	"GET /api/v1/asyncapi.json":       "AsyncAPI",
 	"POST /api/v1/admin/keys":         "CreateKey",
 	"POST /api/v1/sync/insight":       "Push, PushInsight",
 	"GET /api/v1/sync/insight":        "List",
@@ -90,6 +91,13 @@ func TestClientCoversEveryDocumentedRoute(t *testing.T) {
 	}
 
 	// The typed calls the CLI does not use.
+	async, err := cl.AsyncAPI(ctx)
+	var ad struct {
+		AsyncAPI string `json:"asyncapi"`
+	}
+	if err != nil || json.Unmarshal(async, &ad) != nil || ad.AsyncAPI != "3.0.0" {
+		t.Fatalf("AsyncAPI: %.100s %v", async, err)
+	}
 	k, err := cl.CreateKey(ctx, client.CreateKeyRequest{OrganizationID: c.OrganizationID, ProjectID: "ci", Name: "ci", Scopes: []string{"sync"}})
 	if err != nil || !strings.HasPrefix(k.Key, "odavl_") || k.ProjectID != "ci" {
 		t.Fatalf("CreateKey: %+v %v", k, err)

@@ -75,7 +75,12 @@ func watchFiles(t *testing.T, s *served) *fileEvents {
 	fe := &fileEvents{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		ev, err := events.Decode(msg.Data())
-		if err != nil || ev.Type != events.TypeFileEvent || msg.Subject() != ev.Subject {
+		var d events.FileChanged
+		if err == nil {
+			err = ev.DataAs(&d)
+		}
+		if err != nil || ev.Type != events.TypeFileEvent || ev.Subject != d.FileID ||
+			msg.Subject() != events.FileEventSubject(d.OrganizationID, d.ProjectID, d.Kind) {
 			t.Errorf("bad file event on %s: %s (%v)", msg.Subject(), msg.Data(), err)
 			return
 		}

@@ -55,9 +55,10 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 	email := map[string]any{"type": "EMAIL_SEND", "payload": map[string]any{"to": []string{"x@example.com"}, "subject": "attack", "text": "."}}
 	file := map[string]any{"filename": "a.json", "contentType": "application/json", "size": 10}
 	return map[string][]matrixReq{
-		"GET /healthz":             {public(get("/healthz"))},
-		"GET /readyz":              {public(get("/readyz"))},
-		"GET /api/v1/openapi.json": {public(get("/api/v1/openapi.json"))},
+		"GET /healthz":              {public(get("/healthz"))},
+		"GET /readyz":               {public(get("/readyz"))},
+		"GET /api/v1/openapi.json":  {public(get("/api/v1/openapi.json"))},
+		"GET /api/v1/asyncapi.json": {public(get("/api/v1/asyncapi.json"))},
 		"POST /api/v1/admin/keys": {
 			naming(post("/api/v1/admin/keys", map[string]any{"organizationId": v.org, "projectId": v.project, "scopes": []string{"admin"}})),
 			naming(post("/api/v1/admin/keys", map[string]any{"organizationId": v.org, "projectId": "new", "scopes": []string{"sync"}})),

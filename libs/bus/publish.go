@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -12,11 +11,12 @@ import (
 )
 
 // Publish publishes ev on subject and waits for JetStream's acknowledgement.
+// The NATS subject is the message's; ev.Subject (the CloudEvents subject) is
+// the resource the event is about, set by the publisher.
 // The event id is the Nats-Msg-Id, so a second publish of the same event
 // inside the dedupe window is dropped by the server (the ack says Duplicate).
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event) (*jetstream.PubAck, error) {
-	ev.Subject = subject
-	b, err := json.Marshal(ev)
+	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
 	}

@@ -21,12 +21,16 @@ type Event struct {
 	Subject         string          `json:"subject,omitempty"`
 	Time            time.Time       `json:"time"`
 	DataContentType string          `json:"datacontenttype"`
+	DataSchema      string          `json:"dataschema,omitempty"`
 	OrganizationID  string          `json:"organizationid,omitempty"`
 	ProjectID       string          `json:"projectid,omitempty"`
 	Data            json.RawMessage `json:"data"`
 }
 
-// New builds an envelope around data, which is marshalled to JSON.
+// New builds an envelope around data, which is marshalled to JSON. Its
+// dataschema is DataSchema(typ) and its time t in UTC, to the millisecond;
+// the publisher sets Subject to the resource the event is about (the upload,
+// job or file id).
 func New(id, source, typ string, t time.Time, org, project string, data any) (Event, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
@@ -37,12 +41,39 @@ func New(id, source, typ string, t time.Time, org, project string, data any) (Ev
 		ID:              id,
 		Source:          source,
 		Type:            typ,
-		Time:            t.UTC(),
+		Time:            t.UTC().Truncate(time.Millisecond),
 		DataContentType: "application/json",
+		DataSchema:      DataSchema(typ),
 		OrganizationID:  org,
 		ProjectID:       project,
 		Data:            raw,
 	}, nil
+}
+
+// wireEvent is Event as it is encoded: time in TimeLayout, always three
+// decimals, so every event carries one precision.
+type wireEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            string          `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	DataSchema      string          `json:"dataschema,omitempty"`
+	OrganizationID  string          `json:"organizationid,omitempty"`
+	ProjectID       string          `json:"projectid,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// MarshalJSON encodes the envelope with its time in UTC to the millisecond
+// (TimeLayout).
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wireEvent{
+		SpecVersion: e.SpecVersion, ID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject,
+		Time: e.Time.UTC().Format(TimeLayout), DataContentType: e.DataContentType, DataSchema: e.DataSchema,
+		OrganizationID: e.OrganizationID, ProjectID: e.ProjectID, Data: e.Data,
+	})
 }
 
 // Decode parses an envelope and checks its required attributes.

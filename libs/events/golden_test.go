@@ -18,10 +18,12 @@ var update = flag.Bool("update", false, "rewrite the golden files (only for a NE
 
 // golden is one event version with an example of its data.
 type golden struct {
-	typ     string
-	subject string
-	id      string
-	data    any // a pointer to the example payload
+	typ      string
+	subject  string // the NATS subject
+	id       string
+	source   string
+	resource string // the CloudEvents subject: the upload, job or file id
+	data     any    // a pointer to the example payload
 }
 
 func goldens() []golden {
@@ -44,29 +46,29 @@ func goldens() []golden {
 	}
 	var gs []golden
 	for _, p := range events.Products {
-		gs = append(gs, golden{events.ReceivedType(p), events.ReceivedSubject("acme", "web", p), up(p), &events.Received{
+		gs = append(gs, golden{events.ReceivedType(p), events.ReceivedSubject("acme", "web", p), up(p), events.SourceIngest, up(p), &events.Received{
 			UploadID: up(p), OrganizationID: "acme", ProjectID: "web", Product: p, IdempotencyKey: key[p],
 			PayloadHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", KeyID: "key_8f14e45fceea167a",
 			ReceivedAt: at, Payload: json.RawMessage(payload[p]),
 		}})
 	}
 	for _, p := range events.Products {
-		gs = append(gs, golden{events.ProcessedType(p), events.ProcessedSubject("acme", "web", p), "processed-" + up(p), &events.Processed{
+		gs = append(gs, golden{events.ProcessedType(p), events.ProcessedSubject("acme", "web", p), "processed-" + up(p), events.SourceJobs, up(p), &events.Processed{
 			UploadID: up(p), ResultID: up(p), JobID: up(p), OrganizationID: "acme", ProjectID: "web", Product: p,
 			Timestamp: time.Date(2026, 11, 30, 9, 15, 0, 0, time.UTC), ReceivedAt: at, ProcessedAt: done, Figures: figures[p],
 		}})
 	}
 	gs = append(gs,
-		golden{events.TypeCriticalAlert, events.CriticalAlertSubject("acme", "web"), "alert-" + up(events.Insight), &events.CriticalAlert{
+		golden{events.TypeCriticalAlert, events.CriticalAlertSubject("acme", "web"), "alert-" + up(events.Insight), events.SourceJobs, up(events.Insight), &events.CriticalAlert{
 			AlertID: "alert-" + up(events.Insight), UploadID: up(events.Insight), OrganizationID: "acme", ProjectID: "web", Critical: 1,
 			Issues:   []events.InsightIssue{{Detector: "security", Severity: "critical", Message: "hard-coded secret", File: "src/config.ts", Line: 12, Column: 7}},
 			RaisedAt: at,
 		}},
-		golden{events.TypeJobStatus, events.JobEventSubject("acme", "web", "COMPLETED"), up(events.Insight) + "-COMPLETED-1", &events.JobStatusChanged{
+		golden{events.TypeJobStatus, events.JobEventSubject("acme", "web", "COMPLETED"), up(events.Insight) + "-COMPLETED-1", events.SourceJobs, up(events.Insight), &events.JobStatusChanged{
 			JobID: up(events.Insight), Type: "INSIGHT_ANALYSIS", OrganizationID: "acme", ProjectID: "web", Status: "COMPLETED", Previous: "ACTIVE",
 			Progress: 100, Attempt: 1, At: done,
 		}},
-		golden{events.TypeFileEvent, events.FileEventSubject("acme", "web", "uploaded"), "file_9b1c2d3e4f5a6b7c.uploaded", &events.FileChanged{
+		golden{events.TypeFileEvent, events.FileEventSubject("acme", "web", "uploaded"), "file_9b1c2d3e4f5a6b7c.uploaded", events.SourceStorage, "file_9b1c2d3e4f5a6b7c", &events.FileChanged{
 			FileID: "file_9b1c2d3e4f5a6b7c", OrganizationID: "acme", ProjectID: "web", Kind: "uploaded", Name: "checkout.png",
 			ContentType: "image/png", Size: 48213, At: at,
 		}},
@@ -76,11 +78,11 @@ func goldens() []golden {
 
 func marshalGolden(t *testing.T, g golden) []byte {
 	t.Helper()
-	ev, err := events.New(g.id, "/odavl-sync/example", g.typ, time.Date(2026, 11, 30, 9, 15, 2, 356e6, time.UTC), "acme", "web", g.data)
+	ev, err := events.New(g.id, g.source, g.typ, time.Date(2026, 11, 30, 9, 15, 2, 356e6, time.UTC), "acme", "web", g.data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.Subject = g.subject
+	ev.Subject = g.resource
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -162,6 +164,26 @@ func TestEventCatalog(t *testing.T) {
 		if !strings.Contains(text, data.String()) {
 			t.Errorf("docs/events.md lacks the example data of %s:\n%s", g.typ, data.String())
 		}
+	}
+	// Each whole envelope shown is the golden file, and one is shown.
+	shown := 0
+	for _, g := range goldens() {
+		intro := "The whole envelope of `" + g.typ + "`:\n\n```json\n"
+		_, rest, ok := strings.Cut(text, intro)
+		if !ok {
+			continue
+		}
+		shown++
+		whole, err := os.ReadFile(filepath.Join("testdata", g.typ+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(rest, string(whole)+"```") {
+			t.Errorf("docs/events.md shows a whole envelope of %s that is not testdata's:\n%s", g.typ, whole)
+		}
+	}
+	if shown == 0 {
+		t.Errorf("docs/events.md shows no whole envelope")
 	}
 	for _, s := range []string{events.StreamSync, events.StreamJobs, events.StreamStorage, events.AllReceived, events.AllProcessed, events.AllAlerts, events.AllJobEvents, events.AllFiles} {
 		if !strings.Contains(text, s) {

@@ -271,6 +271,10 @@ func splitList(s string) []string {
 	return out
 }
 
+// AsyncAPIDocument is the AsyncAPI 3.0 document of the events the gateway
+// serves at /api/v1/asyncapi.json.
+func AsyncAPIDocument() ([]byte, error) { return httpapi.AsyncAPIDocument() }
+
 // OpenAPIDocument is the OpenAPI 3.1 document the gateway serves at
 // /api/v1/openapi.json with cfg.
 func OpenAPIDocument(cfg Config) ([]byte, error) {

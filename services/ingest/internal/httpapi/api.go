@@ -115,6 +115,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		r.GET("/metrics", gin.WrapH(metrics))
 	}
 	r.GET("/api/v1/openapi.json", a.openapiHandler())
+	r.GET("/api/v1/asyncapi.json", a.asyncapiHandler())
 	if opts.Extra != nil {
 		opts.Extra(r)
 	}

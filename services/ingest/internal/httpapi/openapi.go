@@ -301,15 +301,37 @@ func openapiPath(route string) string {
 	return strings.Join(parts, "/")
 }
 
-// openapiHandler builds the document once and serves it.
+// asyncapiHandler serves the AsyncAPI document of the events.
+func (a *API) asyncapiHandler() gin.HandlerFunc {
+	return a.documentHandler("AsyncAPI", AsyncAPIDocument)
+}
+
+// AsyncAPIDocument builds the AsyncAPI document of the events, the payload
+// of each received event described by its product's upload schema.
+func AsyncAPIDocument() ([]byte, error) {
+	up := map[events.Product]json.RawMessage{}
+	for _, p := range events.Products {
+		up[p] = schema.Raw(p)
+	}
+	return events.AsyncAPIDocument(events.AsyncAPIOptions{UploadSchemas: up})
+}
+
+// openapiHandler serves the OpenAPI document.
 func (a *API) openapiHandler() gin.HandlerFunc {
-	doc, err := OpenAPIDocument(OpenAPILimits{MaxBodyBytes: a.opts.MaxBodyBytes})
+	return a.documentHandler("OpenAPI", func() ([]byte, error) {
+		return OpenAPIDocument(OpenAPILimits{MaxBodyBytes: a.opts.MaxBodyBytes})
+	})
+}
+
+// documentHandler builds a document once and serves it.
+func (a *API) documentHandler(name string, build func() ([]byte, error)) gin.HandlerFunc {
+	doc, err := build()
 	if err != nil {
-		a.log.Error("building the openapi document", "err", err)
+		a.log.Error("building a document", "document", name, "err", err)
 	}
 	return func(c *gin.Context) {
 		if err != nil {
-			problem(c, http.StatusInternalServerError, "internal", "the OpenAPI document could not be built")
+			problem(c, http.StatusInternalServerError, "internal", "the "+name+" document could not be built")
 			return
 		}
 		c.Data(http.StatusOK, "application/json", doc)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/odavl/sync/services/ingest/openapischema"
-	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,11 +80,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 // The document is served without a key and is what OpenAPIDocument builds.
 func TestOpenAPIServed(t *testing.T) {
 	b := setup(t)
-	w := httptest.NewRecorder()
-	b.router.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/openapi.json", nil))
-	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
-		t.Fatalf("%d %s", w.Code, w.Header())
-	}
+	w := getDocument(t, b, "/api/v1/openapi.json")
 	// Read as text (a browser, curl), it says <API key>, not \u003cAPI key\u003e.
 	if !bytes.Contains(w.Body.Bytes(), []byte("Bearer <API key>")) || bytes.Contains(w.Body.Bytes(), []byte(`\u003c`)) {
 		t.Errorf("the document escapes < as \\u003c")

@@ -25,7 +25,7 @@ import (
 const Bucket = "sync_uploads"
 
 // Source is the CloudEvents source of received events.
-const Source = "/odavl-sync/ingest"
+const Source = events.SourceIngest
 
 // ErrConflict is returned when a key was used before with another payload.
 var ErrConflict = errors.New("idempotency key reused with a different payload")
@@ -149,6 +149,7 @@ func (u *Uploads) publish(ctx context.Context, up Upload, rec Record) error {
 	if err != nil {
 		return err
 	}
+	ev.Subject = rec.UploadID
 	_, err = bus.Publish(ctx, u.js, events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product), ev)
 	return err
 }

@@ -450,7 +450,7 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
 			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
 		subj := events.ReceivedSubject("org", "proj", events.Insight)
-		ev.Subject = subj
+		ev.Subject = id
 		b, _ := json.Marshal(ev)
 		m := &nats.Msg{Subject: subj, Data: b, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, ev.ID)

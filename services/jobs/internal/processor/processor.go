@@ -22,7 +22,7 @@ import (
 )
 
 // Source is the CloudEvents source of the events this package publishes.
-const Source = "/odavl-sync/jobs"
+const Source = events.SourceJobs
 
 // Processor handles received events.
 type Processor struct {
@@ -164,6 +164,7 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 	if err != nil {
 		return r, err
 	}
+	ev.Subject = rc.UploadID
 	if _, err := bus.Publish(ctx, p.js, subject, ev); err != nil {
 		return r, fmt.Errorf("publishing the retry of upload %s: %w", r.ID, err)
 	}
@@ -223,6 +224,7 @@ func (p *Processor) announce(ctx context.Context, rc events.Received, job jobsto
 	if err != nil {
 		return bus.Permanent(err)
 	}
+	ev.Subject = rc.UploadID
 	if _, err := bus.Publish(ctx, p.js, events.ProcessedSubject(rc.OrganizationID, rc.ProjectID, rc.Product), ev); err != nil {
 		return err
 	}
@@ -282,6 +284,7 @@ func (p *Processor) raise(ctx context.Context, rc events.Received, a events.Crit
 	if err != nil {
 		return bus.Permanent(err)
 	}
+	ev.Subject = a.UploadID
 	_, err = bus.Publish(ctx, p.js, events.CriticalAlertSubject(rc.OrganizationID, rc.ProjectID), ev)
 	return err
 }

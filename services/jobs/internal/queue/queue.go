@@ -129,7 +129,7 @@ func (c *Config) defaults() {
 func (c Config) MaxAttempts() int { return len(c.Backoff) + 1 }
 
 // Source is the CloudEvents source of the queue's events.
-const Source = "/odavl-sync/jobs"
+const Source = events.SourceJobs
 
 // ControlBucket is the KV bucket of the queue's shared state: the pause
 // flag and the cancelled jobs.

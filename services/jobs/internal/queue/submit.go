@@ -158,8 +158,8 @@ func (q *Queue) publishSubmission(sub Submission, msgID string) (jetstream.PubAc
 	if err != nil {
 		return nil, err
 	}
-	ev.Subject = subject
-	b, err := json.Marshal(ev)
+	ev.Subject = sub.JobID
+	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding submission %s: %w", sub.JobID, err)
 	}
@@ -227,8 +227,8 @@ func emit(js jetstream.JetStream, suffix string, c events.JobStatusChanged) func
 	if err != nil {
 		return func() error { return err }
 	}
-	ev.Subject = subject
-	b, _ := json.Marshal(ev)
+	ev.Subject = jobID
+	b, _ := ev.MarshalJSON()
 	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
 	m.Header.Set(jetstream.MsgIDHeader, id)
 	m.Header.Set("Ce-Type", ev.Type)

@@ -285,12 +285,13 @@ func (f *Files) confirm(ctx context.Context, r record, checksum string) (record,
 // publish announces a file event; its id is the file id and the kind, so
 // a repeat inside the stream's dedupe window is dropped.
 func (f *Files) publish(ctx context.Context, r record, kind string) error {
-	ev, err := events.New(r.ID+"."+kind, "odavl-sync/storage", events.TypeFileEvent, f.now(), r.OrganizationID, r.ProjectID,
+	ev, err := events.New(r.ID+"."+kind, events.SourceStorage, events.TypeFileEvent, f.now(), r.OrganizationID, r.ProjectID,
 		events.FileChanged{FileID: r.ID, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID, Kind: kind,
 			Name: r.Name, ContentType: r.ContentType, Size: r.Size, At: f.now().UTC()})
 	if err != nil {
 		return err
 	}
+	ev.Subject = r.ID
 	_, err = bus.Publish(ctx, f.js, events.FileEventSubject(r.OrganizationID, r.ProjectID, kind), ev)
 	return err
 }
