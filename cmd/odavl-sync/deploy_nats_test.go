@@ -266,6 +266,31 @@ func TestNATSPermissions(t *testing.T) {
 		t.Errorf("jobs publishing a processed event: %v", err)
 	}
 
+	// A caller that gives up (the gateway, jobs calling storage, stats
+	// calling jobs) cancels its request in every service that answers.
+	var cancels []*nats.Subscription
+	for _, svc := range []string{"jobs", "storage", "stats"} {
+		nc, _ := connectAs(t, url, svc)
+		sub, err := nc.SubscribeSync(rpc.CancelSubject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		cancels = append(cancels, sub)
+	}
+	for _, caller := range []string{"ingest", "jobs", "stats"} {
+		nc, _ := connectAs(t, url, caller)
+		if err := nc.Publish(rpc.CancelSubject, []byte("req-"+caller)); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		for _, sub := range cancels {
+			if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "req-"+caller {
+				t.Errorf("%s's cancellation did not reach a service: %v", caller, err)
+			}
+		}
+	}
+
 	// Only stats may take the stats service's requests.
 	storageNC, storageErrs := connectAs(t, url, "storage")
 	if _, err := storageNC.Subscribe(rpc.StatsSummary, func(*nats.Msg) {}); err != nil {
