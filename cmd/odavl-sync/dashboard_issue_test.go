@@ -129,7 +129,10 @@ func TestDashboardGuardianScreenshots(t *testing.T) {
 	if got := b.text(`[data-list=guardian] [data-detail]`); !strings.Contains(got, "2 screenshots") {
 		t.Errorf("guardian details %q, want 2 screenshots", got)
 	}
-	b.finish("guardian-screenshots.png")
+	b.screenshot("guardian-screenshots.png")
+	b.run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
+	b.fits("the screenshots at 390 px")
+	b.finish("guardian-screenshots-phone.png")
 }
 
 // TestDashboardProjectSwitcher: an admin key sees its organization's
@@ -167,5 +170,8 @@ func TestDashboardProjectSwitcher(t *testing.T) {
 	if got := b.eval(`JSON.parse(sessionStorage.getItem('odavl.dashboard')).project`); got != "web" {
 		t.Errorf("the session keeps project %v, want web", got)
 	}
-	b.finish("projects-web.png")
+	b.screenshot("projects-web.png")
+	b.run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
+	b.fits("the project switcher at 390 px")
+	b.finish("projects-phone.png")
 }
