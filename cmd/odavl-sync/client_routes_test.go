@@ -53,6 +53,7 @@ var clientRoutes = map[string]string{
 	"POST /api/v1/admin/stats/rebuild":                           "RebuildStats",
 	"PUT /blob/{key}":                                            "UploadFile (the signed upload URL)",
 	"GET /blob/{key}":                                            "- (a signed download URL)",
+	"GET /api/v1/projects":                                       "- (the dashboard's project switcher)",
 	"GET /public/files/{id}":                                     "- (a PUBLIC file's fileUrl)",
 }
 

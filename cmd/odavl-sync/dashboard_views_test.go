@@ -20,6 +20,19 @@ func (s *served) upload(t *testing.T, product string, body map[string]any) {
 	}
 }
 
+// submitJob submits a job and waits until it reaches status.
+func (s *served) submitJob(t *testing.T, body map[string]any, status string) apiJob {
+	t.Helper()
+	r := s.Do(http.MethodPost, "/api/v1/jobs", body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("submitting a %v job: %d %s", body["type"], r.Status, r.Body)
+	}
+	var job apiJob
+	r.JSON(t, &job)
+	s.waitJob(t, job.ID, status)
+	return job
+}
+
 // waitListed waits until the list of product holds n results.
 func (s *served) waitListed(t *testing.T, product string, n int) {
 	t.Helper()
@@ -150,13 +163,7 @@ func TestDashboardDrillDown(t *testing.T) {
 	s.waitListed(t, "insight", 1)
 	s.waitListed(t, "autopilot", 1)
 	s.waitListed(t, "guardian", 1)
-	r := s.Do(http.MethodPost, "/api/v1/jobs", map[string]any{"type": "DATA_EXPORT", "payload": map[string]any{"products": []string{"insight"}}})
-	if r.Status != http.StatusAccepted {
-		t.Fatalf("export: %d %s", r.Status, r.Body)
-	}
-	var export apiJob
-	r.JSON(t, &export)
-	s.waitJob(t, export.ID, "COMPLETED")
+	export := s.submitJob(t, map[string]any{"type": "DATA_EXPORT", "payload": map[string]any{"products": []string{"insight"}}}, "COMPLETED")
 
 	b.signIn(c)
 

@@ -106,6 +106,7 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 		"GET /api/v1/sync/guardian/{id}":  {get("/api/v1/sync/guardian/" + v.guardian)},
 		"GET /api/v1/sync/jobs/{id}":      {get("/api/v1/sync/jobs/" + v.job), get("/api/v1/sync/jobs/" + v.insight)},
 		"GET /api/v1/alerts":              {get("/api/v1/alerts")},
+		"GET /api/v1/projects":            {get("/api/v1/projects")},
 	}
 }
 

@@ -14,6 +14,24 @@ func (a *API) adminRoutes(g *gin.RouterGroup) {
 	g.POST("/keys", a.createKey)
 }
 
+// projects answers the projects the key may act for: every project of its
+// organization for an admin key, its own project for any other, so the
+// dashboard offers a switcher without a refused request.
+func (a *API) projects(c *gin.Context) {
+	key := keyOf(c)
+	if !key.Has(tenancy.ScopeAdmin) {
+		own := tenancy.Project{OrganizationID: key.OrganizationID, ProjectID: key.ProjectID}
+		answer(c, http.StatusOK, gin.H{"items": []tenancy.Project{own}, "total": 1})
+		return
+	}
+	ps, err := a.tenants.Projects(c.Request.Context(), key.OrganizationID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	answer(c, http.StatusOK, gin.H{"items": ps, "total": len(ps)})
+}
+
 // CreateKeyRequest asks for a new API key.
 type CreateKeyRequest struct {
 	OrganizationID string   `json:"organizationId"`

@@ -123,6 +123,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	v1 := r.Group("/api/v1", checkIDs, a.authenticate, a.rateLimit)
 	a.syncRoutes(v1)
 	a.adminRoutes(v1.Group("/admin", requireAdmin))
+	v1.GET("/projects", a.projects)
 	a.storageRoutes(v1)
 	a.jobRoutes(v1)
 	a.statsRoutes(v1)

@@ -270,3 +270,27 @@ func (s *Store) Grant(ctx context.Context, key string, scopes ...string) (bool, 
 	s.mu.Unlock()
 	return r.MatchedCount > 0, nil
 }
+
+// Project is a project of an organization.
+type Project struct {
+	OrganizationID string    `bson:"organizationId" json:"organizationId"`
+	ProjectID      string    `bson:"projectId" json:"projectId"`
+	CreatedAt      time.Time `bson:"createdAt" json:"createdAt"`
+}
+
+// maxProjects bounds the projects Projects reads of one organization.
+const maxProjects = 1000
+
+// Projects lists the projects of org, by id.
+func (s *Store) Projects(ctx context.Context, org string) ([]Project, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "projectId", Value: 1}}).SetLimit(maxProjects)
+	cur, err := s.db.Collection(ProjectsCollection).Find(ctx, bson.D{{Key: "organizationId", Value: org}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("listing projects of %s: %w", org, err)
+	}
+	out := []Project{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("reading projects of %s: %w", org, err)
+	}
+	return out, nil
+}

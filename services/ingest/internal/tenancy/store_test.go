@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/odavl/sync/libs/mongodb"
@@ -42,5 +43,35 @@ func TestServerKeysOfAnEarlierVersionBecomeOperatorKeys(t *testing.T) {
 	}
 	if k, err := s.Authenticate(ctx, boot); err != nil || !k.Has(ScopeOperator) || len(k.Scopes) != 3 {
 		t.Fatalf("bootstrap key ensured again: %+v %v, want admin, sync and operator", k, err)
+	}
+}
+
+// Projects lists an organization's projects by id, each once, and none of
+// another organization.
+func TestProjectsListsTheOrganizationsProjects(t *testing.T) {
+	ctx := context.Background()
+	mb := mongotest.Start(t)
+	s := New(mb.DB, 0)
+	for _, tn := range [][2]string{{"acme", "web"}, {"acme", "api"}, {"acme", "web"}, {"other", "secret"}} {
+		if err := s.EnsureTenant(ctx, tn[0], tn[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := s.Projects(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range ps {
+		if p.OrganizationID != "acme" || p.CreatedAt.IsZero() {
+			t.Errorf("project %+v", p)
+		}
+		ids = append(ids, p.ProjectID)
+	}
+	if want := []string{"api", "web"}; !slices.Equal(ids, want) {
+		t.Errorf("projects %v, want %v", ids, want)
+	}
+	if ps, err := s.Projects(ctx, "nobody"); err != nil || ps == nil || len(ps) != 0 {
+		t.Errorf("projects of an unknown organization: %v %v, want an empty list", ps, err)
 	}
 }

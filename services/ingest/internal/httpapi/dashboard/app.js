@@ -4,7 +4,7 @@
 
 (() => {
   const SESSION = 'odavl.dashboard';
-  const TABS = ['trends', 'jobs', 'insight', 'autopilot', 'guardian'];
+  const TABS = ['trends', 'jobs', 'insight', 'autopilot', 'guardian', 'alerts'];
   const $ = (id) => document.getElementById(id);
 
   // ---- DOM helpers -------------------------------------------------------
@@ -36,6 +36,18 @@
     if (!s) return '—';
     const d = new Date(s);
     return isNaN(d) ? String(s) : d.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'medium' });
+  }
+  // runsWhen says in words when a DELAYED job runs (its runAt, the next
+  // attempt of a retried job): "runs in 2 min", later "runs at 14:05".
+  function runsWhen(s) {
+    const t = Date.parse(s);
+    if (isNaN(t)) return '';
+    const min = Math.round((t - Date.now()) / 60000);
+    if (min <= 0) return 'runs any moment now';
+    if (min < 60) return 'runs in ' + min + ' min';
+    const d = new Date(t);
+    const sameDay = d.toDateString() === new Date().toDateString();
+    return 'runs ' + (sameDay ? 'at ' + d.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' }) : 'on ' + fmtTime(s));
   }
   const shortID = (s) => (s && s.length > 14 ? s.slice(0, 14) + '…' : s || '—');
   function card(label, value, color, sub, extra) {
@@ -315,6 +327,7 @@
 
   async function load(name, opts) {
     if (name === 'trends') return loadTrends(opts);
+    if (name === 'alerts') return loadAlerts(opts);
     const box = results(name);
     const words = PRODUCT_WORDS[name];
     if (!(opts && opts.quiet)) box.replaceChildren(spinner(name === 'jobs' ? 'jobs' : words[2] + ' ' + words[1]));
@@ -351,11 +364,12 @@
     children.push(pager(name, items.length, r.body.total));
     box.replaceChildren(...children.filter(Boolean));
     $('panel-' + name).dataset.total = String(r.body.total || 0);
+    openWanted(name, nodes, box);
   }
   const renderedIDs = {};
   // requestSeq numbers the reads of each list, so an answer that arrives
   // after a newer read was sent is dropped instead of showing older data.
-  const requestSeq = { trends: 0, jobs: 0, insight: 0, autopilot: 0, guardian: 0 };
+  const requestSeq = { trends: 0, jobs: 0, insight: 0, autopilot: 0, guardian: 0, alerts: 0, projects: 0 };
   const signatures = {};
 
   function summaryLine(s) {
@@ -475,9 +489,34 @@
       ...group('Performance', t.performance, ms),
       ...group('Security', t.security, (k, v) => fmtNum(v, 0)),
       el('h4', { text: shots.length ? plural(shots.length, 'screenshot') : 'No screenshots' }),
-      shots.length ? el('ul', { class: 'files' }, shots.map((u) => el('li', {}, /^https?:\/\//.test(u)
-        ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', text: u }) : el('span', { class: 'mono', text: u })))) : null,
+      shots.length ? el('div', { class: 'shots' }, shots.map(screenshot)) : null,
     ];
+  }
+
+  // screenshot shows one of a run's screenshots: a stored file as its image,
+  // through a signed download link read now (the page's policy loads images
+  // of its own origin only); an http(s) URL elsewhere as a link, as it is.
+  function screenshot(u) {
+    if (/^https?:\/\//.test(u)) {
+      return el('figure', { class: 'shot', 'data-shot': u }, el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', class: 'mono', text: u }));
+    }
+    const img = el('img', { alt: 'Screenshot ' + u, 'data-screenshot': u, decoding: 'async' });
+    const link = el('a', { target: '_blank', rel: 'noopener noreferrer' }, img);
+    const state = el('span', { class: 'muted sub', role: 'status', text: 'Loading the image…' });
+    const fig = el('figure', { class: 'shot', 'data-shot': u }, link, el('figcaption', { class: 'mono', text: u }), state);
+    img.addEventListener('load', () => { state.remove(); fig.dataset.loaded = ''; });
+    img.addEventListener('error', () => { state.textContent = 'The image did not load.'; });
+    api('GET', '/api/v1/storage/upload-url?fileId=' + encodeURIComponent(u)).then((r) => {
+      const url = r.ok && r.body && r.body.downloadUrl;
+      if (!url) {
+        img.remove();
+        state.textContent = 'The file is not available' + (r.message ? ': ' + r.message : '.');
+        return;
+      }
+      link.href = url;
+      img.src = url;
+    });
+    return fig;
   }
 
   // downloads finds the download links in a job's output, wherever its
@@ -500,7 +539,7 @@
     return [
       facts([['Status', statusBadge(st || 'UNKNOWN')], ['Type', JOB_TYPE[j.type] || j.type || '—'], ['Progress', num(j.progress) + '%'],
         ['Attempts', typeof j.maxAttempts === 'number' ? fmtNum(num(j.attempts), 0) + ' of ' + fmtNum(j.maxAttempts, 0) : fmtNum(num(j.attempts), 0)],
-        ['Created', fmtTime(j.createdAt)], j.startedAt && ['Started', fmtTime(j.startedAt)], j.finishedAt && ['Finished', fmtTime(j.finishedAt)],
+        ['Created', fmtTime(j.createdAt)], st === 'DELAYED' && j.runAt && ['Runs', el('span', { 'data-run-at': j.runAt, title: fmtTime(j.runAt), text: capital(runsWhen(j.runAt)) + ' (' + fmtTime(j.runAt) + ')' })], j.startedAt && ['Started', fmtTime(j.startedAt)], j.finishedAt && ['Finished', fmtTime(j.finishedAt)],
         (j.error || status.reason) && ['Error', el('span', { class: 'error-text', text: j.error || status.reason })]]),
       links.length ? el('div', { class: 'downloads' }, el('h4', { text: 'Output' }),
         links.map((l) => el('a', { class: 'download', href: l.url, download: '', rel: 'noopener noreferrer', 'data-download': '', text: 'Download ' + l.name }))) : null,
@@ -547,7 +586,9 @@
       const tr = el('tr', { 'data-job': j.id },
         el('td', { class: 'mono', title: j.id, text: shortID(j.id) }),
         el('td', { 'data-type': j.type, text: JOB_TYPE[j.type] || j.type || '—' }),
-        el('td', {}, statusBadge(st || 'UNKNOWN'), j.error ? el('div', { class: 'sub muted', text: j.error }) : null),
+        el('td', {}, statusBadge(st || 'UNKNOWN'),
+          st === 'DELAYED' && j.runAt ? el('div', { class: 'sub muted', 'data-run-at': j.runAt, title: fmtTime(j.runAt), text: runsWhen(j.runAt) }) : null,
+          j.error ? el('div', { class: 'sub muted', text: j.error }) : null),
         el('td', {}, el('progress', { max: 100, value: pct, 'aria-label': 'progress ' + pct + '%' }), el('span', { class: 'pct', text: pct + '%' })),
         el('td', { text: fmtTime(j.createdAt) }),
         el('td', { class: 'actions' }, actions));
@@ -630,6 +671,85 @@
         metric('Test run', it.testRunId || '—'),
         metric('Tests', '3'),
         metric('Screenshots', fmtNum((it.screenshots || []).length, 0))));
+  }
+
+  // ---- alerts (GET /api/v1/alerts) ---------------------------------------------
+  // wanted names, per list, an item to open once the list shows it (an
+  // alert's link to its analysis).
+  const wanted = {};
+
+  function openWanted(name, nodes, box) {
+    const id = wanted[name];
+    if (!id) return;
+    wanted[name] = null;
+    const n = nodes.find((x) => x.dataset.id === id);
+    if (!n) {
+      box.prepend(note(capital(PRODUCT_WORDS[name][0]) + ' ' + shortID(id) + ' is not among the newest ' + PAGE + '.'));
+      return;
+    }
+    if (!openDetails[name].has(id)) n.querySelector('[data-details]').click();
+    n.scrollIntoView({ block: 'start' });
+  }
+
+  // openAnalysis shows the Insight analysis id with its drill-down open.
+  function openAnalysis(id) {
+    view.insight = { filter: {}, offset: 0 };
+    for (const f of document.querySelectorAll('#panel-insight [data-filter]')) f.value = '';
+    wanted.insight = id;
+    selectTab('insight');
+    if (loaded.insight) load('insight');
+  }
+
+  async function loadAlerts(opts) {
+    const panel = $('panel-alerts');
+    loaded.alerts = true;
+    if (!(opts && opts.quiet)) panel.replaceChildren(spinner('alerts'));
+    const seq = ++requestSeq.alerts;
+    const r = await api('GET', '/api/v1/alerts?limit=' + PAGE);
+    if (!session || seq !== requestSeq.alerts) return;
+    if (!r.ok) {
+      panel.replaceChildren(r.unavailable ? note('Alerts are not available: ' + r.message) : errorBox('Could not load the alerts: ' + r.message));
+      return;
+    }
+    const items = (r.body && r.body.items) || [];
+    if (!items.length) { panel.replaceChildren(note('No critical alerts. An Insight analysis that finds critical issues raises one.')); return; }
+    const total = num(r.body.total) || items.length;
+    panel.replaceChildren(
+      el('p', { class: 'muted', text: plural(total, 'critical alert') + ', newest first' + (total > items.length ? ' (the newest ' + items.length + ' shown)' : '') + '.' }),
+      el('div', { class: 'list', 'data-list': 'alerts' }, items.map((a) => el('article', { class: 'item', 'data-alert': a.id },
+        el('div', { class: 'item-head' },
+          el('h3', { class: 'critical', text: '⚠ ' + plural(num(a.critical), 'critical issue') }),
+          el('span', { class: 'when', text: fmtTime(a.raisedAt) }),
+          el('a', { href: '#insight/' + encodeURIComponent(a.uploadId || ''), 'data-analysis': a.uploadId,
+            onclick: (e) => { e.preventDefault(); openAnalysis(a.uploadId); } }, 'Open analysis ', el('span', { class: 'mono', text: shortID(a.uploadId) }))),
+        Array.isArray(a.messages) && a.messages.length ? el('ul', { class: 'files mono' }, a.messages.map((m) => el('li', { text: m }))) : null))));
+  }
+
+  // ---- projects (GET /api/v1/projects): an admin key switches between them ---
+  async function loadProjects() {
+    const seq = ++requestSeq.projects;
+    const r = await api('GET', '/api/v1/projects');
+    if (!session || seq !== requestSeq.projects) return;
+    const ids = r.ok && r.body && Array.isArray(r.body.items) ? r.body.items.map((p) => p.projectId).filter(Boolean) : [];
+    if (!ids.includes(session.project)) ids.push(session.project);
+    if (ids.length < 2) return;
+    const sel = el('select', { id: 'project-switch', 'aria-label': 'Project' }, ids.map((id) => el('option', { value: id, text: id, selected: id === session.project })));
+    sel.addEventListener('change', () => switchProject(sel.value));
+    $('tenant').replaceChildren(session.org + ' / ', sel);
+  }
+
+  // switchProject shows another project of the organization: the same key,
+  // another X-Project-Id, every list and the stream read again.
+  function switchProject(project) {
+    session.project = project;
+    sessionStorage.setItem(SESSION, JSON.stringify(session));
+    for (const m of Object.values(openDetails)) m.clear();
+    for (const k of Object.keys(signatures)) delete signatures[k];
+    for (const k of Object.keys(renderedIDs)) delete renderedIDs[k];
+    for (const name of Object.keys(view)) view[name] = { filter: {}, offset: 0 };
+    for (const t of TABS) if (t !== 'trends') $('panel-' + t).replaceChildren();
+    $('banner').hidden = true;
+    start();
   }
 
   // ---- trends (charts of GET /api/v1/stats/trends, drawn by uPlot) -----------
@@ -875,6 +995,7 @@
       const b = $('banner');
       b.textContent = '⚠ ' + num(d.critical) + ' critical issue' + (num(d.critical) === 1 ? '' : 's') + ' in Insight upload ' + shortID(d.uploadId) + ' (' + fmtTime(d.raisedAt) + ')';
       b.hidden = false;
+      pending.add('alerts');
     } else if (/^dev\.odavl\.jobs\./.test(type)) {
       pending.add('jobs');
       pending.add('trends');
@@ -913,6 +1034,7 @@
     if (current !== 'jobs') loadJobs({ quiet: true }); // the statistics cards
 
     loadSummary();
+    loadProjects();
     openStream();
   }
 
