@@ -65,3 +65,33 @@ func TestBadBodiesAnsweredInWords(t *testing.T) {
 		})
 	}
 }
+
+// A typo in X-Project-Id is a 404 naming the project, not data stored in a
+// project nobody created; a created project works, and keeps working while
+// the store is away.
+func TestUnknownProjectIsNotFound(t *testing.T) {
+	st := startTestStore(t)
+	s := startServe(t, map[string]string{"MONGO_URI": st.URI, "KEY_CACHE_TTL": "200ms"})
+	c := s.Cred
+	upload := func(project string, n int) apiResp {
+		return s.DoAs(c.APIKey, c.OrganizationID, project, http.MethodPost, "/api/v1/sync/insight", insightBody(c.OrganizationID, project, n))
+	}
+	p := checkProblem(t, upload("web", 1), http.StatusNotFound)
+	if !strings.Contains(p.Detail, "web") || !strings.Contains(fields(p)["X-Project-Id"], "web") {
+		t.Errorf("404 does not name the project: %+v", p)
+	}
+	checkProblem(t, s.DoAs(c.APIKey, c.OrganizationID, "web", http.MethodGet, "/api/v1/sync/insight", nil), http.StatusNotFound)
+
+	newKey(t, s, c.OrganizationID, "web") // creates the project
+	if r := upload("web", 2); r.Status != http.StatusAccepted {
+		t.Fatalf("upload to the created project: %d %s", r.Status, r.Body)
+	}
+
+	st.Stop()
+	if r := upload("web", 3); r.Status != http.StatusAccepted {
+		t.Errorf("upload to a known project during a store outage: %d %s", r.Status, r.Body)
+	}
+	if r := upload("weeb", 4); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("upload to an unknown project during a store outage %d %s, want 503 (it cannot be checked)", r.Status, r.Body)
+	}
+}
