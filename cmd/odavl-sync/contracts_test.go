@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -93,5 +94,36 @@ func TestUnknownProjectIsNotFound(t *testing.T) {
 	}
 	if r := upload("weeb", 4); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("upload to an unknown project during a store outage %d %s, want 503 (it cannot be checked)", r.Status, r.Body)
+	}
+}
+
+// The summary's jobs.byStatus counts transitions (a completed job entered
+// ACTIVE and COMPLETED); jobs.current says how many jobs are in each status
+// now: nothing ACTIVE once every upload is stored.
+func TestStatsSummaryCurrentJobs(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	for i := range 3 {
+		s.stored(s.post(events.Autopilot, autopilotBody(c.OrganizationID, c.ProjectID, "run-current-"+strconv.Itoa(i), true)))
+	}
+	var sum struct {
+		Jobs struct{ ByStatus, Current map[string]int64 }
+	}
+	eventually(t, "the summary counting the three jobs", func() bool {
+		r := s.Do(http.MethodGet, "/api/v1/stats/summary", nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("summary: %d %s", r.Status, r.Body)
+		}
+		r.JSON(t, &sum)
+		return sum.Jobs.ByStatus["COMPLETED"] == 3
+	})
+	if sum.Jobs.ByStatus["ACTIVE"] < 3 {
+		t.Errorf("byStatus %v: want the ACTIVE transitions counted", sum.Jobs.ByStatus)
+	}
+	if sum.Jobs.Current["COMPLETED"] != 3 || sum.Jobs.Current["ACTIVE"] != 0 || sum.Jobs.Current["WAITING"] != 0 {
+		t.Errorf("current %v: want 3 COMPLETED, 0 ACTIVE, 0 WAITING", sum.Jobs.Current)
+	}
+	if _, ok := sum.Jobs.Current["FAILED"]; !ok {
+		t.Errorf("current %v: want every status listed", sum.Jobs.Current)
 	}
 }
