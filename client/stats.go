@@ -58,10 +58,12 @@ type StatsGuardian struct {
 	TotalVulnerabilities      int64    `json:"totalVulnerabilities"`
 }
 
-// StatsJobs count jobs entering each status, overall and per type.
+// StatsJobs count jobs entering each status (transitions), overall and per
+// type; Current, in a summary, is how many jobs are in each status now.
 type StatsJobs struct {
 	ByStatus map[string]int64            `json:"byStatus"`
 	ByType   map[string]map[string]int64 `json:"byType"`
+	Current  map[string]int64            `json:"current,omitempty"`
 }
 
 // StatsFiles count files and bytes uploaded, deleted and expired.

@@ -93,6 +93,15 @@ func printSummary(w io.Writer, s *client.StatsSummary) {
 	fmt.Fprintf(tw, "guardian\t%d runs\t%d passed, %d failed\tpass %s, accessibility %s, load %s, %d vulnerabilities\n",
 		gu.Total, gu.Passed, gu.Failed, percent(gu.PassRate), number(gu.AverageAccessibilityScore, ""), number(gu.AverageLoadTime, " ms"), gu.TotalVulnerabilities)
 	fmt.Fprintf(tw, "jobs\t%s\t\t\n", counts(fig.Jobs.ByStatus))
+	if fig.Jobs.Current != nil {
+		now := map[string]int64{}
+		for st, n := range fig.Jobs.Current {
+			if n > 0 {
+				now[st] = n
+			}
+		}
+		fmt.Fprintf(tw, "jobs now\t%s\t\t\n", counts(now))
+	}
 	fl := fig.Files
 	fmt.Fprintf(tw, "files\t%d uploaded (%s)\t%d deleted, %d expired\t\n", fl.Uploaded, bytesText(fl.UploadedBytes), fl.Deleted, fl.Expired)
 	tw.Flush()

@@ -178,6 +178,7 @@ func TestEventStreamCarriesOnlyTheCallersTenantAndEndsAtShutdown(t *testing.T) {
 		t.Errorf("stream without a key: %d, want 401", r.Status)
 	}
 
+	newKey(t, s, a.OrganizationID, "second") // creates the project the admin key acts for
 	streamA := openStream(t, s, a.APIKey, a.OrganizationID, a.ProjectID)
 	streamB := openStream(t, s, bk.Key, "other", "p2")
 	streamA2 := openStream(t, s, a.APIKey, a.OrganizationID, "second")

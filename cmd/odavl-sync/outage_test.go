@@ -17,18 +17,7 @@ import (
 // job completes. The gateway used to answer 500 after the key cache's five
 // seconds, and recovery took up to minutes with jobs left DELAYED.
 func TestUploadsAreAcceptedThroughAStoreOutageAndAllLand(t *testing.T) {
-	dir, addr := t.TempDir(), freeAddr(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := embedded.StartStore(dir, addr, quiet, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			st.Stop()
-		}
-	})
+	st := startTestStore(t)
 	s := startServe(t, map[string]string{"MONGO_URI": st.URI, "KEY_CACHE_TTL": "200ms", "RATE_LIMIT_RPS": "0"})
 	c := s.Cred
 	total := func() int {
@@ -55,7 +44,6 @@ func TestUploadsAreAcceptedThroughAStoreOutageAndAllLand(t *testing.T) {
 	eventually(t, "the first uploads stored", func() bool { return total() == n })
 
 	st.Stop()
-	stopped = true
 	// Uploads at about 40/s.
 	for end := time.Now().Add(outageFor()); time.Now().Before(end); {
 		upload()
@@ -65,11 +53,7 @@ func TestUploadsAreAcceptedThroughAStoreOutageAndAllLand(t *testing.T) {
 		t.Errorf("/healthz during the outage: %d %s", r.Status, r.Body)
 	}
 
-	st, err = embedded.StartStore(dir, addr, quiet, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
+	st.Start()
 	start := time.Now()
 	eventuallyWithin(t, 60*time.Second, fmt.Sprintf("all %d uploads stored after the outage", n), func() bool { return total() == n })
 	t.Logf("%d uploads, the last %d during the outage: all stored %v after the store came back", n, n-20, time.Since(start).Round(time.Millisecond))
@@ -89,4 +73,42 @@ func outageFor() time.Duration {
 		return d
 	}
 	return 8 * time.Second
+}
+
+// testStore is a store a test stops and starts again on the same data and
+// address, as an outage would; it is stopped at the end of the test.
+type testStore struct {
+	*embedded.Store
+	t         testing.TB
+	dir, addr string
+	running   bool
+}
+
+// startTestStore starts a store on a new data directory and a free address.
+func startTestStore(t testing.TB) *testStore {
+	t.Helper()
+	s := &testStore{t: t, dir: t.TempDir(), addr: freeAddr(t)}
+	s.Start()
+	t.Cleanup(func() {
+		if s.running {
+			s.Store.Stop()
+		}
+	})
+	return s
+}
+
+// Start starts the store (again).
+func (s *testStore) Start() {
+	s.t.Helper()
+	st, err := embedded.StartStore(s.dir, s.addr, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.Store, s.running = st, true
+}
+
+// Stop stops the store.
+func (s *testStore) Stop() {
+	s.Store.Stop()
+	s.running = false
 }

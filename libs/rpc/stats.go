@@ -77,10 +77,16 @@ type GuardianFigures struct {
 }
 
 // JobFigures count job lifecycle transitions of a period: how many jobs
-// entered each status, overall and per job type.
+// entered each status, overall and per job type. A job that ran and
+// completed counts once in ACTIVE and once in COMPLETED: ByStatus is not how
+// many jobs are in a status now — Current is.
 type JobFigures struct {
 	ByStatus map[string]int64            `json:"byStatus"`
 	ByType   map[string]map[string]int64 `json:"byType"`
+	// Current is how many of the scope's jobs are in each status now, from
+	// the jobs service's queue, whatever the period; the gateway adds it
+	// to a summary (nil in trends, and when the queue does not answer).
+	Current map[string]int64 `json:"current,omitempty"`
 }
 
 // FileFigures count file events of a period.

@@ -50,8 +50,8 @@ func (a *API) createKey(c *gin.Context) {
 		return
 	}
 	var req CreateKeyRequest
-	if err := decodeStrict(body, &req); err != nil {
-		problem(c, http.StatusBadRequest, "validation", err.Error())
+	if ferr := decodeStrict(body, &req); ferr != nil {
+		badBody(c, ferr)
 		return
 	}
 	var fields []rpc.FieldError

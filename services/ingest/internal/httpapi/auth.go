@@ -58,6 +58,23 @@ func (a *API) authenticate(c *gin.Context) {
 		problem(c, http.StatusForbidden, "forbidden", "this API key is not valid for organization "+org+" project "+project)
 		return
 	}
+	if project != key.ProjectID {
+		// An admin key acts for a project of its organization that exists:
+		// a typo in X-Project-Id must not create data in a project nobody
+		// created.
+		err := a.tenants.CheckProject(c.Request.Context(), org, project)
+		if errors.Is(err, tenancy.ErrUnknownProject) {
+			problem(c, http.StatusNotFound, "unknown-project", "organization "+org+" has no project "+project+": create it first (POST /api/v1/admin/keys with its projectId creates it), or check X-Project-Id",
+				rpc.FieldError{Field: "X-Project-Id", Message: "names project " + project + ", which does not exist in organization " + org})
+			return
+		}
+		if err != nil {
+			a.log.Warn("checking project", "org", org, "project", project, "err", err)
+			c.Header("Retry-After", "1")
+			problem(c, http.StatusServiceUnavailable, "unavailable", "project "+project+" could not be checked; nothing was done — retry")
+			return
+		}
+	}
 	key.ProjectID = project // an admin key acts for the project it names
 	c.Set(keyCtx, key)
 	c.Next()

@@ -51,8 +51,8 @@ func (a *API) submitJob(c *gin.Context) {
 		RunAt          string          `json:"runAt"`
 		TimeoutSeconds *int            `json:"timeoutSeconds"`
 	}
-	if err := decodeStrict(body, &in); err != nil {
-		problem(c, http.StatusBadRequest, "validation", err.Error(), rpc.FieldError{Field: "body", Message: "must be a JSON object with type, priority, payload, runAt, timeoutSeconds"})
+	if ferr := decodeStrict(body, &in); ferr != nil {
+		badBody(c, ferr)
 		return
 	}
 	var fields []rpc.FieldError
@@ -187,8 +187,8 @@ func (a *API) jobAction(c *gin.Context) {
 		Action string `json:"action"`
 		JobID  string `json:"jobId"`
 	}
-	if err := decodeStrict(body, &in); err != nil {
-		problem(c, http.StatusBadRequest, "validation", err.Error(), rpc.FieldError{Field: "body", Message: "must be {\"action\": \"retry\"|\"cancel\", \"jobId\": \"...\"}"})
+	if ferr := decodeStrict(body, &in); ferr != nil {
+		badBody(c, ferr)
 		return
 	}
 	var fields []rpc.FieldError

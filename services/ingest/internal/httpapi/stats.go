@@ -47,7 +47,12 @@ func (a *API) statsQuery(subject string) gin.HandlerFunc {
 			err  error
 		)
 		if subject == rpc.StatsSummary {
-			resp, err = rpc.Call[rpc.StatsSummaryResponse](c.Request.Context(), a.nc, subject, q)
+			current := make(chan map[string]int64, 1)
+			go func() { current <- a.currentJobs(c.Request.Context(), q.Tenant) }()
+			var sum rpc.StatsSummaryResponse
+			sum, err = rpc.Call[rpc.StatsSummaryResponse](c.Request.Context(), a.nc, subject, q)
+			sum.Jobs.Current = <-current
+			resp = sum
 		} else {
 			resp, err = rpc.Call[rpc.StatsTrendsResponse](c.Request.Context(), a.nc, subject, q)
 		}
@@ -57,6 +62,24 @@ func (a *API) statsQuery(subject string) gin.HandlerFunc {
 		}
 		answer(c, http.StatusOK, resp)
 	}
+}
+
+// currentJobs is how many of the tenant's jobs (every project's when
+// ProjectID is empty) are in each status now, as the jobs service's queue
+// counts them; nil, logged, when the queue does not answer in time.
+func (a *API) currentJobs(ctx context.Context, t rpc.Tenant) map[string]int64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := rpc.Call[rpc.JobStats](ctx, a.nc, rpc.JobsStats, rpc.ListJobsRequest{Tenant: t})
+	if err != nil {
+		a.log.Warn("current job counts unavailable", "err", err)
+		return nil
+	}
+	out := make(map[string]int64, len(jobStatuses))
+	for _, s := range jobStatuses {
+		out[s] = st.ByStatus[s]
+	}
+	return out
 }
 
 // rebuildStats recomputes every aggregate from the source documents and

@@ -49,8 +49,8 @@ func (a *API) uploadRequest(c *gin.Context) (rpc.UploadURLRequest, bool) {
 		return rpc.UploadURLRequest{}, false
 	}
 	var b UploadURLBody
-	if err := decodeStrict(body, &b); err != nil {
-		problem(c, http.StatusBadRequest, "validation", err.Error())
+	if ferr := decodeStrict(body, &b); ferr != nil {
+		badBody(c, ferr)
 		return rpc.UploadURLRequest{}, false
 	}
 	return rpc.UploadURLRequest{Caller: callerOf(c), Filename: b.Filename, ContentType: b.ContentType, Size: b.Size,
@@ -153,8 +153,8 @@ func (a *API) multipartComplete(c *gin.Context) {
 		return
 	}
 	var b CompleteBody
-	if err := decodeStrict(body, &b); err != nil {
-		problem(c, http.StatusBadRequest, "validation", err.Error())
+	if ferr := decodeStrict(body, &b); ferr != nil {
+		badBody(c, ferr)
 		return
 	}
 	if len(b.Parts) == 0 {

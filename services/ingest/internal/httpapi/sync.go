@@ -89,6 +89,12 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 		}
 		if rc.Replay {
 			c.Header("Idempotent-Replayed", "true")
+			// A replay answers where the upload is now, as GET
+			// /sync/jobs/{id} does; when the jobs service cannot say, the
+			// upload is at least queued.
+			if job, err := rpc.Call[rpc.Job](c.Request.Context(), a.nc, rpc.JobsGetJob, rpc.GetRequest{Tenant: tenantOf(c), ID: rc.JobID}); err == nil {
+				rc.Status = stateOf(job.Status)
+			}
 		}
 		c.Header("Location", rc.StatusURL)
 		answer(c, http.StatusAccepted, rc)
@@ -288,16 +294,7 @@ func (a *API) receipt(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	state := StateQueued
-	switch job.Status {
-	case "ACTIVE":
-		state = StateProcessing
-	case "COMPLETED":
-		state = StateStored
-	case "FAILED", "CANCELLED":
-		state = StateFailed
-	}
-	out := gin.H{"id": id, "jobId": job.ID, "state": state, "status": job.Status, "job": job}
+	out := gin.H{"id": id, "jobId": job.ID, "state": stateOf(job.Status), "status": job.Status, "job": job}
 	if job.Error != "" {
 		out["reason"] = job.Error
 	}
@@ -307,6 +304,19 @@ func (a *API) receipt(c *gin.Context) {
 		}
 	}
 	answer(c, http.StatusOK, out)
+}
+
+// stateOf is the receipt state of a job status.
+func stateOf(status string) string {
+	switch status {
+	case "ACTIVE":
+		return StateProcessing
+	case "COMPLETED":
+		return StateStored
+	case "FAILED", "CANCELLED":
+		return StateFailed
+	}
+	return StateQueued
 }
 
 func productOfJob(t string) string {

@@ -74,6 +74,10 @@ type Store struct {
 	// store outage.
 	mu    sync.Mutex
 	cache map[string]cached
+	// projects are the projects (org + "/" + project) known to exist.
+	// Projects are never deleted, so a known one stays known — also while
+	// the store is away.
+	projects map[string]bool
 }
 
 type cached struct {
@@ -97,7 +101,7 @@ func New(db *mongo.Database, ttl time.Duration) *Store {
 	if ttl <= 0 {
 		ttl = CacheTTL
 	}
-	return &Store{db: db, now: time.Now, ttl: ttl, cache: map[string]cached{}}
+	return &Store{db: db, now: time.Now, ttl: ttl, cache: map[string]cached{}, projects: map[string]bool{}}
 }
 
 // Indexes are the store's indexes.
@@ -171,6 +175,48 @@ func (s *Store) Remembered(key string) bool {
 	return ok
 }
 
+// ErrUnknownProject is returned by CheckProject for a project of the
+// organization that was never created.
+var ErrUnknownProject = errors.New("unknown project")
+
+// CheckProject reports whether the organization's project exists: nil when
+// it does, ErrUnknownProject when it does not, another error when the store
+// cannot say. A project once seen is remembered, so a request for it does
+// not read the store, and keeps working while the store is away.
+func (s *Store) CheckProject(ctx context.Context, org, project string) error {
+	pid := org + "/" + project
+	s.mu.Lock()
+	known := s.projects[pid]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, projectLookup)
+	defer cancel()
+	err := s.db.Collection(ProjectsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: pid}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("%w: %s", ErrUnknownProject, pid)
+	}
+	if err != nil {
+		return fmt.Errorf("looking up project %s: %w", pid, err)
+	}
+	s.rememberProject(pid)
+	return nil
+}
+
+// projectLookup bounds the lookup of a project not yet seen, so a request
+// for one during a store outage is answered (503) rather than left waiting.
+const projectLookup = 2 * time.Second
+
+func (s *Store) rememberProject(pid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.projects) > 100000 {
+		clear(s.projects) // a bound all the same; they are read again
+	}
+	s.projects[pid] = true
+}
+
 // EnsureTenant creates the organization and the project when they do not exist.
 func (s *Store) EnsureTenant(ctx context.Context, org, project string) error {
 	if !events.ValidToken(org) || !events.ValidToken(project) {
@@ -187,6 +233,7 @@ func (s *Store) EnsureTenant(ctx context.Context, org, project string) error {
 		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "organizationId", Value: org}, {Key: "projectId", Value: project}, {Key: "createdAt", Value: now}}}}, up); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("creating project %s: %w", pid, err)
 	}
+	s.rememberProject(pid)
 	return nil
 }
 
