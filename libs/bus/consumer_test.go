@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/natstest"
@@ -75,7 +77,9 @@ func TestConsumeMapsResults(t *testing.T) {
 			t.Fatalf("only %d deliveries", i)
 		}
 	}
-	time.Sleep(600 * time.Millisecond) // no further deliveries may come
+	// No further delivery can come once the consumer holds nothing pending:
+	// every message acked, terminated or past its MaxDeliver.
+	settled(t, cons)
 	mu.Lock()
 	defer mu.Unlock()
 	if n := len(seen["ok"]); n != 1 {
@@ -159,7 +163,22 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(6 * time.Second)
+	// The stuck delivery is handed out again once KeepAlive is over; then
+	// everything is acked, and nothing more can come.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen["stuck"])
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck delivery was never handed out again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	settled(t, cons)
 	mu.Lock()
 	defer mu.Unlock()
 	if got := seen["slow"]; len(got) != 1 {
@@ -167,5 +186,21 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	}
 	if got := seen["stuck"]; len(got) < 2 {
 		t.Errorf("stuck delivery handled as attempts %v, want a redelivery once KeepAlive is over", got)
+	}
+}
+
+// settled waits until cons has nothing left to deliver or redeliver.
+func settled(t *testing.T, cons jetstream.Consumer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cons.Info(context.Background())
+		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer never settled: %+v %v", info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
