@@ -19,8 +19,9 @@ func TestWorkStopsWhenItsCallerGivesUp(t *testing.T) {
 	t.Parallel()
 	nb := natstest.Start(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stopped := make(chan error, 2)
+	started, stopped := make(chan struct{}, 3), make(chan error, 3)
 	slow := func(ctx context.Context, _ struct{}) (struct{}, error) {
+		started <- struct{}{}
 		<-ctx.Done() // a query that would run for the service's whole minute
 		stopped <- ctx.Err()
 		return struct{}{}, ctx.Err()
@@ -38,7 +39,7 @@ func TestWorkStopsWhenItsCallerGivesUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := rpc.Call[struct{}](ctx, nb.Conn, "test.slow", struct{}{}); done <- err }()
-	time.Sleep(50 * time.Millisecond) // the request is in the service's hands
+	<-started // the request is in the service's hands
 	cancel()
 	if err := <-done; rpc.StatusOf(err) != rpc.StatusClientClosed {
 		t.Errorf("a cancelled call: %v, want %d", err, rpc.StatusClientClosed)

@@ -63,7 +63,7 @@ func compileFast(raw []byte) (*node, error) {
 	var compile func(m map[string]any, at string) (*node, error)
 	compile = func(m map[string]any, at string) (*node, error) {
 		if ref, ok := m["$ref"].(string); ok {
-			name, found := cutPrefix(ref, "#/$defs/")
+			name, found := strings.CutPrefix(ref, "#/$defs/")
 			d, ok := defs[name].(map[string]any)
 			if !found || !ok || len(m) != 1 {
 				return nil, fmt.Errorf("%s: unsupported $ref %q", at, ref)
@@ -159,13 +159,6 @@ func compileFast(raw []byte) (*node, error) {
 	return compile(doc, "#")
 }
 
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return s, false
-	}
-	return s[len(prefix):], true
-}
-
 // walker is the state of one fast validation, pooled.
 type walker struct {
 	parser fastjson.Parser
@@ -251,8 +244,8 @@ func (w *walker) walk(n *node, val *fastjson.Value) bool {
 		if err != nil || (n.maxItems >= 0 && len(items) > n.maxItems) {
 			return false
 		}
-		if n.unique && !uniqueStrings(n, items) {
-			return false
+		if n.unique && (n.items.typ != "string" || !uniqueStrings(items)) {
+			return false // a list of other items takes the full path
 		}
 		w.out = append(w.out, '[')
 		for i, it := range items {
@@ -316,12 +309,8 @@ func (w *walker) walk(n *node, val *fastjson.Value) bool {
 	return false
 }
 
-// uniqueStrings reports whether a list of strings repeats none (a list of
-// other items takes the full path).
-func uniqueStrings(n *node, items []*fastjson.Value) bool {
-	if n.items.typ != "string" {
-		return len(items) < 2
-	}
+// uniqueStrings reports whether a list of strings repeats none.
+func uniqueStrings(items []*fastjson.Value) bool {
 	if len(items) <= 32 {
 		for i := range items {
 			for j := range i {
@@ -482,13 +471,8 @@ func (v *Validator) fastBusiness(p events.Product, org, project string, doc *fas
 		if (fcp > 0 && lcp > 0 && lcp < fcp) || (ttfb > 0 && fcp > 0 && fcp < ttfb) {
 			return false
 		}
-		shots := doc.GetArray("screenshots")
-		for i := range shots {
-			for j := range i {
-				if bytes.Equal(shots[i].GetStringBytes(), shots[j].GetStringBytes()) {
-					return false
-				}
-			}
+		if !uniqueStrings(doc.GetArray("screenshots")) {
+			return false
 		}
 	}
 	return true
