@@ -137,6 +137,7 @@
     stopStream();
     session = null;
     sessionStorage.removeItem(SESSION);
+    $('tenant').replaceChildren();
     $('app').hidden = true;
     $('session').hidden = true;
     $('signin').hidden = false;
@@ -1026,7 +1027,9 @@
     $('signin').hidden = true;
     $('app').hidden = false;
     $('session').hidden = false;
-    $('tenant').textContent = session.org + ' / ' + session.project;
+    // A switch between projects keeps the switcher where it is (its value is
+    // already the new project) until loadProjects draws it again.
+    if (!$('project-switch')) $('tenant').textContent = session.org + ' / ' + session.project;
     for (const t of TABS) loaded[t] = false;
     $('stats').replaceChildren(spinner('statistics'));
     resize.observe($('panel-trends'));
