@@ -28,7 +28,7 @@ func newJobs(e *Env) *cobra.Command {
 				}
 				s.out.result(l, true, func(w io.Writer) {
 					fmt.Fprintf(w, "%d job(s)", l.Total)
-					for _, st := range []string{"WAITING", "ACTIVE", "DELAYED", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"} {
+					for _, st := range client.JobStatuses {
 						if n := l.Stats.ByStatus[st]; n > 0 {
 							fmt.Fprintf(w, ", %d %s", n, strings.ToLower(st))
 						}

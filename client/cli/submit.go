@@ -18,9 +18,7 @@ import (
 )
 
 // submittable are the job types a client may submit.
-func submittable() []string {
-	return []string{"DATA_EXPORT", "REPORT_GENERATION", "EMAIL_SEND", "BULK_INVITATION"}
-}
+func submittable() []string { return client.SubmittableJobTypes }
 
 // SubmitResult is what jobs submit prints with --json.
 type SubmitResult struct {
@@ -120,7 +118,7 @@ func newJobSubmit(e *Env, f *clientFlags) *cobra.Command {
 					} else if res.Job, err = s.cl.GetJob(ctx, j.ID); err != nil {
 						return err
 					}
-					if download != "" && res.Job.Status == "COMPLETED" {
+					if download != "" && res.Job.Status == client.JobCompleted {
 						if res.Downloaded, err = s.download(ctx, res.Job, download); err != nil {
 							return err
 						}
@@ -138,7 +136,7 @@ func newJobSubmit(e *Env, f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if st := res.Job.Status; st == "FAILED" || st == "CANCELLED" {
+			if st := res.Job.Status; st == client.JobFailed || st == client.JobCancelled {
 				return WithCode(ExitFailed, fmt.Errorf("job %s %s: %s", res.Job.ID, strings.ToLower(st), res.Job.Error))
 			}
 			return nil

@@ -1,8 +1,8 @@
 package jobs
 
 import (
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/handlers"
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -10,6 +10,6 @@ import (
 // storage service (DATA_EXPORT, REPORT_GENERATION).
 func (s *Service) registerFileHandlers(q *queue.Queue) {
 	f := handlers.NewFiles(s.nc, s.results)
-	q.Handle(jobstore.DataExport, f.Export)
-	q.Handle(jobstore.ReportGeneration, f.Report)
+	q.Handle(jobs.DataExport, f.Export)
+	q.Handle(jobs.ReportGeneration, f.Report)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/services/jobs/internal/handlers"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
@@ -137,8 +138,8 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	}
 	s.queue = q
 	mailer := handlers.NewMailer(log, cfg.SMTP, filepath.Join(cfg.DataDir, "outbox"))
-	q.Handle(jobstore.EmailSend, mailer.Handle)
-	q.Handle(jobstore.BulkInvitation, handlers.Invitations())
+	q.Handle(jobs.EmailSend, mailer.Handle)
+	q.Handle(jobs.BulkInvitation, handlers.Invitations())
 	s.registerFileHandlers(q)
 	return s, nil
 }

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/jobs/internal/handlers"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
-	"github.com/odavl/sync/services/jobs/internal/processor"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -35,15 +35,15 @@ func (s *Service) submitJob(ctx context.Context, req rpc.SubmitJobRequest) (rpc.
 	if !events.ValidToken(req.OrganizationID) || !events.ValidToken(req.ProjectID) {
 		return rpc.Job{}, rpc.BadRequest("the tenant is missing")
 	}
-	if !slices.Contains(handlers.Submittable, req.Type) {
+	if !slices.Contains(jobs.Submittable, req.Type) {
 		fields = append(fields, rpc.FieldError{Field: "type", Message: "must be one of REPORT_GENERATION, BULK_INVITATION, EMAIL_SEND, DATA_EXPORT"})
 	} else {
 		fields = append(fields, handlers.Validate(req.Type, req.Payload)...)
 	}
 	if req.Priority == 0 {
-		req.Priority = queue.PriorityNormal
+		req.Priority = jobs.PriorityNormal
 	}
-	if !slices.ContainsFunc(queue.Priorities, func(p queue.Priority) bool { return p.Value == req.Priority }) {
+	if !slices.ContainsFunc(jobs.Priorities, func(p jobs.Priority) bool { return p.Value == req.Priority }) {
 		fields = append(fields, rpc.FieldError{Field: "priority", Message: "must be LOW (1), NORMAL (5), HIGH (10) or CRITICAL (20)"})
 	}
 	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 24*3600 {
@@ -116,7 +116,7 @@ func controlErr(err error, id string) error {
 func (s *Service) retryJob(ctx context.Context, req rpc.JobActionRequest) (rpc.Job, error) {
 	r, err := s.queue.Get(ctx, req.OrganizationID, req.ProjectID, req.JobID)
 	switch {
-	case err == nil && processor.IsUploadJob(r.Type):
+	case err == nil && jobs.IsUpload(r.Type):
 		// An upload's job is run by the uploads' consumer, not the queue.
 		r, err = s.proc.Retry(ctx, r)
 	case err == nil:

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/ingest/internal/tenancy"
 )
@@ -25,9 +26,6 @@ func (a *API) jobRoutes(g *gin.RouterGroup) {
 	g.POST("/sync/jobs/pause", requireOperator, a.queueControl(rpc.JobsPause))
 	g.POST("/sync/jobs/resume", requireOperator, a.queueControl(rpc.JobsResume))
 }
-
-var jobStatuses = []string{"WAITING", "ACTIVE", "COMPLETED", "FAILED", "DELAYED", "PAUSED", "CANCELLED"}
-var jobTypes = []string{"INSIGHT_ANALYSIS", "AUTOPILOT_CYCLE", "GUARDIAN_TEST", "REPORT_GENERATION", "BULK_INVITATION", "EMAIL_SEND", "DATA_EXPORT"}
 
 func oneOf(v string, allowed []string) bool {
 	for _, a := range allowed {
@@ -100,23 +98,13 @@ func (a *API) submitJob(c *gin.Context) {
 func parsePriority(raw json.RawMessage) (int, bool) {
 	var n int
 	if json.Unmarshal(raw, &n) == nil {
-		return n, n == 1 || n == 5 || n == 10 || n == 20
+		return jobs.ParsePriority(strconv.Itoa(n))
 	}
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal(raw, &s) != nil || s == "" || s[0] >= '0' && s[0] <= '9' {
 		return 0, false
 	}
-	switch strings.ToUpper(s) {
-	case "LOW":
-		return 1, true
-	case "NORMAL":
-		return 5, true
-	case "HIGH":
-		return 10, true
-	case "CRITICAL":
-		return 20, true
-	}
-	return 0, false
+	return jobs.ParsePriority(s)
 }
 
 // jobScope reads the projectId filter: a project key sees its own project;
@@ -156,11 +144,11 @@ func (a *API) listJobs(c *gin.Context) {
 		fields = append(fields, rpc.FieldError{Field: "organizationId", Message: "must be the key's organization " + t.OrganizationID})
 	}
 	req := rpc.ListJobsRequest{Tenant: t, Status: strings.ToUpper(c.Query("status")), Type: strings.ToUpper(c.Query("type"))}
-	if req.Status != "" && !oneOf(req.Status, jobStatuses) {
-		fields = append(fields, rpc.FieldError{Field: "status", Message: "must be one of " + strings.Join(jobStatuses, ", ")})
+	if req.Status != "" && !oneOf(req.Status, jobs.Statuses) {
+		fields = append(fields, rpc.FieldError{Field: "status", Message: "must be one of " + strings.Join(jobs.Statuses, ", ")})
 	}
-	if req.Type != "" && !oneOf(req.Type, jobTypes) {
-		fields = append(fields, rpc.FieldError{Field: "type", Message: "must be one of " + strings.Join(jobTypes, ", ")})
+	if req.Type != "" && !oneOf(req.Type, jobs.Types) {
+		fields = append(fields, rpc.FieldError{Field: "type", Message: "must be one of " + strings.Join(jobs.Types, ", ")})
 	}
 	var pg rpc.ListResultsRequest
 	fields = append(fields, page(c, &pg)...)

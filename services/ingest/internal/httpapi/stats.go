@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/ingest/internal/tenancy"
 )
@@ -75,8 +76,8 @@ func (a *API) currentJobs(ctx context.Context, t rpc.Tenant) map[string]int64 {
 		a.log.Warn("current job counts unavailable", "err", err)
 		return nil
 	}
-	out := make(map[string]int64, len(jobStatuses))
-	for _, s := range jobStatuses {
+	out := make(map[string]int64, len(jobs.Statuses))
+	for _, s := range jobs.Statuses {
 		out[s] = st.ByStatus[s]
 	}
 	return out

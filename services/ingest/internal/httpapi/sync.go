@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/rpc"
 	"github.com/odavl/sync/services/ingest/internal/tenancy"
 	"github.com/odavl/sync/services/ingest/internal/uploads"
@@ -286,7 +287,7 @@ func (a *API) receipt(c *gin.Context) {
 	if rpc.StatusOf(err) == http.StatusNotFound {
 		rec, lerr := a.uploads.Lookup(c.Request.Context(), id)
 		if lerr == nil && rec.OrganizationID == t.OrganizationID && rec.ProjectID == t.ProjectID {
-			answer(c, http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": "WAITING", "product": rec.Product, "receivedAt": rec.ReceivedAt})
+			answer(c, http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": jobs.Waiting, "product": rec.Product, "receivedAt": rec.ReceivedAt})
 			return
 		}
 	}
@@ -309,26 +310,19 @@ func (a *API) receipt(c *gin.Context) {
 // stateOf is the receipt state of a job status.
 func stateOf(status string) string {
 	switch status {
-	case "ACTIVE":
+	case jobs.Active:
 		return StateProcessing
-	case "COMPLETED":
+	case jobs.Completed:
 		return StateStored
-	case "FAILED", "CANCELLED":
+	case jobs.Failed, jobs.Cancelled:
 		return StateFailed
 	}
 	return StateQueued
 }
 
 func productOfJob(t string) string {
-	switch t {
-	case "INSIGHT_ANALYSIS":
-		return "insight"
-	case "AUTOPILOT_CYCLE":
-		return "autopilot"
-	case "GUARDIAN_TEST":
-		return "guardian"
-	}
-	return ""
+	p, _ := jobs.ProductOf(t)
+	return string(p)
 }
 
 func (a *API) alerts(c *gin.Context) {

@@ -36,8 +36,9 @@ import (
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/embedded"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
-	"github.com/odavl/sync/services/jobs"
+	jobsvc "github.com/odavl/sync/services/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
@@ -235,7 +236,7 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, p
 	// once everything handed to it is written. The count of the store
 	// checks it afterwards, outside the clock: a count scans the whole
 	// collection in the embedded store.
-	completed, err := count(nc, events.JobEventSubject("org", "proj", jobstore.Completed))
+	completed, err := count(nc, events.JobEventSubject("org", "proj", jobs.Completed))
 	if err != nil {
 		return figures{}, err
 	}
@@ -418,9 +419,9 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 		return 0, 0, err
 	}
 	defer stop()
-	cfg := jobs.DefaultConfig()
+	cfg := jobsvc.DefaultConfig()
 	cfg.DataDir = filepath.Join(dir, "data")
-	svc, err := jobs.New(quiet(), nc, db, cfg)
+	svc, err := jobsvc.New(quiet(), nc, db, cfg)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -9,13 +9,9 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/rpc"
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
-
-// Submittable lists the job types clients may submit; the three sync types
-// are made by uploads.
-var Submittable = []string{jobstore.EmailSend, jobstore.BulkInvitation, jobstore.DataExport, jobstore.ReportGeneration}
 
 // Email is the payload of an EMAIL_SEND job.
 type Email struct {
@@ -62,7 +58,7 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 		return true
 	}
 	switch jobType {
-	case jobstore.EmailSend:
+	case jobs.EmailSend:
 		var e Email
 		if !strict(&e) {
 			return fields
@@ -84,7 +80,7 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 		if len(e.Text)+len(e.HTML) > 256<<10 {
 			bad("payload.text", "the body must be at most 256 KiB")
 		}
-	case jobstore.BulkInvitation:
+	case jobs.BulkInvitation:
 		var in Invitation
 		if !strict(&in) {
 			return fields
@@ -107,7 +103,7 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 		if len(in.Message) > 2000 {
 			bad("payload.message", "must be at most 2000 characters")
 		}
-	case jobstore.DataExport:
+	case jobs.DataExport:
 		var ex Export
 		if !strict(&ex) {
 			return fields
@@ -117,7 +113,7 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 				bad(fmt.Sprintf("payload.products[%d]", i), "must be insight, autopilot or guardian")
 			}
 		}
-	case jobstore.ReportGeneration:
+	case jobs.ReportGeneration:
 		var r Report
 		if !strict(&r) {
 			return fields
@@ -126,7 +122,7 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 			bad("payload.title", "must be at most 200 characters")
 		}
 	default:
-		bad("type", "must be one of "+strings.Join(Submittable, ", "))
+		bad("type", "must be one of "+strings.Join(jobs.Submittable, ", "))
 	}
 	return fields
 }

@@ -8,7 +8,7 @@ import (
 	"html"
 
 	"github.com/odavl/sync/libs/bus"
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -35,8 +35,8 @@ func Invitations() queue.Handler {
 			ids[i] = fmt.Sprintf("%s-mail-%d", j.JobID, i)
 			r, err := j.Queue().Get(ctx, j.OrganizationID, j.ProjectID, ids[i])
 			switch {
-			case err == nil && jobstore.Terminal(r.Status):
-				if r.Status != jobstore.Completed {
+			case err == nil && jobs.Terminal(r.Status):
+				if r.Status != jobs.Completed {
 					failed = append(failed, addr)
 				}
 				continue
@@ -55,7 +55,7 @@ func Invitations() queue.Handler {
 				body += "<blockquote>" + html.EscapeString(in.Message) + "</blockquote>"
 			}
 			p, _ := json.Marshal(Email{To: []string{addr}, Subject: "You are invited to ODAVL Sync", HTML: body})
-			submit = append(submit, queue.Spec{ID: ids[i], Type: jobstore.EmailSend, Payload: p})
+			submit = append(submit, queue.Spec{ID: ids[i], Type: jobs.EmailSend, Payload: p})
 			pending = append(pending, ids[i])
 		}
 		if len(submit) > 0 {

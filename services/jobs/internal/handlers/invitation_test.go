@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
@@ -40,8 +41,8 @@ func startQueue(t *testing.T, workers int) (*queue.Queue, string) {
 		t.Fatal(err)
 	}
 	outbox := filepath.Join(t.TempDir(), "outbox")
-	q.Handle(jobstore.EmailSend, handlers.NewMailer(log, handlers.SMTP{}, outbox).Handle)
-	q.Handle(jobstore.BulkInvitation, handlers.Invitations())
+	q.Handle(jobs.EmailSend, handlers.NewMailer(log, handlers.SMTP{}, outbox).Handle)
+	q.Handle(jobs.BulkInvitation, handlers.Invitations())
 	if err := q.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func waitFinished(t *testing.T, q *queue.Queue, id string, d time.Duration) jobs
 	deadline := time.Now().Add(d)
 	for {
 		r, err := q.Get(context.Background(), "org1", "proj1", id)
-		if err == nil && jobstore.Terminal(r.Status) {
+		if err == nil && jobs.Terminal(r.Status) {
 			return r
 		}
 		if time.Now().After(deadline) {
@@ -78,7 +79,7 @@ func TestInvitationsDoNotDeadlockTheWorkers(t *testing.T) {
 	for i := range 3 {
 		p, _ := json.Marshal(handlers.Invitation{Emails: []string{
 			fmt.Sprintf("a%d@example.com", i), fmt.Sprintf("b%d@example.com", i), fmt.Sprintf("c%d@example.com", i)}})
-		r, err := q.Submit(ctx, queue.Spec{Type: jobstore.BulkInvitation, OrganizationID: "org1", ProjectID: "proj1", Payload: p})
+		r, err := q.Submit(ctx, queue.Spec{Type: jobs.BulkInvitation, OrganizationID: "org1", ProjectID: "proj1", Payload: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,10 +87,10 @@ func TestInvitationsDoNotDeadlockTheWorkers(t *testing.T) {
 	}
 	for _, id := range ids {
 		r := waitFinished(t, q, id, 30*time.Second)
-		if r.Status != jobstore.Completed {
+		if r.Status != jobs.Completed {
 			t.Fatalf("invitation %s is %s: %s", id, r.Status, r.Error)
 		}
-		if r.Attempts != 1 || !slices.ContainsFunc(r.History, func(h jobstore.Transition) bool { return h.Status == jobstore.Delayed }) {
+		if r.Attempts != 1 || !slices.ContainsFunc(r.History, func(h jobstore.Transition) bool { return h.Status == jobs.Delayed }) {
 			t.Fatalf("invitation %s: attempts %d, history %+v: want 1 attempt and a DELAYED wait for its mails", id, r.Attempts, r.History)
 		}
 		var out invitationOutput
@@ -110,17 +111,17 @@ func TestInvitationReportsAFailedMail(t *testing.T) {
 	q, outbox := startQueue(t, 1)
 	// Not an address: the API refuses it, the mail job fails for good.
 	p, _ := json.Marshal(handlers.Invitation{Emails: []string{"ok1@example.com", "not-an-address", "ok2@example.com"}})
-	r, err := q.Submit(context.Background(), queue.Spec{Type: jobstore.BulkInvitation, OrganizationID: "org1", ProjectID: "proj1", Payload: p})
+	r, err := q.Submit(context.Background(), queue.Spec{Type: jobs.BulkInvitation, OrganizationID: "org1", ProjectID: "proj1", Payload: p})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := waitFinished(t, q, r.ID, 30*time.Second)
 	var out invitationOutput
-	if err := json.Unmarshal([]byte(done.Output), &out); done.Status != jobstore.Completed || err != nil ||
+	if err := json.Unmarshal([]byte(done.Output), &out); done.Status != jobs.Completed || err != nil ||
 		out.Invited != 2 || !slices.Equal(out.Failed, []string{"not-an-address"}) {
 		t.Fatalf("invitation %s output %s (%v)", done.Status, done.Output, err)
 	}
-	if bad := waitFinished(t, q, out.Children[1], time.Second); bad.Status != jobstore.Failed {
+	if bad := waitFinished(t, q, out.Children[1], time.Second); bad.Status != jobs.Failed {
 		t.Fatalf("the bad address's mail is %s", bad.Status)
 	}
 	for _, c := range []string{out.Children[0], out.Children[2]} {

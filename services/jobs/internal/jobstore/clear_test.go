@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
@@ -28,10 +29,10 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 
 	completed := func(id, org string, attempt int) {
 		t.Helper()
-		base := jobstore.Record{ID: id, Type: jobstore.InsightAnalysis, Priority: 5, OrganizationID: org, ProjectID: "p",
+		base := jobstore.Record{ID: id, Type: jobs.InsightAnalysis, Priority: 5, OrganizationID: org, ProjectID: "p",
 			MaxAttempts: 4, CreatedAt: time.Now().UTC()}
-		w.Add(jobstore.Change{Base: base, Status: jobstore.Active, At: time.Now().UTC(), Attempt: attempt})
-		if err := <-w.Add(jobstore.Change{Base: base, Status: jobstore.Completed, At: time.Now().UTC(), Attempt: attempt,
+		w.Add(jobstore.Change{Base: base, Status: jobs.Active, At: time.Now().UTC(), Attempt: attempt})
+		if err := <-w.Add(jobstore.Change{Base: base, Status: jobs.Completed, At: time.Now().UTC(), Attempt: attempt,
 			ResultID: id, Durable: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -40,9 +41,9 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 	completed("up_other", "other", 1)
 	weekAgo := time.Now().Add(-7 * 24 * time.Hour).UTC()
 	if _, err := store.Coll().InsertMany(ctx, []any{
-		jobstore.Record{ID: "up_old", Type: jobstore.InsightAnalysis, Status: jobstore.Completed, OrganizationID: "o", ProjectID: "p",
+		jobstore.Record{ID: "up_old", Type: jobs.InsightAnalysis, Status: jobs.Completed, OrganizationID: "o", ProjectID: "p",
 			CreatedAt: weekAgo, UpdatedAt: weekAgo, History: []jobstore.Transition{}},
-		bson.D{{Key: "_id", Value: "up_cleared_long_ago"}, {Key: "status", Value: jobstore.Cleared}, {Key: "updatedAt", Value: weekAgo}},
+		bson.D{{Key: "_id", Value: "up_cleared_long_ago"}, {Key: "status", Value: jobs.Cleared}, {Key: "updatedAt", Value: weekAgo}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if byStatus[jobstore.Completed] != 0 || byType[jobstore.InsightAnalysis] != 0 {
+	if byStatus[jobs.Completed] != 0 || byType[jobs.InsightAnalysis] != 0 {
 		t.Fatalf("after the clear and a late write: by status %v, by type %v", byStatus, byType)
 	}
 	if _, total, err := store.List(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}); err != nil || total != 0 {
@@ -68,10 +69,10 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 	if r, err := store.Get(ctx, "o", "p", "up_1"); !errors.Is(err, jobstore.ErrNotFound) {
 		t.Fatalf("the cleared job reads %+v %v", r, err)
 	}
-	if r, err := store.GetAny(ctx, "up_1"); err != nil || !jobstore.Terminal(r.Status) {
+	if r, err := store.GetAny(ctx, "up_1"); err != nil || !jobs.Terminal(r.Status) {
 		t.Fatalf("a redelivery's check reads %+v %v, want it finished", r, err)
 	}
-	if r, err := store.Get(ctx, "other", "p", "up_other"); err != nil || r.Status != jobstore.Completed {
+	if r, err := store.Get(ctx, "other", "p", "up_other"); err != nil || r.Status != jobs.Completed {
 		t.Fatalf("another tenant's job: %+v %v", r, err)
 	}
 	for _, id := range []string{"up_old", "up_cleared_long_ago"} {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -30,16 +31,16 @@ func TestCancelledWaitingJobKeepsItsPayload(t *testing.T) {
 	const n = 50
 	for i := range n {
 		id := fmt.Sprintf("job_%d", i)
-		base := jobstore.Record{ID: id, Type: jobstore.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4,
+		base := jobstore.Record{ID: id, Type: jobs.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4,
 			Payload: fmt.Sprintf(`{"to":["a@example.com"],"subject":"s%d","text":"t"}`, i), CreatedAt: time.Now().UTC()}
-		if err := <-w.Add(jobstore.Change{Base: base, Create: true, Status: jobstore.Paused, At: time.Now().UTC(), Durable: true}); err != nil {
+		if err := <-w.Add(jobstore.Change{Base: base, Create: true, Status: jobs.Paused, At: time.Now().UTC(), Durable: true}); err != nil {
 			t.Fatal(err)
 		}
 		r, ok, err := w.Read(id, load(id))
 		if err != nil || !ok {
 			t.Fatalf("read %s: %v %v", id, ok, err)
 		}
-		if err := <-w.Add(jobstore.Change{Base: r, Status: jobstore.Cancelled, At: time.Now().UTC(), Error: "cancelled", Durable: true}); err != nil {
+		if err := <-w.Add(jobstore.Change{Base: r, Status: jobs.Cancelled, At: time.Now().UTC(), Error: "cancelled", Durable: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,7 +50,7 @@ func TestCancelledWaitingJobKeepsItsPayload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != jobstore.Cancelled || r.Payload == "" {
+		if r.Status != jobs.Cancelled || r.Payload == "" {
 			lost++
 		}
 	}

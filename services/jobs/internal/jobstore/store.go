@@ -16,47 +16,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/rpc"
 )
 
 // Collection holds the job records.
 const Collection = "jobs"
-
-// Job statuses.
-const (
-	Waiting   = "WAITING"
-	Active    = "ACTIVE"
-	Completed = "COMPLETED"
-	Failed    = "FAILED"
-	Delayed   = "DELAYED"
-	Paused    = "PAUSED"
-	Cancelled = "CANCELLED"
-	// Cleared is the status of the tombstone a clear leaves of a job that
-	// finished lately (see Store.ClearCompleted); no query shows it.
-	Cleared = "CLEARED"
-)
-
-// Statuses lists every status a job shows.
-var Statuses = []string{Waiting, Active, Completed, Failed, Delayed, Paused, Cancelled}
-
-// Terminal reports whether a job in status s is finished (a cleared job
-// was).
-func Terminal(s string) bool { return s == Completed || s == Failed || s == Cancelled || s == Cleared }
-
-// Job types.
-const (
-	InsightAnalysis  = "INSIGHT_ANALYSIS"
-	AutopilotCycle   = "AUTOPILOT_CYCLE"
-	GuardianTest     = "GUARDIAN_TEST"
-	ReportGeneration = "REPORT_GENERATION"
-	BulkInvitation   = "BULK_INVITATION"
-	EmailSend        = "EMAIL_SEND"
-	DataExport       = "DATA_EXPORT"
-)
-
-// Types lists every job type.
-var Types = []string{InsightAnalysis, AutopilotCycle, GuardianTest, ReportGeneration, BulkInvitation, EmailSend, DataExport}
 
 // Record is a stored job.
 type Record struct {
@@ -273,7 +239,7 @@ func (s *Store) tombstone(ctx context.Context, f bson.D) (int64, error) {
 		chunk := found[i:min(i+100, len(found))]
 		stones := make([]any, len(chunk))
 		for j, r := range chunk {
-			stones[j] = bson.D{{Key: "_id", Value: r.ID}, {Key: "status", Value: Cleared}, {Key: "organizationId", Value: ""},
+			stones[j] = bson.D{{Key: "_id", Value: r.ID}, {Key: "status", Value: jobs.Cleared}, {Key: "organizationId", Value: ""},
 				{Key: "projectId", Value: ""}, {Key: "updatedAt", Value: r.UpdatedAt}}
 		}
 		_, err = s.coll.InsertMany(ctx, stones, options.InsertMany().SetOrdered(false))
@@ -286,7 +252,7 @@ func (s *Store) tombstone(ctx context.Context, f bson.D) (int64, error) {
 				return n, fmt.Errorf("leaving tombstones of cleared jobs: %w", we)
 			}
 			// Written again meanwhile: that record becomes the tombstone.
-			if _, err := s.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: chunk[we.Index].ID}, {Key: "status", Value: Completed}}, stones[we.Index]); err != nil {
+			if _, err := s.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: chunk[we.Index].ID}, {Key: "status", Value: jobs.Completed}}, stones[we.Index]); err != nil {
 				return n, fmt.Errorf("leaving a tombstone of job %s: %w", chunk[we.Index].ID, err)
 			}
 		}
@@ -314,7 +280,7 @@ const Remember = time.Hour
 // _id (insertFinal keeps the record that stands), so a cleared job never
 // comes back. Tombstones are deleted once Remember has passed.
 func (s *Store) ClearCompleted(ctx context.Context, q Query, cutoff time.Time) (int64, error) {
-	f := bson.D{{Key: "status", Value: Completed}}
+	f := bson.D{{Key: "status", Value: jobs.Completed}}
 	if q.OrganizationID != "" {
 		f = append(f, bson.E{Key: "organizationId", Value: q.OrganizationID})
 		if q.ProjectID != "" {
@@ -336,7 +302,7 @@ func (s *Store) ClearCompleted(ctx context.Context, q Query, cutoff time.Time) (
 			return n, err
 		}
 	}
-	if _, err := s.coll.DeleteMany(ctx, bson.D{{Key: "status", Value: Cleared}, {Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: recent}}}}); err != nil {
+	if _, err := s.coll.DeleteMany(ctx, bson.D{{Key: "status", Value: jobs.Cleared}, {Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: recent}}}}); err != nil {
 		return n, fmt.Errorf("deleting tombstones of cleared jobs: %w", err)
 	}
 	return n, nil

@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/odavl/sync/libs/bus"
+	"github.com/odavl/sync/libs/jobs"
 )
 
 // LiveBucket is the JetStream KV bucket of the jobs that are not finished.
@@ -212,7 +213,7 @@ func (w *Writer) Add(c Change) <-chan error {
 		e.waiters = append(e.waiters, ch)
 		e.urgent = true
 	}
-	if Terminal(e.rec.Status) {
+	if jobs.Terminal(e.rec.Status) {
 		e.urgent = true
 	}
 	w.mu.Unlock()
@@ -275,7 +276,7 @@ func apply(r *Record, c Change) {
 	}
 	if c.Status == "" {
 		if r.Status == "" {
-			r.Status = Waiting
+			r.Status = jobs.Waiting
 		}
 		return
 	}
@@ -284,14 +285,14 @@ func apply(r *Record, c Change) {
 	r.WaitingChildren = c.WaitingChildren
 	at := c.At
 	switch {
-	case c.Status == Active:
+	case c.Status == jobs.Active:
 		r.StartedAt = &at
-	case Terminal(c.Status):
+	case jobs.Terminal(c.Status):
 		r.FinishedAt = &at
-		if c.Status == Completed {
+		if c.Status == jobs.Completed {
 			r.Progress = 100
 		}
-	case c.Status == Waiting:
+	case c.Status == jobs.Waiting:
 		r.Progress = 0
 		r.FinishedAt = nil
 	}
@@ -328,7 +329,7 @@ func (w *Writer) Read(id string, load func() (r Record, stored bool, err error))
 		switch {
 		case !ok, c.Generation > best.Generation:
 			best, ok = c, true
-		case c.Generation == best.Generation && !Terminal(best.Status):
+		case c.Generation == best.Generation && !jobs.Terminal(best.Status):
 			best = c
 		}
 	}
@@ -346,7 +347,7 @@ func (w *Writer) Live(keep func(Record) bool) []Record {
 			return
 		}
 		seen[r.ID] = true
-		if !Terminal(r.Status) && keep(r) {
+		if !jobs.Terminal(r.Status) && keep(r) {
 			out = append(out, r)
 		}
 	}
@@ -422,7 +423,7 @@ func (w *Writer) flush(all bool) {
 	defer cancel()
 	var finals, lives []*entry
 	for _, e := range es {
-		if Terminal(e.rec.Status) {
+		if jobs.Terminal(e.rec.Status) {
 			finals = append(finals, e)
 		} else {
 			lives = append(lives, e)
@@ -513,7 +514,7 @@ func (w *Writer) flush(all bool) {
 			continue // in flight until requeue puts it back: never out of sight
 		}
 		delete(w.inflight, e.rec.ID)
-		if Terminal(e.rec.Status) {
+		if jobs.Terminal(e.rec.Status) {
 			delete(w.live, e.rec.ID)
 			delete(w.liveRaw, e.rec.ID)
 		} else if seqs[e] >= w.revs[e.rec.ID].n {
@@ -613,11 +614,11 @@ func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]err
 	out := make(map[*entry]error, len(chunk))
 	docs := make([]any, len(chunk))
 	for j, e := range chunk {
-		if len(e.rec.History) == 0 || e.rec.History[0].Status == Active {
-			e.rec.History = append([]Transition{{Status: Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
+		if len(e.rec.History) == 0 || e.rec.History[0].Status == jobs.Active {
+			e.rec.History = append([]Transition{{Status: jobs.Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
 		}
 		doc := e.rec
-		if doc.Status == Completed {
+		if doc.Status == jobs.Completed {
 			// A completed job keeps its output; its payload is only needed
 			// to run it again, which a completed job is not. Halving the
 			// document is most of the write's cost in the embedded store.
@@ -689,7 +690,7 @@ func (w *Writer) requeue(es []*entry) {
 // newest one seen here.
 func (w *Writer) Forget(id string, gen int) {
 	w.mu.Lock()
-	if e := w.pending[id]; e != nil && e.rec.Generation <= gen && !Terminal(e.rec.Status) && len(e.waiters) == 0 {
+	if e := w.pending[id]; e != nil && e.rec.Generation <= gen && !jobs.Terminal(e.rec.Status) && len(e.waiters) == 0 {
 		delete(w.pending, id)
 	}
 	newer := false

@@ -16,6 +16,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
@@ -53,11 +54,11 @@ func (p *Processor) UseInsert(f func(context.Context, results.Result) error) { p
 // event; a final one is durable before it returns.
 func (p *Processor) transit(job jobstore.Record, status, previous string, attempt int, errMsg, resultID string) error {
 	now := p.now().UTC()
-	final := jobstore.Terminal(status)
-	ch := p.writer.Add(jobstore.Change{Base: job, Create: status == jobstore.Active && attempt == 1, Status: status, At: now,
+	final := jobs.Terminal(status)
+	ch := p.writer.Add(jobstore.Change{Base: job, Create: status == jobs.Active && attempt == 1, Status: status, At: now,
 		Attempt: attempt, Error: errMsg, ResultID: resultID, Durable: final})
 	progress := 0
-	if status == jobstore.Completed {
+	if status == jobs.Completed {
 		progress = 100
 	}
 	wait := queue.Emit(p.js, events.JobStatusChanged{JobID: job.ID, Type: job.Type, OrganizationID: job.OrganizationID, ProjectID: job.ProjectID,
@@ -76,23 +77,6 @@ func (p *Processor) transit(job jobstore.Record, status, previous string, attemp
 	return wait()
 }
 
-// JobType is the job type that processes an upload of product p.
-func JobType(p events.Product) string {
-	switch p {
-	case events.Autopilot:
-		return jobstore.AutopilotCycle
-	case events.Guardian:
-		return jobstore.GuardianTest
-	default:
-		return jobstore.InsightAnalysis
-	}
-}
-
-// IsUploadJob reports whether jobs of type t process uploads.
-func IsUploadJob(t string) bool {
-	return t == jobstore.InsightAnalysis || t == jobstore.AutopilotCycle || t == jobstore.GuardianTest
-}
-
 // Handle is the bus.Handler of received events.
 func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	var rc events.Received
@@ -103,19 +87,19 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 		return bus.Permanent(fmt.Errorf("received event %s: bad product %q or empty upload id", d.Event.ID, rc.Product))
 	}
 	job := jobstore.Record{
-		ID: rc.UploadID, Type: JobType(rc.Product), Priority: 5,
+		ID: rc.UploadID, Type: jobs.ForProduct(rc.Product), Priority: 5,
 		OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Generation: rc.Generation,
 		MaxAttempts: d.MaxAttempts, CreatedAt: rc.ReceivedAt, History: []jobstore.Transition{},
 	}
 	if d.Attempt > 1 {
 		// The previous delivery may have finished and crashed before its ack
 		// (or acked late); its record may have been cleared since.
-		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Generation == job.Generation && (r.Status == jobstore.Completed || r.Status == jobstore.Cleared) {
+		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Generation == job.Generation && (r.Status == jobs.Completed || r.Status == jobs.Cleared) {
 			return p.publishProcessed(ctx, rc, job, r.ResultID)
 		}
 	}
 	attempt := rc.BaseAttempt + d.Attempt
-	_ = p.transit(job, jobstore.Active, "", attempt, "", "")
+	_ = p.transit(job, jobs.Active, "", attempt, "", "")
 	err := p.process(ctx, rc, job, attempt)
 	if err == nil {
 		return nil
@@ -127,11 +111,11 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 		if b, merr := json.Marshal(rc); merr == nil {
 			failed.Payload = string(b)
 		}
-		if ferr := p.transit(failed, jobstore.Failed, jobstore.Active, attempt, err.Error(), ""); ferr != nil {
+		if ferr := p.transit(failed, jobs.Failed, jobs.Active, attempt, err.Error(), ""); ferr != nil {
 			p.log.Error("recording failed job", "job", job.ID, "err", ferr)
 		}
 	} else {
-		_ = p.transit(job, jobstore.Delayed, jobstore.Active, attempt, err.Error(), "")
+		_ = p.transit(job, jobs.Delayed, jobs.Active, attempt, err.Error(), "")
 	}
 	return err
 }
@@ -141,8 +125,8 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 // event id, after the record of the retry is written (WAITING).
 func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Record, error) {
 	switch r.Status {
-	case jobstore.Failed:
-	case jobstore.Cancelled:
+	case jobs.Failed:
+	case jobs.Cancelled:
 		return r, fmt.Errorf("%w: a cancelled upload is not kept; upload it again", queue.ErrNotRetryable)
 	default:
 		return r, fmt.Errorf("%w: it is %s", queue.ErrNotRetryable, r.Status)
@@ -156,7 +140,7 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 	next := r
 	next.Generation = rc.Generation
 	next.Error, next.Progress, next.FinishedAt, next.Payload = "", 0, nil, ""
-	if err := <-p.writer.Add(jobstore.Change{Base: next, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
+	if err := <-p.writer.Add(jobstore.Change{Base: next, Status: jobs.Waiting, At: now, Durable: true}); err != nil {
 		return r, err
 	}
 	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product)
@@ -169,10 +153,10 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 		return r, fmt.Errorf("publishing the retry of upload %s: %w", r.ID, err)
 	}
 	if err := queue.Emit(p.js, events.JobStatusChanged{JobID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID,
-		Generation: next.Generation, Status: jobstore.Waiting, Previous: jobstore.Failed, Attempt: r.Attempts, At: now})(); err != nil {
+		Generation: next.Generation, Status: jobs.Waiting, Previous: jobs.Failed, Attempt: r.Attempts, At: now})(); err != nil {
 		return r, err
 	}
-	next.Status, next.UpdatedAt = jobstore.Waiting, now
+	next.Status, next.UpdatedAt = jobs.Waiting, now
 	return next, nil
 }
 
@@ -198,7 +182,7 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 			return err
 		}
 	}
-	if err := p.transit(job, jobstore.Completed, jobstore.Active, attempt, "", r.ID); err != nil {
+	if err := p.transit(job, jobs.Completed, jobs.Active, attempt, "", r.ID); err != nil {
 		return err
 	}
 	return p.announce(ctx, rc, job, r, figures, now)

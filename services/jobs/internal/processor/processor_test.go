@@ -15,6 +15,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
@@ -61,7 +62,7 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	var rec jobstore.Record
 	for {
 		rec, err = store.Get(ctx, "o", "p", "up_1")
-		if err == nil && rec.Status == jobstore.Completed {
+		if err == nil && rec.Status == jobs.Completed {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -69,7 +70,7 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if rec.Type != jobstore.InsightAnalysis || rec.ResultID != "up_1" || rec.Attempts != 1 || rec.Progress != 100 {
+	if rec.Type != jobs.InsightAnalysis || rec.ResultID != "up_1" || rec.Attempts != 1 || rec.Progress != 100 {
 		t.Fatalf("record %+v", rec)
 	}
 	if _, err := rs.Get(ctx, "o", "p", events.Insight, "up_1"); err != nil {
@@ -120,7 +121,7 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 		t.Fatalf("the cleared job is back: %+v %v", r, err)
 	}
 	byStatus, _, err := store.Counts(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"})
-	if err != nil || byStatus[jobstore.Completed] != 0 || byStatus[jobstore.Active] != 0 {
+	if err != nil || byStatus[jobs.Completed] != 0 || byStatus[jobs.Active] != 0 {
 		t.Fatalf("after the redelivery: %v %v", byStatus, err)
 	}
 	stream, err := nb.JS.Stream(ctx, events.StreamJobs)
@@ -129,7 +130,7 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	}
 	// The completion's event is published (acknowledged) before Handle
 	// returns: a second run would have left its own.
-	m, err := stream.GetLastMsgForSubject(ctx, events.JobEventSubject("o", "p", jobstore.Completed))
+	m, err := stream.GetLastMsgForSubject(ctx, events.JobEventSubject("o", "p", jobs.Completed))
 	if err != nil {
 		t.Fatal(err)
 	}

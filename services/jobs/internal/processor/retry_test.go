@@ -9,6 +9,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
@@ -58,7 +59,7 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	failed := waitRecord("FAILED after both attempts", func(r jobstore.Record) bool { return r.Status == jobstore.Failed })
+	failed := waitRecord("FAILED after both attempts", func(r jobstore.Record) bool { return r.Status == jobs.Failed })
 	if failed.Attempts != 2 || tries.Load() != 2 {
 		t.Fatalf("failed after %d attempts (%d inserts), want 2", failed.Attempts, tries.Load())
 	}
@@ -71,10 +72,10 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.Status != jobstore.Waiting || next.Generation != 1 {
+	if next.Status != jobs.Waiting || next.Generation != 1 {
 		t.Fatalf("retry answered %s generation %d", next.Status, next.Generation)
 	}
-	done := waitRecord("COMPLETED after the retry", func(r jobstore.Record) bool { return r.Status == jobstore.Completed })
+	done := waitRecord("COMPLETED after the retry", func(r jobstore.Record) bool { return r.Status == jobs.Completed })
 	if done.Generation != 1 || done.Attempts != 3 || done.ResultID != "up_r" {
 		t.Fatalf("after the retry: generation %d attempts %d result %q", done.Generation, done.Attempts, done.ResultID)
 	}

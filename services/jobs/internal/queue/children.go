@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -169,9 +170,9 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 		return
 	}
 	// Durable before the job can be woken, possibly on another instance.
-	ch := q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Delayed, At: at, Attempt: attempt,
+	ch := q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: at, Attempt: attempt,
 		WaitingChildren: pending, Durable: true})
-	ev := q.emitAs(fmt.Sprintf("-wait%d", next.Waits), sub, jobstore.Delayed, jobstore.Active, j.currentProgress(), attempt, "", at)
+	ev := q.emitAs(fmt.Sprintf("-wait%d", next.Waits), sub, jobs.Delayed, jobs.Active, j.currentProgress(), attempt, "", at)
 	if err := <-ch; err != nil {
 		fail("record", err)
 		return
@@ -333,7 +334,7 @@ func (q *Queue) unfinished(ctx context.Context, ids []string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		if !ok || !jobstore.Terminal(r.Status) {
+		if !ok || !jobs.Terminal(r.Status) {
 			left = append(left, id)
 		}
 	}
@@ -354,14 +355,14 @@ func (q *Queue) wake(ctx context.Context, e waitEntry, rev uint64) error {
 	sub := e.Sub
 	sub.RunAt = nil
 	now := q.now().UTC()
-	status := jobstore.Waiting
+	status := jobs.Waiting
 	if q.sched.isPaused() {
-		status = jobstore.Paused
+		status = jobs.Paused
 	}
 	if err := <-q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now, Durable: true}); err != nil {
 		q.log.Warn("woken job's record", "job", sub.JobID, "err", err)
 	}
-	ev := q.emit(sub, status, jobstore.Delayed, 0, sub.BaseAttempt, "", now)
+	ev := q.emit(sub, status, jobs.Delayed, 0, sub.BaseAttempt, "", now)
 	if err := q.publishDue(ctx, sub); err != nil {
 		return err
 	}

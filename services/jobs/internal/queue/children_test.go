@@ -14,7 +14,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -73,7 +73,7 @@ func (p *stepParent) handle(children int) queue.Handler {
 		for i := range children {
 			id := fmt.Sprintf("%s-c%d", j.JobID, i)
 			r, err := j.Queue().Get(ctx, j.OrganizationID, j.ProjectID, id)
-			if err == nil && jobstore.Terminal(r.Status) {
+			if err == nil && jobs.Terminal(r.Status) {
 				continue
 			}
 			if err != nil {
@@ -118,7 +118,7 @@ func (b *bundle) storedEvents(t *testing.T, id string) []string {
 			}
 			var d events.JobStatusChanged
 			_ = ev.DataAs(&d)
-			if d.JobID == id && !(d.Status == jobstore.Active && d.Previous == jobstore.Active) {
+			if d.JobID == id && !(d.Status == jobs.Active && d.Previous == jobs.Active) {
 				out = append(out, fmt.Sprintf("%s:%d", d.Status, d.Attempt))
 			}
 		}
@@ -138,13 +138,13 @@ func TestWaitingForChildrenUsesNoWorkerAndNoAttempt(t *testing.T) {
 	first := r.ID + "-c0"
 
 	// The first child runs on the only worker: its parent gave it back.
-	waitFor(t, "the first child to run", 10*time.Second, func() bool { return b.stored(t, first).Status == jobstore.Active })
-	w := b.waitStatus(t, r.ID, jobstore.Delayed, 5*time.Second)
+	waitFor(t, "the first child to run", 10*time.Second, func() bool { return b.stored(t, first).Status == jobs.Active })
+	w := b.waitStatus(t, r.ID, jobs.Delayed, 5*time.Second)
 	if !slices.Equal(w.WaitingChildren, []string{first}) || w.Attempts != 1 {
 		t.Fatalf("waiting parent: waitingChildren %v attempts %d, want [%s] and 1", w.WaitingChildren, w.Attempts, first)
 	}
 	api, err := q.Get(context.Background(), "org1", "proj1", r.ID)
-	if err != nil || api.API().Status != jobstore.Delayed || !slices.Equal(api.API().WaitingChildren, []string{first}) {
+	if err != nil || api.API().Status != jobs.Delayed || !slices.Equal(api.API().WaitingChildren, []string{first}) {
 		t.Fatalf("the API shows the waiting parent as %+v (%v)", api.API(), err)
 	}
 	time.Sleep(600 * time.Millisecond) // three polls: the parent stays parked
@@ -154,7 +154,7 @@ func TestWaitingForChildrenUsesNoWorkerAndNoAttempt(t *testing.T) {
 	for i := range 3 {
 		close(g.get(fmt.Sprintf("%s-c%d", r.ID, i)))
 	}
-	done := b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	done := b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	runs := p.get()
 	if len(runs) != 4 {
 		t.Fatalf("the parent ran %d times, want 4 (three waits, then done)", len(runs))
@@ -195,18 +195,18 @@ func TestCancelOfAWaitingParent(t *testing.T) {
 	q := b.start(t, map[string]queue.Handler{"PARENT": p.handle(1), "CHILD": g.child})
 	r := submit(t, q, queue.Spec{Type: "PARENT"})
 	child := r.ID + "-c0"
-	b.waitStatus(t, r.ID, jobstore.Delayed, 10*time.Second)
+	b.waitStatus(t, r.ID, jobs.Delayed, 10*time.Second)
 	c, err := q.Cancel(context.Background(), "org1", "proj1", r.ID)
-	if err != nil || c.Status != jobstore.Cancelled {
+	if err != nil || c.Status != jobs.Cancelled {
 		t.Fatalf("cancel of the waiting parent: %v %s", err, c.Status)
 	}
 	close(g.get(child))
-	b.waitStatus(t, child, jobstore.Completed, 10*time.Second)
+	b.waitStatus(t, child, jobs.Completed, 10*time.Second)
 	time.Sleep(800 * time.Millisecond) // four polls
 	if n := len(p.get()); n != 1 {
 		t.Fatalf("the cancelled parent ran %d times, want 1", n)
 	}
-	if rec := b.stored(t, r.ID); rec.Status != jobstore.Cancelled || len(rec.WaitingChildren) != 0 {
+	if rec := b.stored(t, r.ID); rec.Status != jobs.Cancelled || len(rec.WaitingChildren) != 0 {
 		t.Fatalf("cancelled parent is %s waiting for %v", rec.Status, rec.WaitingChildren)
 	}
 	kv, err := b.nats.JS.KeyValue(context.Background(), queue.WaitBucket)
@@ -239,11 +239,11 @@ func TestWaitingParentSurvivesACrash(t *testing.T) {
 	}})
 	r := submit(t, crashing, queue.Spec{Type: "PARENT"})
 	<-stuck
-	b.waitStatus(t, r.ID, jobstore.Delayed, 5*time.Second)
+	b.waitStatus(t, r.ID, jobs.Delayed, 5*time.Second)
 	crashing.Kill()
 	close(g.get(r.ID + "-c0"))
 	b.start(t, map[string]queue.Handler{"PARENT": p.handle(1), "CHILD": g.child})
-	done := b.waitStatus(t, r.ID, jobstore.Completed, 15*time.Second)
+	done := b.waitStatus(t, r.ID, jobs.Completed, 15*time.Second)
 	if n := len(p.get()); n != 2 || done.Attempts != 1 {
 		t.Fatalf("parent ran %d times, attempts %d: want 2 runs (before and after the wait) in attempt 1", n, done.Attempts)
 	}
@@ -266,16 +266,16 @@ func TestWaitForAnyJobIsPolled(t *testing.T) {
 		runs++
 		mu.Unlock()
 		r, err := j.Queue().Get(ctx, "org1", "proj1", other)
-		if err != nil || !jobstore.Terminal(r.Status) {
+		if err != nil || !jobs.Terminal(r.Status) {
 			return nil, j.WaitForChildren(other)
 		}
 		return r.Status, nil
 	}})
 	other = submit(t, q, queue.Spec{Type: "CHILD", Durable: true}).ID
 	r := submit(t, q, queue.Spec{Type: "PARENT"})
-	b.waitStatus(t, r.ID, jobstore.Delayed, 10*time.Second)
+	b.waitStatus(t, r.ID, jobs.Delayed, 10*time.Second)
 	close(g.get(other))
-	done := b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	done := b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	if runs != 2 || done.Output != `"COMPLETED"` {
@@ -311,7 +311,7 @@ func TestDuplicateWakeRunsTheJobOnce(t *testing.T) {
 		return "done", nil
 	}})
 	r := submit(t, q, queue.Spec{Type: "PARENT"})
-	b.waitStatus(t, r.ID, jobstore.Delayed, 10*time.Second)
+	b.waitStatus(t, r.ID, jobs.Delayed, 10*time.Second)
 	close(g.get(r.ID + "-c"))
 	<-resumed
 
@@ -344,7 +344,7 @@ func TestDuplicateWakeRunsTheJobOnce(t *testing.T) {
 	dup("dup-while-running")
 	time.Sleep(500 * time.Millisecond)
 	close(hold)
-	b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	dup("dup-after")
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
@@ -352,7 +352,7 @@ func TestDuplicateWakeRunsTheJobOnce(t *testing.T) {
 	if runs != 2 {
 		t.Fatalf("the job ran %d times, want 2 (before and after its wait)", runs)
 	}
-	if rec := b.stored(t, r.ID); rec.Status != jobstore.Completed || rec.Output != `"done"` {
+	if rec := b.stored(t, r.ID); rec.Status != jobs.Completed || rec.Output != `"done"` {
 		t.Fatalf("record %s %s", rec.Status, rec.Output)
 	}
 	if _, err := kv.Get(ctx, r.ID); !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -76,7 +77,7 @@ func (q *Queue) Pause(ctx context.Context) error {
 		return fmt.Errorf("pausing the queue: %w", err)
 	}
 	q.sched.setPaused(true)
-	for _, p := range Priorities {
+	for _, p := range jobs.Priorities {
 		if _, err := q.js.PauseConsumer(ctx, events.StreamJobs, ConsumerName(p.Name), time.Now().Add(pauseForever)); err != nil {
 			return fmt.Errorf("pausing consumer %s: %w", ConsumerName(p.Name), err)
 		}
@@ -86,7 +87,7 @@ func (q *Queue) Pause(ctx context.Context) error {
 
 // Resume lets jobs start again.
 func (q *Queue) Resume(ctx context.Context) error {
-	for _, p := range Priorities {
+	for _, p := range jobs.Priorities {
 		if _, err := q.js.ResumeConsumer(ctx, events.StreamJobs, ConsumerName(p.Name)); err != nil {
 			return fmt.Errorf("resuming consumer %s: %w", ConsumerName(p.Name), err)
 		}
@@ -132,7 +133,7 @@ func (q *Queue) Cancel(ctx context.Context, org, project, id string) (jobstore.R
 	if err != nil {
 		return r, err
 	}
-	if jobstore.Terminal(r.Status) {
+	if jobs.Terminal(r.Status) {
 		return r, fmt.Errorf("%w: it is %s", ErrNotCancelable, r.Status)
 	}
 	if _, err := q.kv.Put(ctx, cancelPrefix+id, []byte(strconv.Itoa(r.Generation))); err != nil {
@@ -142,11 +143,11 @@ func (q *Queue) Cancel(ctx context.Context, org, project, id string) (jobstore.R
 	q.cancelled[id] = max(q.cancelled[id], r.Generation)
 	q.mu.Unlock()
 	now := q.now().UTC()
-	if err := <-q.writer.Add(jobstore.Change{Base: r, Status: jobstore.Cancelled, At: now, Error: "cancelled", Durable: true}); err != nil {
+	if err := <-q.writer.Add(jobstore.Change{Base: r, Status: jobs.Cancelled, At: now, Error: "cancelled", Durable: true}); err != nil {
 		return r, err
 	}
 	if err := Emit(q.js, events.JobStatusChanged{JobID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, ProjectID: r.ProjectID,
-		Generation: r.Generation, Status: jobstore.Cancelled, Previous: r.Status, Progress: r.Progress, Attempt: r.Attempts, Error: "cancelled", At: now})(); err != nil {
+		Generation: r.Generation, Status: jobs.Cancelled, Previous: r.Status, Progress: r.Progress, Attempt: r.Attempts, Error: "cancelled", At: now})(); err != nil {
 		return r, err
 	}
 	q.dropWait(ctx, id, r.Generation)
@@ -164,7 +165,7 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	if err != nil {
 		return r, err
 	}
-	if r.Status != jobstore.Failed && r.Status != jobstore.Cancelled {
+	if r.Status != jobs.Failed && r.Status != jobs.Cancelled {
 		return r, fmt.Errorf("%w: it is %s", ErrNotRetryable, r.Status)
 	}
 	if _, ok := q.handlers[r.Type]; !ok {
@@ -176,11 +177,11 @@ func (q *Queue) Retry(ctx context.Context, org, project, id string) (jobstore.Re
 	next.Error, next.Progress, next.FinishedAt = "", 0, nil
 	// A job scheduled for later keeps its schedule (a job cancelled
 	// before its time, then retried, does not run at once).
-	status := jobstore.Waiting
+	status := jobs.Waiting
 	if r.RunAt == nil || !r.RunAt.After(now) {
 		next.RunAt = nil
 	} else {
-		status = jobstore.Delayed
+		status = jobs.Delayed
 	}
 	// Live first, then the submission: a crash in between leaves the newer
 	// generation visible (and its older record), never nothing.
@@ -240,11 +241,11 @@ func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
 		}
 	}
 	st := Stats{ByStatus: map[string]int64{}, ByType: map[string]int64{}, Paused: q.Paused()}
-	for _, s := range jobstore.Statuses {
+	for _, s := range jobs.Statuses {
 		st.ByStatus[s] = bs[s]
 		st.Total += bs[s]
 	}
-	for _, t := range jobstore.Types {
+	for _, t := range jobs.Types {
 		st.ByType[t] = bt[t]
 	}
 	for t, n := range bt {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
@@ -48,7 +49,7 @@ func TestFinishedBacklogLeavesNoLiveEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		b.waitStatus(t, id, jobstore.Completed, 20*time.Second)
+		b.waitStatus(t, id, jobs.Completed, 20*time.Second)
 	}
 	waitFor(t, "no live entry left", 5*time.Second, func() bool {
 		keys, err := kv.ListKeys(ctx)
@@ -70,7 +71,7 @@ func TestFinishedBacklogLeavesNoLiveEntries(t *testing.T) {
 			return false
 		}
 		for _, r := range recs {
-			if r.Status != jobstore.Completed {
+			if r.Status != jobs.Completed {
 				return false
 			}
 		}

@@ -24,49 +24,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
-
-// Priority is a named priority level.
-type Priority struct {
-	Name  string
-	Value int
-}
-
-// Priorities, highest first.
-var Priorities = []Priority{{"CRITICAL", 20}, {"HIGH", 10}, {"NORMAL", 5}, {"LOW", 1}}
-
-// Priority values.
-const (
-	PriorityLow      = 1
-	PriorityNormal   = 5
-	PriorityHigh     = 10
-	PriorityCritical = 20
-)
-
-// ParsePriority reads a priority given by name (LOW, NORMAL, HIGH, CRITICAL)
-// or value (1, 5, 10, 20).
-func ParsePriority(s string) (int, bool) {
-	for _, p := range Priorities {
-		if strings.EqualFold(s, p.Name) || s == fmt.Sprint(p.Value) {
-			return p.Value, true
-		}
-	}
-	return 0, false
-}
-
-// levelOf is the index in Priorities of a value; unknown values count as NORMAL.
-func levelOf(v int) int {
-	for i, p := range Priorities {
-		if p.Value == v {
-			return i
-		}
-	}
-	return 2
-}
-
-// PriorityName is the name of a priority value.
-func PriorityName(v int) string { return Priorities[levelOf(v)].Name }
 
 // Config tunes a queue.
 type Config struct {
@@ -261,7 +221,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		return err
 	}
 	q.ctx, q.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
-	for i, p := range Priorities {
+	for i, p := range jobs.Priorities {
 		cons, err := q.js.CreateOrUpdateConsumer(ctx, events.StreamJobs, jetstream.ConsumerConfig{
 			Durable:       ConsumerName(p.Name),
 			Description:   "ODAVL Sync jobs of priority " + p.Name,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
@@ -168,7 +169,7 @@ func TestRetriesWithBackoffThenFailedThenManualRetry(t *testing.T) {
 		return nil, fmt.Errorf("boom %d", n)
 	}})
 	r := submit(t, q, queue.Spec{})
-	failed := b.waitStatus(t, r.ID, jobstore.Failed, 10*time.Second)
+	failed := b.waitStatus(t, r.ID, jobs.Failed, 10*time.Second)
 	if failed.Attempts != 4 || failed.Error != "boom 4" || failed.MaxAttempts != 4 {
 		t.Fatalf("failed record: attempts %d/%d error %q, want 4/4 \"boom 4\"", failed.Attempts, failed.MaxAttempts, failed.Error)
 	}
@@ -185,7 +186,7 @@ func TestRetriesWithBackoffThenFailedThenManualRetry(t *testing.T) {
 	mu.Unlock()
 	var delayed int
 	for _, h := range failed.History {
-		if h.Status == jobstore.Delayed {
+		if h.Status == jobs.Delayed {
 			delayed++
 		}
 	}
@@ -197,7 +198,7 @@ func TestRetriesWithBackoffThenFailedThenManualRetry(t *testing.T) {
 	if _, err := q.Retry(context.Background(), "org1", "proj1", r.ID); err != nil {
 		t.Fatal(err)
 	}
-	done := b.waitStatus(t, r.ID, jobstore.Completed, 5*time.Second)
+	done := b.waitStatus(t, r.ID, jobs.Completed, 5*time.Second)
 	if done.Attempts != 5 || done.Generation != 1 || done.Error != "" || done.Output != `{"attempt":5}` {
 		t.Fatalf("retried record: %+v", done)
 	}
@@ -215,7 +216,7 @@ func TestPermanentErrorIsNotRetried(t *testing.T) {
 		return nil, bus.Permanent(errors.New("bad address"))
 	}})
 	r := submit(t, q, queue.Spec{})
-	f := b.waitStatus(t, r.ID, jobstore.Failed, 5*time.Second)
+	f := b.waitStatus(t, r.ID, jobs.Failed, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	if runs.Load() != 1 || f.Attempts != 1 || f.Error != "bad address" {
 		t.Fatalf("runs %d, record attempts %d error %q", runs.Load(), f.Attempts, f.Error)
@@ -241,7 +242,7 @@ func TestCrashedWorkerJobIsRedeliveredAndCompletedOnce(t *testing.T) {
 		return "done", nil
 	}})
 	_ = healthy
-	rec := b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	rec := b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	time.Sleep(1500 * time.Millisecond) // one more ack wait: nothing else may run
 	if completions.Load() != 1 || starts.Load() != 1 {
 		t.Fatalf("crashed starts %d, completions %d, want 1 and 1", starts.Load(), completions.Load())
@@ -272,7 +273,7 @@ func TestHigherPrioritiesStartFirstAndLowIsNotStarved(t *testing.T) {
 	const each = 30
 	var specs []queue.Spec
 	for i := range each {
-		for _, p := range []int{queue.PriorityLow, queue.PriorityNormal, queue.PriorityHigh, queue.PriorityCritical} {
+		for _, p := range []int{jobs.PriorityLow, jobs.PriorityNormal, jobs.PriorityHigh, jobs.PriorityCritical} {
 			specs = append(specs, queue.Spec{Type: "TEST", Priority: p, OrganizationID: "org1", ProjectID: "proj1", ID: fmt.Sprintf("p%d-%d", p, i)})
 		}
 	}
@@ -363,7 +364,7 @@ func TestDelayedJobRunsAtItsTime(t *testing.T) {
 	}})
 	runAt := time.Now().Add(700 * time.Millisecond)
 	r := submit(t, q, queue.Spec{RunAt: &runAt, Durable: true})
-	if r.Status != jobstore.Delayed || b.stored(t, r.ID).Status != jobstore.Delayed {
+	if r.Status != jobs.Delayed || b.stored(t, r.ID).Status != jobs.Delayed {
 		t.Fatalf("submitted status %s, stored %s: want DELAYED", r.Status, b.stored(t, r.ID).Status)
 	}
 	select {
@@ -374,7 +375,7 @@ func TestDelayedJobRunsAtItsTime(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("delayed job never ran")
 	}
-	rec := b.waitStatus(t, r.ID, jobstore.Completed, 5*time.Second)
+	rec := b.waitStatus(t, r.ID, jobs.Completed, 5*time.Second)
 	if rec.Attempts != 1 {
 		t.Fatalf("attempts %d, want 1: waiting is no attempt", rec.Attempts)
 	}
@@ -394,11 +395,11 @@ func TestPauseHoldsJobsAndCancelDropsAWaitingOne(t *testing.T) {
 	}
 	keep := submit(t, q, queue.Spec{Durable: true})
 	drop := submit(t, q, queue.Spec{Durable: true})
-	if keep.Status != jobstore.Paused {
+	if keep.Status != jobs.Paused {
 		t.Fatalf("status while paused %s, want PAUSED", keep.Status)
 	}
 	c, err := q.Cancel(ctx, "org1", "proj1", drop.ID)
-	if err != nil || c.Status != jobstore.Cancelled {
+	if err != nil || c.Status != jobs.Cancelled {
 		t.Fatalf("cancel: %v %s", err, c.Status)
 	}
 	if _, err := q.Cancel(ctx, "org2", "proj1", keep.ID); !errors.Is(err, queue.ErrNotFound) {
@@ -411,12 +412,12 @@ func TestPauseHoldsJobsAndCancelDropsAWaitingOne(t *testing.T) {
 	if err := q.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.waitStatus(t, keep.ID, jobstore.Completed, 5*time.Second)
+	b.waitStatus(t, keep.ID, jobs.Completed, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	if _, ok := ran.Load(drop.ID); ok {
 		t.Fatal("the cancelled job ran")
 	}
-	if s := b.stored(t, drop.ID).Status; s != jobstore.Cancelled {
+	if s := b.stored(t, drop.ID).Status; s != jobs.Cancelled {
 		t.Fatalf("cancelled job is %s", s)
 	}
 	if _, err := q.Cancel(ctx, "org1", "proj1", keep.ID); !errors.Is(err, queue.ErrNotCancelable) {
@@ -454,7 +455,7 @@ func TestCancelRunningJobCancelsItsContextOnAnotherInstance(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	rec := b.stored(t, r.ID)
-	if rec.Status != jobstore.Cancelled || rec.Error != "cancelled" {
+	if rec.Status != jobs.Cancelled || rec.Error != "cancelled" {
 		t.Fatalf("record %s error %q, want CANCELLED", rec.Status, rec.Error)
 	}
 }
@@ -469,7 +470,7 @@ func TestTimeoutFailsTheJob(t *testing.T) {
 		return nil, ctx.Err()
 	}})
 	r := submit(t, q, queue.Spec{Timeout: 150 * time.Millisecond})
-	rec := b.waitStatus(t, r.ID, jobstore.Failed, 5*time.Second)
+	rec := b.waitStatus(t, r.ID, jobs.Failed, 5*time.Second)
 	if rec.Attempts != 2 || rec.Error != "timed out after 150ms" {
 		t.Fatalf("record attempts %d error %q", rec.Attempts, rec.Error)
 	}
@@ -496,10 +497,10 @@ func TestLongJobIsKeptAliveAndReportsProgress(t *testing.T) {
 	<-mid
 	got, err := q.Get(context.Background(), "org1", "proj1", r.ID)
 	close(goOn)
-	if err != nil || got.Progress != 50 || got.Status != jobstore.Active {
+	if err != nil || got.Progress != 50 || got.Status != jobs.Active {
 		t.Fatalf("mid-run job: %v %s %d%%", err, got.Status, got.Progress)
 	}
-	b.waitStatus(t, r.ID, jobstore.Completed, 10*time.Second)
+	b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	if runs.Load() != 1 {
 		t.Fatalf("ran %d times: the long job was redelivered", runs.Load())
 	}
@@ -535,17 +536,17 @@ func TestStatsListAndCleanup(t *testing.T) {
 	}
 	submit(t, q, queue.Spec{Type: "OK", OrganizationID: "other", ProjectID: "p"})
 	for _, id := range ids {
-		waitFor(t, "finished", 15*time.Second, func() bool { return jobstore.Terminal(b.stored(t, id).Status) })
+		waitFor(t, "finished", 15*time.Second, func() bool { return jobs.Terminal(b.stored(t, id).Status) })
 	}
 	ctx := context.Background()
 	st, err := q.Stats(ctx, "org1", "proj1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Total != 7 || st.ByStatus[jobstore.Completed] != 5 || st.ByStatus[jobstore.Failed] != 2 || st.ByType["OK"] != 5 || st.ByType["FAIL"] != 2 {
+	if st.Total != 7 || st.ByStatus[jobs.Completed] != 5 || st.ByStatus[jobs.Failed] != 2 || st.ByType["OK"] != 5 || st.ByType["FAIL"] != 2 {
 		t.Fatalf("stats %+v", st)
 	}
-	failed, total, err := q.List(ctx, jobstore.Query{OrganizationID: "org1", ProjectID: "proj1", Status: jobstore.Failed, Limit: 10})
+	failed, total, err := q.List(ctx, jobstore.Query{OrganizationID: "org1", ProjectID: "proj1", Status: jobs.Failed, Limit: 10})
 	if err != nil || total != 2 || len(failed) != 2 || failed[0].Type != "FAIL" {
 		t.Fatalf("list failed: %v %d %+v", err, total, failed)
 	}
@@ -558,7 +559,7 @@ func TestStatsListAndCleanup(t *testing.T) {
 		t.Fatalf("clear: %d %v, want the 5 completed", n, err)
 	}
 	st, _ = q.Stats(ctx, "org1", "proj1")
-	if st.Total != 2 || st.ByStatus[jobstore.Failed] != 2 {
+	if st.Total != 2 || st.ByStatus[jobs.Failed] != 2 {
 		t.Fatalf("after clear: %+v (failed jobs are kept)", st)
 	}
 	other, _ := q.Stats(ctx, "other", "p")
@@ -582,7 +583,7 @@ func TestRetriedScheduledJobKeepsItsSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rr.Status != jobstore.Delayed || rr.RunAt == nil || !rr.RunAt.Equal(at) {
+	if rr.Status != jobs.Delayed || rr.RunAt == nil || !rr.RunAt.Equal(at) {
 		t.Fatalf("retried: %s run at %v, want DELAYED until %v", rr.Status, rr.RunAt, at)
 	}
 }

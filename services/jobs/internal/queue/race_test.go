@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odavl/sync/services/jobs/internal/jobstore"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
 
@@ -75,14 +75,14 @@ func TestJobIsReadableThroughCancelRetryAndCompletion(t *testing.T) {
 		mu.Lock()
 		ids = append(ids, r.ID)
 		mu.Unlock()
-		if c, err := q.Cancel(ctx, "org1", "proj1", r.ID); err != nil || c.Status != jobstore.Cancelled {
+		if c, err := q.Cancel(ctx, "org1", "proj1", r.ID); err != nil || c.Status != jobs.Cancelled {
 			t.Fatalf("cancel %s: %v %s", r.ID, err, c.Status)
 		}
 		rr, err := q.Retry(ctx, "org1", "proj1", r.ID)
 		if err != nil {
 			t.Fatalf("retry of a cancelled job %s: %v", r.ID, err)
 		}
-		if rr.Generation != 1 || jobstore.Terminal(rr.Status) && rr.Status != jobstore.Completed {
+		if rr.Generation != 1 || jobs.Terminal(rr.Status) && rr.Status != jobs.Completed {
 			t.Fatalf("retried job: generation %d status %s", rr.Generation, rr.Status)
 		}
 		g, err := q.Get(ctx, "org1", "proj1", r.ID)
@@ -94,7 +94,7 @@ func TestJobIsReadableThroughCancelRetryAndCompletion(t *testing.T) {
 	for _, id := range retried {
 		waitFor(t, id+" completed", 10*time.Second, func() bool {
 			g, err := q.Get(ctx, "org1", "proj1", id)
-			return err == nil && g.Status == jobstore.Completed && g.Generation == 1
+			return err == nil && g.Status == jobs.Completed && g.Generation == 1
 		})
 	}
 	done.Store(true)
@@ -137,7 +137,7 @@ func TestLateEndOfACancelledRunKeepsItsRetry(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for range 10 {
 		g, err := q.Get(ctx, "org1", "proj1", r.ID)
-		if err != nil || g.Generation != 1 || jobstore.Terminal(g.Status) {
+		if err != nil || g.Generation != 1 || jobs.Terminal(g.Status) {
 			t.Fatalf("the retried job reads %v generation %d %s, want generation 1 waiting or running", err, g.Generation, g.Status)
 		}
 		time.Sleep(20 * time.Millisecond)

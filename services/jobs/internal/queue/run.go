@@ -12,6 +12,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -26,7 +27,7 @@ func (q *Queue) run(it *item) {
 	if it.attempt > 1 {
 		// A redelivery: the previous delivery may have finished the job and
 		// crashed before its ack.
-		if r, err := q.store.GetAny(context.Background(), sub.JobID); err == nil && r.Generation == sub.Generation && jobstore.Terminal(r.Status) {
+		if r, err := q.store.GetAny(context.Background(), sub.JobID); err == nil && r.Generation == sub.Generation && jobs.Terminal(r.Status) {
 			_ = msg.Ack()
 			return
 		}
@@ -38,11 +39,11 @@ func (q *Queue) run(it *item) {
 	base := q.baseRecord(sub)
 	now := q.now().UTC()
 	if h == nil {
-		q.finish(it, base, jobstore.Failed, attempt, fmt.Sprintf("no handler for job type %q", sub.Type), "", now, true)
+		q.finish(it, base, jobs.Failed, attempt, fmt.Sprintf("no handler for job type %q", sub.Type), "", now, true)
 		return
 	}
-	q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Active, At: now, Attempt: attempt})
-	activeEv := q.emit(sub, jobstore.Active, "", 0, attempt, "", now)
+	q.writer.Add(jobstore.Change{Base: base, Status: jobs.Active, At: now, Attempt: attempt})
+	activeEv := q.emit(sub, jobs.Active, "", 0, attempt, "", now)
 
 	timeout := q.cfg.Timeout
 	if sub.TimeoutMs > 0 {
@@ -85,12 +86,12 @@ func (q *Queue) run(it *item) {
 		if out != nil {
 			b, merr := json.Marshal(out)
 			if merr != nil {
-				q.finish(it, base, jobstore.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
+				q.finish(it, base, jobs.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
 				return
 			}
 			output = string(b)
 		}
-		q.finish(it, base, jobstore.Completed, attempt, "", output, end, false)
+		q.finish(it, base, jobs.Completed, attempt, "", output, end, false)
 	default:
 		if errors.Is(cause, errTimeout) {
 			err = fmt.Errorf("timed out after %s", timeout)
@@ -98,13 +99,13 @@ func (q *Queue) run(it *item) {
 			err = cause
 		}
 		if bus.IsPermanent(err) || j.LastAttempt {
-			q.finish(it, base, jobstore.Failed, attempt, err.Error(), "", end, true)
+			q.finish(it, base, jobs.Failed, attempt, err.Error(), "", end, true)
 			return
 		}
 		delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
 		q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
-		q.writer.Add(jobstore.Change{Base: base, Status: jobstore.Delayed, At: end, Attempt: attempt, Error: err.Error()})
-		if eerr := q.emit(sub, jobstore.Delayed, jobstore.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
+		q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: end, Attempt: attempt, Error: err.Error()})
+		if eerr := q.emit(sub, jobs.Delayed, jobs.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
 			q.log.Error("job event lost", "job", sub.JobID, "err", eerr)
 		}
 		_ = msg.NakWithDelay(delay)
@@ -121,7 +122,7 @@ func (q *Queue) run(it *item) {
 // batch is written.
 func (q *Queue) finish(it *item, base jobstore.Record, status string, attempt int, errMsg, output string, at time.Time, term bool) {
 	ch := q.writer.Add(jobstore.Change{Base: base, Status: status, At: at, Attempt: attempt, Error: errMsg, Output: output, Durable: true})
-	ev := q.emit(it.sub, status, jobstore.Active, progressOf(status), attempt, errMsg, at)
+	ev := q.emit(it.sub, status, jobs.Active, progressOf(status), attempt, errMsg, at)
 	q.finishing.Add(1)
 	go func() {
 		defer q.finishing.Done()
@@ -149,7 +150,7 @@ func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt in
 }
 
 func progressOf(status string) int {
-	if status == jobstore.Completed {
+	if status == jobs.Completed {
 		return 100
 	}
 	return 0
@@ -183,7 +184,7 @@ func (j *Job) Progress(pct int) {
 	j.mu.Unlock()
 	now := j.q.now().UTC()
 	j.q.writer.Add(jobstore.Change{Base: j.q.baseRecord(j.Submission), At: now, Progress: &pct})
-	if err := j.q.emit(j.Submission, jobstore.Active, jobstore.Active, pct, j.Attempt, "", now)(); err != nil {
+	if err := j.q.emit(j.Submission, jobs.Active, jobs.Active, pct, j.Attempt, "", now)(); err != nil {
 		j.q.log.Warn("progress event lost", "job", j.JobID, "err", err)
 	}
 }
@@ -248,16 +249,16 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 		}
 		sub.RunAt = nil
 		now := q.now().UTC()
-		status := jobstore.Waiting
+		status := jobs.Waiting
 		if q.sched.isPaused() {
-			status = jobstore.Paused
+			status = jobs.Paused
 		}
 		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
 		if err := q.publishDue(ctx, sub); err != nil {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
-		if err := q.emit(sub, status, jobstore.Delayed, 0, sub.BaseAttempt, "", now)(); err != nil {
+		if err := q.emit(sub, status, jobs.Delayed, 0, sub.BaseAttempt, "", now)(); err != nil {
 			q.log.Error("job event lost", "job", sub.JobID, "err", err)
 		}
 		_ = m.Ack()

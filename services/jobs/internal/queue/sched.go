@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/odavl/sync/libs/jobs"
 )
 
 // item is a submission pulled from JetStream and waiting for a worker.
@@ -16,7 +18,7 @@ type item struct {
 	held    time.Time
 }
 
-// numLevels is len(Priorities).
+// numLevels is len(jobs.Priorities).
 const numLevels = 4
 
 // sched holds the pulled submissions and hands them to workers: across
@@ -84,7 +86,7 @@ func (s *sched) next() *item {
 		if len(s.levels[i].ring) == 0 {
 			continue
 		}
-		w := Priorities[i].Value
+		w := jobs.Priorities[i].Value
 		s.current[i] += w
 		total += w
 		if pick < 0 || s.current[i] > s.current[pick] {

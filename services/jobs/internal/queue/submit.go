@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
@@ -62,7 +63,7 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 			s.ID = NewID()
 		}
 		if s.Priority == 0 {
-			s.Priority = PriorityNormal
+			s.Priority = jobs.PriorityNormal
 		}
 		sub := Submission{JobID: s.ID, Type: s.Type, Priority: s.Priority, OrganizationID: s.OrganizationID,
 			ProjectID: s.ProjectID, Payload: s.Payload, TimeoutMs: s.Timeout.Milliseconds(), ParentID: s.ParentID, SubmittedAt: now}
@@ -71,12 +72,12 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 			sub.RunAt = &t
 		}
 		subs[i] = sub
-		status := jobstore.Waiting
+		status := jobs.Waiting
 		switch {
 		case sub.RunAt != nil:
-			status = jobstore.Delayed
+			status = jobs.Delayed
 		case paused:
-			status = jobstore.Paused
+			status = jobs.Paused
 		}
 		base := q.baseRecord(sub)
 		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable}); ch != nil {
@@ -139,7 +140,7 @@ func subjectOf(sub Submission) string {
 	if sub.RunAt != nil {
 		return events.JobSubject("delayed", sub.Type)
 	}
-	return events.JobSubject(PriorityName(sub.Priority), sub.Type)
+	return events.JobSubject(jobs.PriorityName(sub.Priority), sub.Type)
 }
 
 // resubmit publishes a submission again (delayed, woken, parked, retried)
@@ -218,7 +219,7 @@ func emit(js jetstream.JetStream, suffix string, c events.JobStatusChanged) func
 	jobID, org, project, status, attempt, at := c.JobID, c.OrganizationID, c.ProjectID, c.Status, c.Attempt, c.At
 	id := fmt.Sprintf("%s-%s-%d", jobID, status, attempt) + suffix
 	token := status
-	if status == jobstore.Active && c.Previous == jobstore.Active {
+	if status == jobs.Active && c.Previous == jobs.Active {
 		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, c.Progress) + suffix
 		token = "progress"
 	}

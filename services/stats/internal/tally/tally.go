@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jobs"
 )
 
 // Counter names. Job counters are JobPrefix+status+"_"+TYPE; file counters
@@ -157,7 +158,7 @@ func FromJob(id string, j events.JobStatusChanged) (Change, error) {
 		return Change{}, fmt.Errorf("job event %s: bad status %q or type %q", id, j.Status, j.Type)
 	}
 	switch j.Status {
-	case "COMPLETED", "FAILED", "CANCELLED":
+	case jobs.Completed, jobs.Failed, jobs.Cancelled:
 		if j.JobID == "" {
 			return Change{}, fmt.Errorf("job event %s without job id", id)
 		}
