@@ -45,8 +45,10 @@ type Config struct {
 	AckWait time.Duration
 	// Timeout is a job's default run time limit (JOBS_TIMEOUT).
 	Timeout time.Duration
-	// KeepCompleted is how long COMPLETED jobs are kept (JOBS_KEEP_COMPLETED).
-	KeepCompleted time.Duration
+	// Keep is how COMPLETED jobs are kept, by type (JOBS_KEEP_COMPLETED:
+	// "168h" for every type, "168h,EMAIL_SEND=remove,DATA_EXPORT=all" per
+	// type; a duration, "all" or "remove").
+	Keep jobstore.Retention
 	// RecordHold is how long a job's record changes may wait to be
 	// collapsed with its next ones (JOBS_RECORD_HOLD).
 	RecordHold time.Duration
@@ -66,7 +68,7 @@ type Config struct {
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
 	return Config{SyncWorkers: 64, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
-		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, KeepCompleted: 7 * 24 * time.Hour,
+		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, Keep: defaultKeep(),
 		RecordHold: 200 * time.Millisecond, ChildPoll: 5 * time.Second}
 }
 
@@ -75,21 +77,33 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	d := DefaultConfig()
 	r := config.NewReader(getenv)
 	c := Config{
-		SyncWorkers:   r.Int("JOBS_SYNC_WORKERS", d.SyncWorkers),
-		Backoff:       r.Durations("JOBS_BACKOFF", d.Backoff),
-		DataDir:       r.String("JOBS_DATA_DIR", "./data"),
-		Workers:       r.Int("JOBS_WORKERS", d.Workers),
-		AckWait:       r.Duration("JOBS_ACK_WAIT", d.AckWait),
-		Timeout:       r.Duration("JOBS_TIMEOUT", d.Timeout),
-		KeepCompleted: r.Duration("JOBS_KEEP_COMPLETED", d.KeepCompleted),
-		RecordHold:    r.Duration("JOBS_RECORD_HOLD", d.RecordHold),
-		ChildPoll:     r.Duration("JOBS_CHILD_POLL", d.ChildPoll),
+		SyncWorkers: r.Int("JOBS_SYNC_WORKERS", d.SyncWorkers),
+		Backoff:     r.Durations("JOBS_BACKOFF", d.Backoff),
+		DataDir:     r.String("JOBS_DATA_DIR", "./data"),
+		Workers:     r.Int("JOBS_WORKERS", d.Workers),
+		AckWait:     r.Duration("JOBS_ACK_WAIT", d.AckWait),
+		Timeout:     r.Duration("JOBS_TIMEOUT", d.Timeout),
+		Keep:        d.Keep,
+		RecordHold:  r.Duration("JOBS_RECORD_HOLD", d.RecordHold),
+		ChildPoll:   r.Duration("JOBS_CHILD_POLL", d.ChildPoll),
 		SMTP: handlers.SMTP{
 			Host: r.String("SMTP_HOST", ""), Port: r.Int("SMTP_PORT", 587), User: r.String("SMTP_USER", ""),
 			Password: r.String("SMTP_PASSWORD", ""), From: r.String("SMTP_FROM", ""),
 		},
 	}
+	if v := r.String("JOBS_KEEP_COMPLETED", ""); v != "" {
+		keep, err := jobstore.ParseRetention(v)
+		if err != nil {
+			r.Invalid("JOBS_KEEP_COMPLETED", err.Error())
+		}
+		c.Keep = keep
+	}
 	return c, r.Err()
+}
+
+func defaultKeep() jobstore.Retention {
+	k, _ := jobstore.ParseRetention("")
+	return k
 }
 
 // Consumer names, durable on their streams.
@@ -131,7 +145,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	}
 	q, err := queue.New(log, nc, s.jobs, queue.Config{
 		Workers: cfg.Workers, Backoff: cfg.Backoff, AckWait: cfg.AckWait, Timeout: cfg.Timeout,
-		RecordHold: cfg.RecordHold, KeepCompleted: cfg.KeepCompleted, ChildPoll: cfg.ChildPoll,
+		RecordHold: cfg.RecordHold, Keep: cfg.Keep, ChildPoll: cfg.ChildPoll,
 	})
 	if err != nil {
 		return nil, err
@@ -187,7 +201,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("jobs service ready", "syncWorkers", s.cfg.SyncWorkers, "workers", s.cfg.Workers, "backoff", s.cfg.Backoff,
-		"ackWait", s.cfg.AckWait, "timeout", s.cfg.Timeout, "keepCompleted", s.cfg.KeepCompleted, "smtpHost", s.cfg.SMTP.Host,
+		"ackWait", s.cfg.AckWait, "timeout", s.cfg.Timeout, "keepCompleted", s.cfg.Keep.Default.Age, "smtpHost", s.cfg.SMTP.Host,
 		"smtpPassword", config.Mask(s.cfg.SMTP.Password))
 	<-ctx.Done()
 	s.ready.Store(false)

@@ -25,7 +25,7 @@ import (
 func TestClearedJobDoesNotComeBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, w := startWriter(t)
+	store, w, proj := startWriter(t)
 
 	completed := func(id, org string, attempt int) {
 		t.Helper()
@@ -48,6 +48,9 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if err := proj.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n, err := store.ClearCompleted(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}, time.Now())
 	if err != nil || n != 2 {
 		t.Fatalf("clear: %d %v, want 2 (up_1 and up_old)", n, err)
@@ -82,19 +85,53 @@ func TestClearedJobDoesNotComeBack(t *testing.T) {
 	}
 }
 
-// startWriter is a record writer over real embedded NATS and FerretDB.
-func startWriter(t *testing.T) (*jobstore.Store, *jobstore.Writer) {
+// startWriter is a record writer and its projection over real embedded
+// NATS and FerretDB.
+func startWriter(t *testing.T) (*jobstore.Store, *jobstore.Writer, *jobstore.Projection) {
 	t.Helper()
-	nb := natstest.Start(t)
-	mb := mongotest.Start(t)
+	st := newStack(t)
+	w := st.writer(t)
+	return st.store, w, st.project(t)
+}
+
+// stack is embedded NATS and FerretDB with the jobs' indexes.
+type stack struct {
+	nb    *natstest.Bundle
+	store *jobstore.Store
+	log   *slog.Logger
+}
+
+func newStack(t *testing.T) stack {
+	t.Helper()
+	nb, mb := natstest.Start(t), mongotest.Start(t)
 	if err := mongodb.EnsureIndexes(context.Background(), mb.DB, jobstore.Indexes()); err != nil {
 		t.Fatal(err)
 	}
-	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(context.Background(), store, nb.JS, slog.New(slog.NewTextHandler(io.Discard, nil)), jobstore.WriterOptions{})
+	return stack{nb: nb, store: jobstore.New(mb.DB), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// writer starts a record writer, stopped at cleanup.
+func (s stack) writer(t *testing.T) *jobstore.Writer {
+	t.Helper()
+	w, err := jobstore.NewWriter(context.Background(), s.nb.JS, s.log, jobstore.WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	return store, w
+	return w
+}
+
+// project starts a projection, stopped at cleanup, and waits until it has
+// caught up with the bucket.
+func (s stack) project(t *testing.T) *jobstore.Projection {
+	t.Helper()
+	p, err := jobstore.StartProjection(context.Background(), s.nb.JS, s.store, s.log, jobstore.ProjectionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	if err := p.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

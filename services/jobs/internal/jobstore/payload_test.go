@@ -18,7 +18,7 @@ import (
 func TestCancelledWaitingJobKeepsItsPayload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, w := startWriter(t)
+	store, w, proj := startWriter(t)
 	load := func(id string) func() (jobstore.Record, bool, error) {
 		return func() (jobstore.Record, bool, error) {
 			r, err := store.GetAny(ctx, id)
@@ -36,13 +36,16 @@ func TestCancelledWaitingJobKeepsItsPayload(t *testing.T) {
 		if err := <-w.Add(jobstore.Change{Base: base, Create: true, Status: jobs.Paused, At: time.Now().UTC(), Durable: true}); err != nil {
 			t.Fatal(err)
 		}
-		r, ok, err := w.Read(id, load(id))
+		r, ok, err := w.Read(ctx, id, load(id))
 		if err != nil || !ok {
 			t.Fatalf("read %s: %v %v", id, ok, err)
 		}
 		if err := <-w.Add(jobstore.Change{Base: r, Status: jobs.Cancelled, At: time.Now().UTC(), Error: "cancelled", Durable: true}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := proj.CatchUp(ctx); err != nil {
+		t.Fatal(err)
 	}
 	lost := 0
 	for i := range n {

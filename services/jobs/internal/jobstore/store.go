@@ -97,6 +97,27 @@ func (s *Store) Get(ctx context.Context, org, project, id string) (Record, error
 	return r, err
 }
 
+// ByIDs returns the stored records of ids, by id.
+func (s *Store) ByIDs(ctx context.Context, ids []string) (map[string]Record, error) {
+	out := make(map[string]Record, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "payload", Value: 0}, {Key: "output", Value: 0}, {Key: "history", Value: 0}}))
+	if err != nil {
+		return nil, fmt.Errorf("reading jobs: %w", err)
+	}
+	var rs []Record
+	if err := cur.All(ctx, &rs); err != nil {
+		return nil, fmt.Errorf("reading jobs: %w", err)
+	}
+	for _, r := range rs {
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
 // GetAny returns a job whatever its tenant.
 func (s *Store) GetAny(ctx context.Context, id string) (Record, error) {
 	var r Record
@@ -286,6 +307,9 @@ func (s *Store) ClearCompleted(ctx context.Context, q Query, cutoff time.Time) (
 		if q.ProjectID != "" {
 			f = append(f, bson.E{Key: "projectId", Value: q.ProjectID})
 		}
+	}
+	if q.Type != "" {
+		f = append(f, bson.E{Key: "type", Value: q.Type})
 	}
 	recent := time.Now().Add(-Remember)
 	old := append(slices.Clone(f), bson.E{Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: minTime(cutoff, recent)}}})

@@ -6,24 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/jobs"
 )
 
-// LiveBucket is the JetStream KV bucket of the jobs that are not finished.
-const LiveBucket = "jobs-live"
+// Bucket is the JetStream KV bucket of the jobs' state. It keeps its
+// name from the days it held only unfinished jobs.
+const Bucket = "jobs-live"
+
+// markerTTL is how long the marker of an entry taken out of the bucket
+// stays: long enough for every watcher to see it.
+const markerTTL = 10 * time.Minute
 
 // Change is one transition (or progress report) of a job.
 type Change struct {
@@ -58,26 +56,20 @@ type WriterOptions struct {
 	// Hold is how long a change of an unfinished job that nobody waits for
 	// may wait, to be collapsed with the job's next ones (default 200ms).
 	Hold time.Duration
-	// Batch is the largest insert (default 100).
-	Batch int
-	// Parallel is how many inserts of one flush run side by side (default 4).
+	// Parallel is how many writes of one flush run side by side (default 256).
 	Parallel int
 }
 
-// Writer keeps job records where each is cheapest and never wrong after a
-// crash: an unfinished job's record lives in the JetStream KV bucket
-// LiveBucket (every instance watches it), a finished job's record is
-// inserted once into MongoDB, in batches, and its live entry deleted. The
-// changes of one job inside the hold are collapsed: a job that is submitted,
-// run and finished quickly costs one batched insert and no update — the
-// embedded store takes ~9k batched inserts/s but a few hundred updates/s.
+// Writer keeps the truth of every job's state in the JetStream KV bucket
+// Bucket, one entry per job, finished or not, which every instance
+// watches; the Projection copies finished records to MongoDB behind it, in
+// large batches, and then takes them out of the bucket. The changes of one
+// job inside the hold are collapsed: a job that is submitted, run and
+// finished quickly costs one write to the bucket.
 type Writer struct {
-	coll *mongo.Collection
-	js   jetstream.JetStream
-	djs  jetstream.JetStream // deletes of live entries
-	kv   jetstream.KeyValue
-	log  *slog.Logger
-	opt  WriterOptions
+	kv  jetstream.KeyValue
+	log *slog.Logger
+	opt WriterOptions
 
 	mu       sync.Mutex
 	pending  map[string]*entry
@@ -86,14 +78,14 @@ type Writer struct {
 	live     map[string]Record
 	liveRaw  map[string][]byte // entries seen by the watch, not decoded yet
 	// revs is the newest revision of each key seen (puts and deletes), so
-	// that a late watch update never undoes a newer local write.
+	// that a late watch update never undoes a newer local write, and so
+	// that a write goes over the revision it knows.
 	revs   map[string]rev
 	pruned time.Time
 	killed bool
 
 	flushMu sync.Mutex
 	kick    chan struct{}
-	deletes chan liveDelete
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -105,47 +97,49 @@ type rev struct {
 }
 
 type entry struct {
-	inKV    bool
 	rec     Record
 	first   time.Time
 	urgent  bool
 	waiters []chan error
 }
 
-// NewWriter creates the live bucket, loads it, and starts the writer. Stop
+// OpenBucket creates (or updates) the bucket of the jobs' state.
+func OpenBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, Description: "ODAVL Sync job state: every job until its finished record is in MongoDB",
+		History: 1, Storage: jetstream.FileStorage,
+		// The markers of entries taken out once projected expire (PurgeTTL).
+		LimitMarkerTTL: markerTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// NewWriter opens the bucket, loads it, and starts the writer. Stop
 // flushes it.
-func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.Logger, o WriterOptions) (*Writer, error) {
+func NewWriter(ctx context.Context, js jetstream.JetStream, log *slog.Logger, o WriterOptions) (*Writer, error) {
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Millisecond
 	}
 	if o.Hold <= 0 {
 		o.Hold = 200 * time.Millisecond
 	}
-	if o.Batch <= 0 || o.Batch > 100 {
-		o.Batch = 100
-	}
 	if o.Parallel <= 0 {
-		o.Parallel = 4
+		o.Parallel = 256
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
-		History: 1, Storage: jetstream.FileStorage,
-	})
+	kv, err := OpenBucket(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
+		return nil, err
 	}
-	djs, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(1<<16))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	w := &Writer{coll: s.coll, js: js, djs: djs, deletes: make(chan liveDelete, 1<<16), kv: kv, log: log, opt: o, pending: map[string]*entry{},
+	w := &Writer{kv: kv, log: log, opt: o, pending: map[string]*entry{},
 		inflight: map[string]Record{}, live: map[string]Record{}, liveRaw: map[string][]byte{}, revs: map[string]rev{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := w.watch(ctx); err != nil {
 		return nil, err
 	}
 	go w.loop()
-	go w.confirmDeletes()
 	return w, nil
 }
 
@@ -299,21 +293,17 @@ func apply(r *Record, c Change) {
 	r.History = append(r.History, Transition{Status: c.Status, At: c.At, Attempt: c.Attempt, Error: c.Error})
 }
 
-// Read returns a job's record as this instance knows it best: its
-// unwritten changes, the live bucket and the record load reads from
+// Read returns a job's record as it is now: its changes not yet written
+// here, else its entry in the bucket, else the record load reads from
 // MongoDB (stored: whether there was one). The newest generation wins;
 // inside one, a finished record.
 //
-// What is held here is looked at before load reads the store: a record
-// leaves this instance's memory only once it is in the store, so at every
-// moment of a job's move from the live bucket to the store one of the two
-// reads finds it.
-func (w *Writer) Read(id string, load func() (r Record, stored bool, err error)) (Record, bool, error) {
+// The bucket is read before the store: the projection takes an entry out
+// of the bucket only once its record is in the store, so one of the two
+// reads finds it at every moment of its move.
+func (w *Writer) Read(ctx context.Context, id string, load func() (r Record, stored bool, err error)) (Record, bool, error) {
 	w.mu.Lock()
 	var held []Record
-	if l, has := w.liveLocked(id); has {
-		held = append(held, l)
-	}
 	if f, has := w.inflight[id]; has {
 		held = append(held, f)
 	}
@@ -321,7 +311,10 @@ func (w *Writer) Read(id string, load func() (r Record, stored bool, err error))
 		held = append(held, e.rec)
 	}
 	w.mu.Unlock()
-	best, ok, err := load()
+	best, ok, err := w.bucketRecord(ctx, id)
+	if err == nil && !ok {
+		best, ok, err = load()
+	}
 	if err != nil {
 		return Record{}, false, err
 	}
@@ -336,8 +329,42 @@ func (w *Writer) Read(id string, load func() (r Record, stored bool, err error))
 	return best, ok, nil
 }
 
+// Get is Read with s as the store.
+func (w *Writer) Get(ctx context.Context, s *Store, id string) (Record, bool, error) {
+	return w.Read(ctx, id, func() (Record, bool, error) {
+		r, err := s.GetAny(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return Record{}, false, nil
+		}
+		return r, err == nil, err
+	})
+}
+
+// bucketRecord reads a job's entry in the bucket.
+func (w *Writer) bucketRecord(ctx context.Context, id string) (Record, bool, error) {
+	e, err := w.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("reading job %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, false, fmt.Errorf("decoding job %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
 // Live returns the records of unfinished jobs known here that match keep.
 func (w *Writer) Live(keep func(Record) bool) []Record {
+	return w.Held(func(r Record) bool { return !jobs.Terminal(r.Status) && keep(r) })
+}
+
+// Held returns the records known here (pending, in flight, or in the
+// bucket as last seen: unfinished jobs, and finished ones the projection
+// has not passed yet) that match keep.
+func (w *Writer) Held(keep func(Record) bool) []Record {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seen := map[string]bool{}
@@ -347,7 +374,7 @@ func (w *Writer) Live(keep func(Record) bool) []Record {
 			return
 		}
 		seen[r.ID] = true
-		if !jobs.Terminal(r.Status) && keep(r) {
+		if r.Status != jobs.Cleared && keep(r) {
 			out = append(out, r)
 		}
 	}
@@ -421,249 +448,126 @@ func (w *Writer) flush(all bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var finals, lives []*entry
-	for _, e := range es {
-		if jobs.Terminal(e.rec.Status) {
-			finals = append(finals, e)
-		} else {
-			lives = append(lives, e)
-		}
-	}
-	results := make(map[*entry]error, len(es))
-	// Live puts first, pipelined: they are acknowledged while the finished
-	// records are inserted.
-	type pub struct {
-		e *entry
-		f jetstream.PubAckFuture
-	}
-	var pubs []pub
-	for _, e := range lives {
-		lr := e.rec
-		lr.Payload = ""
-		b, _ := json.Marshal(lr)
-		f, err := w.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Data: b})
-		if err != nil {
-			results[e] = err
-			continue
-		}
-		pubs = append(pubs, pub{e, f})
-	}
-	// Finished records, in chunks inserted side by side: the store decodes
-	// and encodes each document on its connection's goroutine, and only
-	// SQLite's own write is one at a time.
-	var rmu sync.Mutex
+	// Every record goes to the bucket, side by side: the bucket is the
+	// truth of a job's state, finished or not, and the projection copies
+	// the finished ones to MongoDB behind it (projection.go).
+	results := make([]error, len(es))
+	revs := make([]uint64, len(es))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, w.opt.Parallel)
-	for i := 0; i < len(finals); i += w.opt.Batch {
-		chunk := finals[i:min(i+w.opt.Batch, len(finals))]
+	for i, e := range es {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			out := w.insertFinal(ctx, chunk)
-			rmu.Lock()
-			maps.Copy(results, out)
-			rmu.Unlock()
+			revs[i], results[i] = w.put(ctx, e.rec)
 		}()
 	}
 	wg.Wait()
-	// The live entries of the jobs now in the store are deleted. The flush
-	// does not wait for that: the record in the store is what counts (a
-	// read prefers a finished record to a live one of the same
-	// generation), and the deletes go out on the same connection as every
-	// later put of the same key, so they cannot overtake one. They have a
-	// JetStream context of their own, so that thousands per flush do not
-	// hold back the lifecycle events in the queue's limit of pending
-	// acknowledgements; confirmDeletes checks each and retries a failed one.
-	w.mu.Lock()
-	for _, e := range finals {
-		_, e.inKV = w.live[e.rec.ID]
-		if _, raw := w.liveRaw[e.rec.ID]; raw {
-			e.inKV = true
-		}
-		e.inKV = e.inKV || w.revs[e.rec.ID].n > 0
-	}
-	w.mu.Unlock()
-	for _, e := range finals {
-		if results[e] != nil || !e.inKV {
-			continue // never written to the live bucket: nothing to delete
-		}
-		m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + e.rec.ID, Header: nats.Header{}}
-		m.Header.Set("KV-Operation", "DEL")
-		w.deleteLive(m, 0)
-	}
-	seqs := make(map[*entry]uint64, len(pubs))
-	for _, p := range pubs {
-		var err error
-		select {
-		case ack := <-p.f.Ok():
-			seqs[p.e] = ack.Sequence
-		case err = <-p.f.Err():
-		case <-time.After(10 * time.Second):
-			err = errors.New("no acknowledgement of the live bucket in 10s")
-		}
-		if err != nil {
-			results[p.e] = fmt.Errorf("writing live job %s: %w", p.e.rec.ID, err)
-		}
-	}
 	var retry []*entry
 	w.mu.Lock()
-	for _, e := range es {
-		err := results[e]
-		if err != nil {
+	for i, e := range es {
+		if results[i] != nil {
 			continue // in flight until requeue puts it back: never out of sight
 		}
 		delete(w.inflight, e.rec.ID)
-		if jobs.Terminal(e.rec.Status) {
-			delete(w.live, e.rec.ID)
-			delete(w.liveRaw, e.rec.ID)
-		} else if seqs[e] >= w.revs[e.rec.ID].n {
+		if revs[i] > 0 && revs[i] >= w.revs[e.rec.ID].n {
 			// Equal: the watch saw this put first; the record held here
-			// also has the payload, which the bucket does not keep.
-			w.revs[e.rec.ID] = rev{seqs[e], time.Now()}
+			// also has the payload, which the bucket keeps only for jobs
+			// that may run again.
+			w.revs[e.rec.ID] = rev{revs[i], time.Now()}
 			w.live[e.rec.ID] = e.rec
 			delete(w.liveRaw, e.rec.ID)
 		}
 	}
-	if len(w.revs) > 10000 && time.Since(w.pruned) > 10*time.Second {
-		// Forget the revisions of finished jobs seen more than a minute
-		// ago; a scan every 10s at most, not one per flush.
-		w.pruned = time.Now()
-		for k, r := range w.revs {
-			_, raw := w.liveRaw[k]
-			if _, live := w.live[k]; !live && !raw && time.Since(r.at) > time.Minute {
-				delete(w.revs, k)
-			}
-		}
-	}
+	w.pruneLocked()
 	w.mu.Unlock()
-	for _, e := range es {
-		err := results[e]
+	for i, e := range es {
 		for _, ch := range e.waiters {
-			ch <- err
+			ch <- results[i]
 		}
-		if err != nil {
+		if results[i] != nil {
 			e.waiters = nil
 			retry = append(retry, e)
 		}
 	}
 	if len(retry) > 0 {
-		w.log.Warn("job records not written, will retry", "jobs", len(retry), "err", results[retry[0]])
+		w.log.Warn("job records not written, will retry", "jobs", len(retry), "err", results[0])
 		w.requeue(retry)
 	}
 }
 
-type liveDelete struct {
-	m     *nats.Msg
-	f     jetstream.PubAckFuture
-	tries int
-}
-
-// deleteLive publishes the delete of a live entry; confirmDeletes checks it.
-func (w *Writer) deleteLive(m *nats.Msg, tries int) {
-	f, err := w.djs.PublishMsgAsync(m)
-	if err != nil {
-		w.log.Warn("live job entry not deleted", "subject", m.Subject, "err", err)
+// pruneLocked forgets the revisions of jobs gone from the bucket more than
+// a minute ago; a scan every 10s at most, not one per flush.
+func (w *Writer) pruneLocked() {
+	if len(w.revs) <= 10000 || time.Since(w.pruned) < 10*time.Second {
 		return
 	}
-	select {
-	case w.deletes <- liveDelete{m, f, tries}:
-	case <-w.done:
+	w.pruned = time.Now()
+	for k, r := range w.revs {
+		_, raw := w.liveRaw[k]
+		if _, live := w.live[k]; !live && !raw && time.Since(r.at) > time.Minute {
+			delete(w.revs, k)
+		}
 	}
 }
 
-// confirmDeletes waits for the acknowledgement of each delete and publishes
-// a failed one again (three tries): a lost delete would leave a finished
-// job listed as unfinished.
-func (w *Writer) confirmDeletes() {
-	for {
-		var d liveDelete
-		select {
-		case d = <-w.deletes:
-		case <-w.done:
-			return
-		}
-		var err error
-		select {
-		case <-d.f.Ok():
-			continue
-		case err = <-d.f.Err():
-		case <-time.After(10 * time.Second):
-			err = errors.New("no acknowledgement in 10s")
-		}
-		if d.tries >= 2 {
-			w.log.Error("live job entry not deleted; the finished job is listed as unfinished until its entry changes", "subject", d.m.Subject, "err", err)
-			continue
-		}
-		id := strings.TrimPrefix(d.m.Subject, "$KV."+LiveBucket+".")
-		w.mu.Lock()
-		_, pending := w.pending[id]
-		_, inflight := w.inflight[id]
-		w.mu.Unlock()
-		if pending || inflight {
-			continue // a newer change of the job (a retry) writes the entry again
-		}
-		go w.deleteLive(d.m, d.tries+1)
+// put writes a record to the bucket unless the bucket holds a newer state
+// of the job: a newer generation, or a finished state of the same one (a
+// cancel made on another instance while this one still ran the job). It
+// writes over the revision last seen here, so a change made meanwhile
+// elsewhere is read and weighed, never overwritten blindly. It returns the
+// new revision, 0 if the record was superseded.
+func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
+	if r.Status == jobs.Completed {
+		r.Payload = "" // a completed job keeps its output; it never runs again
 	}
-}
-
-// insertFinal inserts finished records; one that exists already (a job
-// retried by hand, or finished by another instance) is replaced only if it
-// is of an older generation.
-func (w *Writer) insertFinal(ctx context.Context, chunk []*entry) map[*entry]error {
-	out := make(map[*entry]error, len(chunk))
-	docs := make([]any, len(chunk))
-	for j, e := range chunk {
-		if len(e.rec.History) == 0 || e.rec.History[0].Status == jobs.Active {
-			e.rec.History = append([]Transition{{Status: jobs.Waiting, At: e.rec.CreatedAt}}, e.rec.History...)
-		}
-		doc := e.rec
-		if doc.Status == jobs.Completed {
-			// A completed job keeps its output; its payload is only needed
-			// to run it again, which a completed job is not. Halving the
-			// document is most of the write's cost in the embedded store.
-			doc.Payload = ""
-		}
-		docs[j] = doc
+	if len(r.History) == 0 || r.History[0].Status == jobs.Active {
+		r.History = append([]Transition{{Status: jobs.Waiting, At: r.CreatedAt}}, r.History...)
 	}
-	_, err := w.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		for _, e := range chunk {
-			out[e] = nil
-		}
-		return out
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
 	}
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-		for _, e := range chunk {
-			out[e] = fmt.Errorf("inserting job records: %w", err)
-		}
-		return out
-	}
-	failed := map[int]bool{}
-	for _, we := range bwe.WriteErrors {
-		failed[we.Index] = true
-	}
-	for j, e := range chunk {
-		if !failed[j] {
-			out[e] = nil
-			continue
-		}
-		// Upsert: the older record may have been deleted meanwhile (a
-		// manual retry deletes it); a record of the same generation makes
-		// the upsert a duplicate, and that record stands.
-		_, rerr := w.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.rec.ID}, {Key: "generation", Value: bson.D{{Key: "$lt", Value: e.rec.Generation}}}},
-			docs[j], options.Replace().SetUpsert(true))
-		if mongo.IsDuplicateKeyError(rerr) {
-			rerr = nil
-		}
-		if rerr != nil {
-			out[e] = fmt.Errorf("replacing job record %s: %w", e.rec.ID, rerr)
+	w.mu.Lock()
+	last := w.revs[r.ID].n
+	w.mu.Unlock()
+	for range 10 {
+		var n uint64
+		if last == 0 {
+			n, err = w.kv.Create(ctx, r.ID, b)
 		} else {
-			out[e] = nil
+			n, err = w.kv.Update(ctx, r.ID, b, last)
 		}
+		if err == nil || !revisionConflict(err) {
+			return n, err
+		}
+		cur, err := w.kv.Get(ctx, r.ID)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			last = 0
+			continue
+		case err != nil:
+			return 0, err
+		}
+		var have Record
+		if err := json.Unmarshal(cur.Value(), &have); err == nil && supersedes(have, r) {
+			return 0, nil
+		}
+		last = cur.Revision()
 	}
-	return out
+	return 0, fmt.Errorf("writing job %s: the bucket's entry kept changing", r.ID)
+}
+
+// supersedes reports whether the bucket's record have is newer than r:
+// a newer generation, or a finished state of the same generation (the
+// first finished state of a generation stands).
+func supersedes(have, r Record) bool {
+	return have.Generation > r.Generation || have.Generation == r.Generation && jobs.Terminal(have.Status)
+}
+
+func revisionConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 func (w *Writer) requeue(es []*entry) {
@@ -683,38 +587,15 @@ func (w *Writer) requeue(es []*entry) {
 	}
 }
 
-// Forget drops what this instance holds of generation gen of a job without
-// writing it (the job was cancelled elsewhere) and deletes its live entry.
-// A newer generation (a manual retry made meanwhile) is left alone, here
-// and in the live bucket: the delete is conditional on the entry being the
-// newest one seen here.
+// Forget drops what this instance holds of generation gen of a job
+// without writing it (the job was cancelled elsewhere: the canceller wrote
+// its record, which a late write of this instance would find and leave).
 func (w *Writer) Forget(id string, gen int) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if e := w.pending[id]; e != nil && e.rec.Generation <= gen && !jobs.Terminal(e.rec.Status) && len(e.waiters) == 0 {
 		delete(w.pending, id)
 	}
-	newer := false
-	if l, ok := w.liveLocked(id); ok && l.Generation > gen {
-		newer = true
-	}
-	if r, ok := w.inflight[id]; ok && r.Generation > gen {
-		newer = true
-	}
-	if e := w.pending[id]; e != nil && e.rec.Generation > gen {
-		newer = true
-	}
-	seen := w.revs[id].n
-	w.mu.Unlock()
-	if newer {
-		return
-	}
-	m := &nats.Msg{Subject: "$KV." + LiveBucket + "." + id, Header: nats.Header{}}
-	m.Header.Set("KV-Operation", "DEL")
-	if seen > 0 {
-		// Refused if the entry changed since (a retry's live record).
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seen, 10))
-	}
-	_, _ = w.js.PublishMsgAsync(m)
 }
 
 // Stop writes everything pending and stops the writer.

@@ -94,7 +94,7 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	if d.Attempt > 1 {
 		// The previous delivery may have finished and crashed before its ack
 		// (or acked late); its record may have been cleared since.
-		if r, err := p.jobs.GetAny(ctx, job.ID); err == nil && r.Generation == job.Generation && (r.Status == jobs.Completed || r.Status == jobs.Cleared) {
+		if r, ok, err := p.writer.Get(ctx, p.jobs, job.ID); err == nil && ok && r.Generation == job.Generation && (r.Status == jobs.Completed || r.Status == jobs.Cleared) {
 			return p.publishProcessed(ctx, rc, job, r.ResultID)
 		}
 	}

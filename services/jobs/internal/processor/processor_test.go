@@ -111,6 +111,9 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 		}
 	}
 	deliver(1)
+	if err := f.proj.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := store.ClearCompleted(ctx, jobstore.Query{OrganizationID: "o", ProjectID: "p"}, time.Now()); err != nil || n != 1 {
 		t.Fatalf("clear: %d %v", n, err)
 	}
@@ -145,6 +148,7 @@ type fixture struct {
 	store *jobstore.Store
 	rs    *results.Store
 	w     *jobstore.Writer
+	proj  *jobstore.Projection
 	p     *processor.Processor
 	log   *slog.Logger
 }
@@ -159,13 +163,18 @@ func newFixture(t *testing.T) *fixture {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := jobstore.New(mb.DB)
-	w, err := jobstore.NewWriter(ctx, store, nb.JS, log, jobstore.WriterOptions{})
+	w, err := jobstore.NewWriter(ctx, nb.JS, log, jobstore.WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
+	proj, err := jobstore.StartProjection(ctx, nb.JS, store, log, jobstore.ProjectionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proj.Stop)
 	rs := results.New(mb.DB)
-	return &fixture{nb: nb, store: store, rs: rs, w: w, p: processor.New(log, nb.JS, rs, store, w, time.Now), log: log}
+	return &fixture{nb: nb, store: store, rs: rs, w: w, proj: proj, p: processor.New(log, nb.JS, rs, store, w, time.Now), log: log}
 }
 
 // consume runs the processor on uploads as the jobs service does (a slow

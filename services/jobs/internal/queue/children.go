@@ -324,13 +324,7 @@ func (q *Queue) dueWait(ctx context.Context, m jetstream.Msg, sub Submission) {
 func (q *Queue) unfinished(ctx context.Context, ids []string) ([]string, error) {
 	var left []string
 	for _, id := range ids {
-		r, ok, err := q.writer.Read(id, func() (jobstore.Record, bool, error) {
-			r, err := q.store.GetAny(ctx, id)
-			if errors.Is(err, jobstore.ErrNotFound) {
-				return jobstore.Record{}, false, nil
-			}
-			return r, err == nil, err
-		})
+		r, ok, err := q.writer.Get(ctx, q.store, id)
 		if err != nil {
 			return nil, err
 		}

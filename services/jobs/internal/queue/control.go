@@ -109,13 +109,7 @@ var (
 // Get returns a job of a tenant as this instance knows it best: the
 // finished record in MongoDB, the live one, or changes not yet written.
 func (q *Queue) Get(ctx context.Context, org, project, id string) (jobstore.Record, error) {
-	r, ok, err := q.writer.Read(id, func() (jobstore.Record, bool, error) {
-		r, err := q.store.GetAny(ctx, id)
-		if errors.Is(err, jobstore.ErrNotFound) {
-			return jobstore.Record{}, false, nil
-		}
-		return r, err == nil, err
-	})
+	r, ok, err := q.writer.Get(ctx, q.store, id)
 	if err != nil {
 		return jobstore.Record{}, err
 	}
@@ -221,24 +215,26 @@ type Stats struct {
 	Paused   bool             `json:"paused"`
 }
 
-// Stats counts the jobs of an organization (and project): the finished
-// ones in MongoDB and the live ones.
+// Stats counts the jobs of an organization (and project): the records in
+// MongoDB and the ones the bucket holds (unfinished jobs, and finished ones
+// not yet projected).
 func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
-	q.writer.Flush()
-	bs, bt, err := q.store.Counts(ctx, jobstore.Query{OrganizationID: org, ProjectID: project})
+	tenant := jobstore.Query{OrganizationID: org, ProjectID: project}
+	bs, bt, err := q.store.Counts(ctx, tenant)
 	if err != nil {
 		return Stats{}, err
 	}
-	for _, r := range q.writer.Live(matches(jobstore.Query{OrganizationID: org, ProjectID: project})) {
+	held, superseded, err := q.held(ctx, tenant)
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, r := range superseded {
+		bs[r.Status]--
+		bt[r.Type]--
+	}
+	for _, r := range held {
 		bs[r.Status]++
 		bt[r.Type]++
-		if r.Generation > 0 {
-			// A job retried by hand: its older record is still stored.
-			if old, err := q.store.GetAny(ctx, r.ID); err == nil && old.Generation < r.Generation {
-				bs[old.Status]--
-				bt[old.Type]--
-			}
-		}
 	}
 	st := Stats{ByStatus: map[string]int64{}, ByType: map[string]int64{}, Paused: q.Paused()}
 	for _, s := range jobs.Statuses {
@@ -254,6 +250,36 @@ func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
 	return st, nil
 }
 
+// held returns the records of a tenant that the bucket holds and the store
+// does not show yet, and the stored records they supersede (an older
+// generation of a job retried by hand). A held record that the store
+// shows already (projected, not yet taken out of the bucket) is left out.
+func (q *Queue) held(ctx context.Context, tenant jobstore.Query) (held, superseded []jobstore.Record, err error) {
+	q.writer.Flush()
+	all := q.writer.Held(matches(tenant))
+	var maybeStored []string
+	for _, r := range all {
+		if r.Generation > 0 || jobs.Terminal(r.Status) {
+			maybeStored = append(maybeStored, r.ID)
+		}
+	}
+	stored, err := q.store.ByIDs(ctx, maybeStored)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range all {
+		s, ok := stored[r.ID]
+		switch {
+		case ok && (s.Generation > r.Generation || s.Generation == r.Generation && jobs.Terminal(s.Status)):
+			continue // the store shows it
+		case ok:
+			superseded = append(superseded, s)
+		}
+		held = append(held, r)
+	}
+	return held, superseded, nil
+}
+
 func matches(qu jobstore.Query) func(jobstore.Record) bool {
 	return func(r jobstore.Record) bool {
 		return r.OrganizationID == qu.OrganizationID && (qu.ProjectID == "" || r.ProjectID == qu.ProjectID) &&
@@ -262,10 +288,13 @@ func matches(qu jobstore.Query) func(jobstore.Record) bool {
 	}
 }
 
-// List returns a page of jobs, newest first: live and finished together.
+// List returns a page of jobs, newest first: the bucket's and the store's
+// together.
 func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record, int64, error) {
-	q.writer.Flush()
-	live := q.writer.Live(matches(qu))
+	held, superseded, err := q.held(ctx, jobstore.Query{OrganizationID: qu.OrganizationID, ProjectID: qu.ProjectID})
+	if err != nil {
+		return nil, 0, err
+	}
 	page := qu
 	page.Offset, page.Limit = 0, qu.Offset+qu.Limit
 	if qu.Limit <= 0 {
@@ -275,17 +304,25 @@ func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record,
 	if err != nil {
 		return nil, 0, err
 	}
-	newer := map[string]int{}
-	for _, r := range live {
-		newer[r.ID] = r.Generation
-	}
-	all := live
-	for _, r := range stored {
-		if g, ok := newer[r.ID]; ok && g > r.Generation {
-			total-- // superseded by its retry
-			continue
+	keep := matches(qu)
+	gone := map[string]bool{}
+	for _, r := range superseded {
+		if keep(r) {
+			gone[r.ID] = true
+			total--
 		}
-		all = append(all, r)
+	}
+	var all []jobstore.Record
+	for _, r := range held {
+		if keep(r) {
+			all = append(all, r)
+			total++
+		}
+	}
+	for _, r := range stored {
+		if !gone[r.ID] {
+			all = append(all, r)
+		}
 	}
 	slices.SortStableFunc(all, func(a, b jobstore.Record) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
@@ -293,7 +330,6 @@ func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record,
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
-	total += int64(len(live))
 	lo := min(qu.Offset, len(all))
 	hi := len(all)
 	if qu.Limit > 0 {
@@ -302,23 +338,34 @@ func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record,
 	return all[lo:hi], total, nil
 }
 
-// ClearCompleted deletes COMPLETED jobs older than keep.
+// ClearCompleted deletes COMPLETED jobs older than keep, those the bucket
+// still holds included: the projection catches up first.
 func (q *Queue) ClearCompleted(ctx context.Context, org, project string, keep time.Duration) (int64, error) {
 	q.writer.Flush()
+	if err := q.projection.CatchUp(ctx); err != nil {
+		return 0, err
+	}
 	return q.store.ClearCompleted(ctx, jobstore.Query{OrganizationID: org, ProjectID: project}, q.now().Add(-keep))
 }
 
-// RunCleanup clears COMPLETED jobs older than Config.KeepCompleted every
-// Config.CleanupEvery until ctx is done (the store has no TTL indexes).
+// RunCleanup clears COMPLETED jobs older than their type's keep
+// (Config.Keep) every Config.CleanupEvery until ctx is done (the store has
+// no TTL indexes).
 func (q *Queue) RunCleanup(ctx context.Context) {
 	t := time.NewTicker(q.cfg.CleanupEvery)
 	defer t.Stop()
 	for {
-		n, err := q.ClearCompleted(ctx, "", "", q.cfg.KeepCompleted)
-		if err != nil && ctx.Err() == nil {
-			q.log.Warn("clearing completed jobs", "err", err)
-		} else if n > 0 {
-			q.log.Info("cleared completed jobs", "deleted", n, "olderThan", q.cfg.KeepCompleted)
+		for _, typ := range jobs.Types {
+			keep := q.cfg.Keep.For(typ)
+			if keep.Age <= 0 {
+				continue
+			}
+			n, err := q.store.ClearCompleted(ctx, jobstore.Query{Type: typ}, q.now().Add(-keep.Age))
+			if err != nil && ctx.Err() == nil {
+				q.log.Warn("clearing completed jobs", "type", typ, "err", err)
+			} else if n > 0 {
+				q.log.Info("cleared completed jobs", "type", typ, "deleted", n, "olderThan", keep.Age)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -30,7 +30,7 @@ func TestFinishedBacklogLeavesNoLiveEntries(t *testing.T) {
 	for i := range ids {
 		ids[i] = submit(t, q, queue.Spec{}).ID
 	}
-	kv, err := b.nats.JS.KeyValue(ctx, jobstore.LiveBucket)
+	kv, err := b.nats.JS.KeyValue(ctx, jobstore.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}

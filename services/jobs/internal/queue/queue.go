@@ -46,10 +46,10 @@ type Config struct {
 	// RecordHold is how long a record change that nobody waits for may wait
 	// to be collapsed with the next (default 200ms).
 	RecordHold time.Duration
-	// KeepCompleted is how long COMPLETED jobs are kept (default 7 days);
-	// CleanupEvery is how often they are cleared (default 1h).
-	KeepCompleted time.Duration
-	CleanupEvery  time.Duration
+	// Keep is how COMPLETED jobs are kept (default: 7 days, every type);
+	// CleanupEvery is how often the old ones are cleared (default 1h).
+	Keep         jobstore.Retention
+	CleanupEvery time.Duration
 	// ChildPoll is how often the children of a job waiting for them are
 	// checked (default 5s); a finishing child also wakes its parent at once.
 	ChildPoll time.Duration
@@ -74,8 +74,8 @@ func (c *Config) defaults() {
 	if c.RecordHold <= 0 {
 		c.RecordHold = 200 * time.Millisecond
 	}
-	if c.KeepCompleted <= 0 {
-		c.KeepCompleted = 7 * 24 * time.Hour
+	if c.Keep.ByType == nil && c.Keep.Default == (jobstore.Keep{}) {
+		c.Keep, _ = jobstore.ParseRetention("")
 	}
 	if c.CleanupEvery <= 0 {
 		c.CleanupEvery = time.Hour
@@ -138,14 +138,16 @@ type Handler func(ctx context.Context, j *Job) (output any, err error)
 
 // Queue is a running job queue.
 type Queue struct {
-	log      *slog.Logger
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	store    *jobstore.Store
-	writer   *jobstore.Writer
-	cfg      Config
-	now      func() time.Time
-	handlers map[string]Handler
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	store  *jobstore.Store
+	writer *jobstore.Writer
+	// projection copies finished records from the bucket to the store.
+	projection *jobstore.Projection
+	cfg        Config
+	now        func() time.Time
+	handlers   map[string]Handler
 
 	kv    jetstream.KeyValue
 	waits jetstream.KeyValue // jobs waiting for their children
@@ -214,7 +216,10 @@ func (q *Queue) Start(ctx context.Context) error {
 		return fmt.Errorf("creating bucket %s: %w", ControlBucket, err)
 	}
 	q.kv = kv
-	if q.writer, err = jobstore.NewWriter(ctx, q.store, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold}); err != nil {
+	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold}); err != nil {
+		return err
+	}
+	if q.projection, err = jobstore.StartProjection(ctx, q.js, q.store, q.log, jobstore.ProjectionOptions{Keep: q.cfg.Keep}); err != nil {
 		return err
 	}
 	if err := q.watchControl(ctx); err != nil {
@@ -336,6 +341,7 @@ func (q *Queue) Stop() {
 		q.writer.Flush()
 		q.finishing.Wait()
 		q.writer.Stop()
+		q.projection.Stop()
 		if q.cancel != nil {
 			q.cancel(context.Canceled)
 		}
@@ -356,6 +362,7 @@ func (q *Queue) Kill() {
 		}
 		q.sched.close()
 		q.writer.Kill()
+		q.projection.Stop()
 		if q.cancel != nil {
 			q.cancel(errKilled)
 		}

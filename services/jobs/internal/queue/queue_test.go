@@ -92,26 +92,23 @@ func waitFor(t *testing.T, what string, d time.Duration, f func() bool) {
 	}
 }
 
-// stored reads a job's record where it survives a crash: MongoDB for a
-// finished job, else the live bucket.
+// stored reads a job's record where it survives a crash: the bucket, else
+// (once projected) MongoDB.
 func (b *bundle) stored(t *testing.T, id string) jobstore.Record {
 	t.Helper()
-	r, err := b.store.GetAny(context.Background(), id)
-	if err == nil {
+	kv, err := b.nats.JS.KeyValue(context.Background(), jobstore.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r jobstore.Record
+	if e, err := kv.Get(context.Background(), id); err == nil {
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			t.Fatal(err)
+		}
 		return r
 	}
-	if !errors.Is(err, jobstore.ErrNotFound) {
-		t.Fatal(err)
-	}
-	kv, err := b.nats.JS.KeyValue(context.Background(), jobstore.LiveBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(context.Background(), id)
-	if err != nil {
-		return jobstore.Record{}
-	}
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	r, err = b.store.GetAny(context.Background(), id)
+	if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
 		t.Fatal(err)
 	}
 	return r

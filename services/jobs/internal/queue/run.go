@@ -27,7 +27,7 @@ func (q *Queue) run(it *item) {
 	if it.attempt > 1 {
 		// A redelivery: the previous delivery may have finished the job and
 		// crashed before its ack.
-		if r, err := q.store.GetAny(context.Background(), sub.JobID); err == nil && r.Generation == sub.Generation && jobs.Terminal(r.Status) {
+		if r, ok, err := q.writer.Get(context.Background(), q.store, sub.JobID); err == nil && ok && r.Generation == sub.Generation && jobs.Terminal(r.Status) {
 			_ = msg.Ack()
 			return
 		}
