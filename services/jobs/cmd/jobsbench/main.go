@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	results := fs.Int("results", 5000, "result documents of the store phase")
 	tools := fs.String("tools", ".tools/jobsbench", "where bullmq is installed")
 	skipBull := fs.Bool("skip-bullmq", false, "measure only our queue")
+	runs := fs.Int("runs", 1, "runs of every side, interleaved")
 	cpuprofile := fs.String("cpuprofile", "", "write CPU profiles of our queue's enqueue and process phases to this path + .enqueue and .process")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,42 +81,82 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Fprintf(out, "jobsbench: %d jobs of %d bytes, %d callers and %d workers; latency at %d jobs/s over %d jobs\n\n", *n, *size, *conc, *conc, *rate, *latN)
-	ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate, *cpuprofile)
-	if err != nil {
-		return fmt.Errorf("our queue: %w", err)
-	}
-	// BullMQ twice: keeping its completed jobs (its default; our queue keeps
-	// every finished job's record) and deleting them (removeOnComplete).
-	var bull, bullRm *figures
-	if !*skipBull {
-		if bull, err = benchBullMQ(ctx, dir, *tools, *n, *conc, *size, *latN, *rate, false); err != nil {
-			return fmt.Errorf("bullmq: %w", err)
+	fmt.Fprintf(out, "jobsbench: %d jobs of %d bytes, %d callers and %d workers; latency at %d jobs/s over %d jobs; %d run(s), the sides interleaved on fresh servers\n\n", *n, *size, *conc, *conc, *rate, *latN, *runs)
+	modes := []struct {
+		name   string
+		remove bool
+	}{{"completed jobs kept", false}, {"remove on complete", true}}
+	type pair struct{ ours, bull figures }
+	byMode := make([][]pair, len(modes))
+	var landedRatios []float64
+	for run := range *runs {
+		for i, m := range modes {
+			ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate, m.remove, *cpuprofile)
+			if err != nil {
+				return fmt.Errorf("our queue (%s): %w", m.name, err)
+			}
+			p := pair{ours: ours}
+			if !*skipBull {
+				bull, err := benchBullMQ(ctx, dir, *tools, *n, *conc, *size, *latN, *rate, m.remove)
+				if err != nil {
+					return fmt.Errorf("bullmq (%s): %w", m.name, err)
+				}
+				p.bull = *bull
+			}
+			byMode[i] = append(byMode[i], p)
+			printRun(out, run+1, m.name, p.ours, p.bull, *skipBull)
 		}
-		if bullRm, err = benchBullMQ(ctx, dir, *tools, *n, *conc, *size, *latN, *rate, true); err != nil {
-			return fmt.Errorf("bullmq (removeOnComplete): %w", err)
+		landed, raw, err := benchResults(ctx, dir, *results)
+		if err != nil {
+			return fmt.Errorf("result documents: %w", err)
 		}
+		landedRatios = append(landedRatios, landed/raw)
+		fmt.Fprintf(out, "run %d: result documents (insight uploads through the sync processor, %d): %.0f landed/s; raw InsertMany (batches of 100) of the same documents into the same store: %.0f/s; ratio %.2f\n\n",
+			run+1, *results, landed, raw, landed/raw)
 	}
-	fmt.Fprintf(out, "%-52s %12s %12s %10s %10s\n", "system (durability)", "enqueue/s", "process/s", "p50 ms", "p99 ms")
-	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "ODAVL queue: JetStream file, sync_interval 1s + FerretDB", ours.EnqueuePerSec, ours.ProcessPerSec, ours.P50, ours.P99)
-	for _, b := range []struct {
-		name string
-		f    *figures
-	}{{"BullMQ 6.7 on Redis (AOF everysec), keeps completed", bull}, {"BullMQ 6.7, same, removeOnComplete", bullRm}} {
-		if b.f == nil {
-			continue
+	if *skipBull {
+		return nil
+	}
+	fmt.Fprintf(out, "summary over %d run(s), min–max (ours ÷ BullMQ; latency: lower is better):\n", *runs)
+	for i, m := range modes {
+		ratio := func(f func(figures) float64) []float64 {
+			var out []float64
+			for _, p := range byMode[i] {
+				out = append(out, f(p.ours)/max(f(p.bull), 0.001))
+			}
+			return out
 		}
-		fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", b.name, b.f.EnqueuePerSec, b.f.ProcessPerSec, b.f.P50, b.f.P99)
-		fmt.Fprintf(out, "%-52s %11.2fx %11.2fx %9.2fx %9.2fx\n", "  ratio ODAVL / this (latency: lower is better)",
-			ours.EnqueuePerSec/b.f.EnqueuePerSec, ours.ProcessPerSec/b.f.ProcessPerSec, ours.P50/max(b.f.P50, 0.001), ours.P99/max(b.f.P99, 0.001))
+		fmt.Fprintf(out, "  %-22s enqueue %s  process %s  p50 %s  p99 %s\n", m.name,
+			spread(ratio(func(f figures) float64 { return f.EnqueuePerSec })), spread(ratio(func(f figures) float64 { return f.ProcessPerSec })),
+			spread(ratio(func(f figures) float64 { return f.P50 })), spread(ratio(func(f figures) float64 { return f.P99 })))
 	}
-	landed, raw, err := benchResults(ctx, dir, *results)
-	if err != nil {
-		return fmt.Errorf("result documents: %w", err)
-	}
-	fmt.Fprintf(out, "\nresult documents (insight uploads through the sync processor, %d): %.0f landed/s; raw InsertMany (batches of 100) of the same documents into the same store: %.0f/s; ratio %.2f\n",
-		*results, landed, raw, landed/raw)
+	fmt.Fprintf(out, "  result documents landed ÷ raw InsertMany: %s\n", spread(landedRatios))
 	return nil
+}
+
+// printRun prints one run of one mode: our figures beside BullMQ's.
+func printRun(out io.Writer, run int, mode string, ours, bull figures, skipBull bool) {
+	fmt.Fprintf(out, "run %d, %s\n%-52s %12s %12s %10s %10s\n", run, mode, "system (durability)", "enqueue/s", "process/s", "p50 ms", "p99 ms")
+	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "ODAVL queue: JetStream file, sync_interval 1s", ours.EnqueuePerSec, ours.ProcessPerSec, ours.P50, ours.P99)
+	if skipBull {
+		fmt.Fprintln(out)
+		return
+	}
+	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "BullMQ 6.7 on Redis (AOF everysec)", bull.EnqueuePerSec, bull.ProcessPerSec, bull.P50, bull.P99)
+	fmt.Fprintf(out, "%-52s %11.2fx %11.2fx %9.2fx %9.2fx\n\n", "  ratio ODAVL / BullMQ (latency: lower is better)",
+		ours.EnqueuePerSec/bull.EnqueuePerSec, ours.ProcessPerSec/bull.ProcessPerSec, ours.P50/max(bull.P50, 0.001), ours.P99/max(bull.P99, 0.001))
+}
+
+// spread renders figures as min–max (one figure alone).
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	lo, hi := slices.Min(v), slices.Max(v)
+	if len(v) == 1 || lo == hi {
+		return fmt.Sprintf("%.2fx", lo)
+	}
+	return fmt.Sprintf("%.2f–%.2fx", lo, hi)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -167,8 +208,13 @@ func profile(path, suffix string) func() {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
-func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, prof string) (figures, error) {
-	nc, db, stop, err := servers(filepath.Join(dir, "ours"))
+func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, remove bool, prof string) (figures, error) {
+	sdir, err := os.MkdirTemp(dir, "ours-")
+	if err != nil {
+		return figures{}, err
+	}
+	defer os.RemoveAll(sdir)
+	nc, db, stop, err := servers(sdir)
 	if err != nil {
 		return figures{}, err
 	}
@@ -177,7 +223,11 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, p
 	if err := mongodb.EnsureIndexes(ctx, db, jobstore.Indexes()); err != nil {
 		return figures{}, err
 	}
-	q, err := queue.New(quiet(), nc, store, queue.Config{Workers: conc, Prefetch: n + latN})
+	keep := jobstore.Retention{Default: jobstore.Keep{Age: 7 * 24 * time.Hour}}
+	if remove {
+		keep.Default = jobstore.Keep{Remove: true}
+	}
+	q, err := queue.New(quiet(), nc, store, queue.Config{Workers: conc, Prefetch: n + latN, Keep: keep})
 	if err != nil {
 		return figures{}, err
 	}
@@ -251,8 +301,11 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, p
 	q.Writer().Flush()
 	proc := time.Since(t0)
 	stopProf()
-	if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), time.Minute); err != nil {
-		return figures{}, err
+	if !remove {
+		// The projection into the store, behind the clock.
+		if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), 2*time.Minute); err != nil {
+			return figures{}, err
+		}
 	}
 	// Latency at a paced rate.
 	measuring.Store(true)
@@ -367,8 +420,11 @@ func benchBullMQ(ctx context.Context, dir, tools string, n, conc, size, latN, ra
 	if err != nil {
 		return nil, err
 	}
-	rdir := filepath.Join(dir, fmt.Sprintf("redis-%v", removeOnComplete))
-	_ = os.MkdirAll(rdir, 0o700)
+	rdir, err := os.MkdirTemp(dir, "redis-") // a fresh server every run
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(rdir)
 	rs := exec.Command(redis, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", rdir, "--appendonly", "yes",
 		"--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction")
 	if err := rs.Start(); err != nil {
@@ -414,7 +470,12 @@ func freePort() (int, error) {
 // processor until their result documents are stored, then a raw InsertMany
 // of the same documents into a fresh collection of the same store.
 func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, err error) {
-	nc, db, stop, err := servers(filepath.Join(dir, "results"))
+	rdir, err := os.MkdirTemp(dir, "results-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(rdir)
+	nc, db, stop, err := servers(rdir)
 	if err != nil {
 		return 0, 0, err
 	}

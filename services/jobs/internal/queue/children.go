@@ -139,7 +139,7 @@ func (e waitEntry) current(sub Submission) bool {
 // park settles a run whose handler waits for children: the job is DELAYED,
 // its wait entry written, its submission parked on the delayed subject, and
 // only then is its message acked. Whatever fails, the message is redelivered.
-func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, attempt int, at time.Time) {
+func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, attempt int, at time.Time) outcome {
 	sub := it.sub
 	next := sub
 	next.Waits++
@@ -153,39 +153,35 @@ func (q *Queue) park(it *item, base jobstore.Record, j *Job, w *ChildrenWait, at
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	fail := func(what string, err error) {
+	fail := func(what string, err error) outcome {
 		if q.isKilled() {
-			return // a crash acks nothing: JetStream redelivers
+			return holdIt // a crash acks nothing: JetStream redelivers
 		}
 		q.log.Error("job could not wait for its children, redelivering", "job", sub.JobID, "step", what, "err", err)
-		_ = it.msg.NakWithDelay(time.Second)
+		return retryIn(time.Second)
 	}
 	b, err := json.Marshal(waitEntry{Sub: next, Pending: pending, State: waitParked})
 	if err != nil {
-		fail("encoding", err)
-		return
+		return fail("encoding", err)
 	}
 	if _, err := q.waits.Put(ctx, sub.JobID, b); err != nil {
-		fail("wait entry", err)
-		return
+		return fail("wait entry", err)
 	}
 	// Durable before the job can be woken, possibly on another instance.
 	ch := q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: at, Attempt: attempt,
 		WaitingChildren: pending, Durable: true})
 	ev := q.emitAs(fmt.Sprintf("-wait%d", next.Waits), sub, jobs.Delayed, jobs.Active, j.currentProgress(), attempt, "", at)
 	if err := <-ch; err != nil {
-		fail("record", err)
-		return
+		return fail("record", err)
 	}
 	if err := q.publishParked(ctx, next); err != nil {
-		fail("parked submission", err)
-		return
+		return fail("parked submission", err)
 	}
 	if err := ev(); err != nil {
 		q.log.Error("job event lost", "job", sub.JobID, "err", err)
 	}
 	q.log.Debug("job waits for its children", "job", sub.JobID, "children", len(pending), "wait", next.Waits)
-	_ = it.msg.Ack()
+	return ackIt
 }
 
 // publishParked publishes the parked submission of a wait (a repeat of
@@ -199,12 +195,11 @@ func (q *Queue) publishParked(ctx context.Context, next Submission) error {
 // that parked its job already (its ack lost) is not run again: its parked
 // submission is published again (a repeat is dropped) and it is acked. It
 // acks or naks the messages that do not run.
-func (q *Queue) admit(it *item) bool {
+func (q *Queue) admit(it *item) (bool, outcome) {
 	sub := it.sub
 	meta, err := it.msg.Metadata()
 	if err != nil {
-		_ = it.msg.NakWithDelay(time.Second)
-		return false
+		return false, retryIn(time.Second)
 	}
 	seq := meta.Sequence.Stream
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -216,108 +211,89 @@ func (q *Queue) admit(it *item) bool {
 			if err != nil && !gone(err) {
 				q.log.Warn("reading the wait of a redelivered job", "job", sub.JobID, "err", err)
 			}
-			return true // a redelivery of a job that never waited in this generation
+			return true, holdIt // a redelivery of a job that never waited in this generation
 		case gone(err):
-			_ = it.msg.Ack() // its wait is over: a stale duplicate
-			return false
+			return false, ackIt // its wait is over: a stale duplicate
 		case err != nil:
 			q.log.Warn("reading the wait of a woken job", "job", sub.JobID, "err", err)
-			_ = it.msg.NakWithDelay(time.Second)
-			return false
+			return false, retryIn(time.Second)
 		case e.Sub.Generation == sub.Generation && e.Sub.Waits == sub.Waits+1:
 			// This run parked its job, then its ack was lost.
 			if err := q.publishParked(ctx, e.Sub); err != nil {
-				_ = it.msg.NakWithDelay(time.Second)
-				return false
+				return false, retryIn(time.Second)
 			}
-			_ = it.msg.Ack()
-			return false
+			return false, ackIt
 		case !e.current(sub):
-			_ = it.msg.Ack() // an older wake
-			return false
+			return false, ackIt // an older wake
 		case e.State == waitRunning:
 			if e.Seq == seq {
-				return true // a redelivery of the message that claimed it
+				return true, holdIt // a redelivery of the message that claimed it
 			}
-			_ = it.msg.Ack() // a duplicate wake
-			return false
+			return false, ackIt // a duplicate wake
 		}
 		e.State, e.Seq = waitRunning, seq
 		err = q.updateWait(ctx, e, rev)
 		if err == nil {
-			return true
+			return true, holdIt
 		}
 		if !conflict(err) {
 			q.log.Warn("claiming the wake of a job", "job", sub.JobID, "err", err)
-			_ = it.msg.NakWithDelay(time.Second)
-			return false
+			return false, retryIn(time.Second)
 		}
 	}
-	_ = it.msg.NakWithDelay(100 * time.Millisecond)
-	return false
+	return false, retryIn(100 * time.Millisecond)
 }
 
 // dueWait handles a parked submission on the delayed consumer: it checks
 // the children and wakes the job once they are all finished.
-func (q *Queue) dueWait(ctx context.Context, m jetstream.Msg, sub Submission) {
+func (q *Queue) dueWait(ctx context.Context, sub Submission) outcome {
 	if wait := sub.RunAt.Sub(q.now()); wait > 0 {
-		_ = m.NakWithDelay(min(wait, time.Hour))
-		return
+		return retryIn(min(wait, time.Hour))
 	}
 	for range 10 {
 		e, rev, err := q.loadWait(ctx, sub.JobID)
 		switch {
 		case gone(err):
-			_ = m.Ack()
-			return
+			return ackIt
 		case err != nil:
 			q.log.Warn("reading the wait of a job", "job", sub.JobID, "err", err)
-			_ = m.NakWithDelay(time.Second)
-			return
+			return retryIn(time.Second)
 		case !e.current(sub) || e.State == waitRunning:
-			_ = m.Ack() // woken and started already
-			return
+			return ackIt // woken and started already
 		case e.State == waitWoken:
 			// Its waker may have stopped before publishing it: after an ack
 			// wait, publish again (JetStream drops the repeat; a duplicate
 			// that gets through is dropped by admit).
 			if left := q.cfg.AckWait - q.now().Sub(e.WokenAt); left > 0 {
-				_ = m.NakWithDelay(left)
-				return
+				return retryIn(left)
 			}
 			if err := q.publishDue(ctx, e.Sub); err != nil {
-				_ = m.NakWithDelay(time.Second)
-				return
+				return retryIn(time.Second)
 			}
-			_ = m.Ack()
-			return
+			return ackIt
 		}
 		left, err := q.unfinished(ctx, e.Pending)
 		if err != nil {
 			q.log.Warn("reading the children of a job", "job", sub.JobID, "err", err)
-			_ = m.NakWithDelay(q.cfg.ChildPoll)
-			return
+			return retryIn(q.cfg.ChildPoll)
 		}
 		if len(left) > 0 {
 			if len(left) < len(e.Pending) {
 				e.Pending = left
 				_ = q.updateWait(ctx, e, rev) // a conflict: the next check prunes
 			}
-			_ = m.NakWithDelay(q.cfg.ChildPoll)
-			return
+			return retryIn(q.cfg.ChildPoll)
 		}
 		err = q.wake(ctx, e, rev)
 		switch {
 		case conflict(err):
 			continue
 		case err != nil:
-			_ = m.NakWithDelay(time.Second)
-			return
+			return retryIn(time.Second)
 		}
-		_ = m.Ack()
-		return
+		return ackIt
 	}
-	_ = m.NakWithDelay(100 * time.Millisecond)
+	return retryIn(100 * time.Millisecond)
 }
 
 // unfinished returns the jobs of ids not finished (or not found).

@@ -51,7 +51,7 @@ func (q *Queue) applyControl(e jetstream.KeyValueEntry) {
 		}
 		if it := q.sched.remove(id); it != nil {
 			if it.sub.Generation <= gen {
-				_ = it.msg.Ack()
+				settle(it.msg, ackIt)
 			} else {
 				q.sched.push(it)
 			}

@@ -241,7 +241,7 @@ func (q *Queue) Start(ctx context.Context) error {
 			return fmt.Errorf("creating consumer of %s jobs: %w", p.Name, err)
 		}
 		lvl := i
-		cc, err := cons.Consume(func(m jetstream.Msg) { q.intake(lvl, m) },
+		cc, err := cons.Consume(func(m jetstream.Msg) { settle(m, q.intake(lvl, m)) },
 			jetstream.PullMaxMessages(min(q.cfg.Prefetch, 512)),
 			// A pull request the server has let go of while the client still
 			// counts on it stalls the consumer until the request expires
@@ -273,7 +273,7 @@ func (q *Queue) Start(ctx context.Context) error {
 				if it == nil {
 					return
 				}
-				q.run(it)
+				settle(it.msg, q.run(it))
 			}
 		}()
 	}
@@ -283,20 +283,19 @@ func (q *Queue) Start(ctx context.Context) error {
 }
 
 // intake decodes a delivered submission and hands it to the scheduler.
-func (q *Queue) intake(level int, m jetstream.Msg) {
+func (q *Queue) intake(level int, m jetstream.Msg) outcome {
 	meta, err := m.Metadata()
 	if err != nil {
-		_ = m.Term()
-		return
+		return terminate("no metadata")
 	}
 	var sub Submission
 	_, err = events.DecodeInto(m.Data(), &sub)
 	if err != nil || sub.JobID == "" {
 		q.log.Error("undecodable job submission terminated", "subject", m.Subject(), "seq", meta.Sequence.Stream, "err", err)
-		_ = m.TermWithReason("undecodable submission")
-		return
+		return terminate("undecodable submission")
 	}
 	q.sched.push(&item{msg: m, sub: sub, level: level, attempt: int(meta.NumDelivered), held: time.Now()})
+	return holdIt
 }
 
 // keepHeld sends in-progress acks for the submissions the scheduler holds
@@ -312,7 +311,7 @@ func (q *Queue) keepHeld() {
 		case <-t.C:
 		}
 		for _, it := range q.sched.held() {
-			_ = it.msg.InProgress()
+			keepAlive(it.msg)
 		}
 		q.mu.Lock()
 		msgs := make([]jetstream.Msg, 0, len(q.running))
@@ -321,7 +320,7 @@ func (q *Queue) keepHeld() {
 		}
 		q.mu.Unlock()
 		for _, m := range msgs {
-			_ = m.InProgress() // long jobs keep their message
+			keepAlive(m) // long jobs keep their message
 		}
 	}
 }
@@ -335,7 +334,7 @@ func (q *Queue) Stop() {
 			cc.Stop()
 		}
 		for _, it := range q.sched.close() {
-			_ = it.msg.Nak()
+			settle(it.msg, retryIn(0))
 		}
 		q.wg.Wait()
 		q.writer.Flush()

@@ -16,31 +16,31 @@ import (
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
 
-// run takes one delivery of a job through its handler to its outcome.
-func (q *Queue) run(it *item) {
+// run takes one delivery of a job through its handler and returns its
+// outcome.
+func (q *Queue) run(it *item) outcome {
 	sub, msg := it.sub, it.msg
 	if q.isCancelled(sub.JobID, sub.Generation) {
-		_ = msg.Ack() // the canceller wrote the record
-		return
+		return ackIt // the canceller wrote the record
 	}
 	attempt := sub.BaseAttempt + it.attempt
 	if it.attempt > 1 {
 		// A redelivery: the previous delivery may have finished the job and
 		// crashed before its ack.
 		if r, ok, err := q.writer.Get(context.Background(), q.store, sub.JobID); err == nil && ok && r.Generation == sub.Generation && jobs.Terminal(r.Status) {
-			_ = msg.Ack()
-			return
+			return ackIt
 		}
 	}
-	if (sub.Waits > 0 || it.attempt > 1) && !q.admit(it) {
-		return // children.go: a duplicate wake, or a run that parked already
+	if sub.Waits > 0 || it.attempt > 1 {
+		if ok, o := q.admit(it); !ok {
+			return o // children.go: a duplicate wake, or a run that parked already
+		}
 	}
 	h := q.handlers[sub.Type]
 	base := q.baseRecord(sub)
 	now := q.now().UTC()
 	if h == nil {
-		q.finish(it, base, jobs.Failed, attempt, fmt.Sprintf("no handler for job type %q", sub.Type), "", now, true)
-		return
+		return q.finish(it, base, jobs.Failed, attempt, fmt.Sprintf("no handler for job type %q", sub.Type), "", now, true)
 	}
 	q.writer.Add(jobstore.Change{Base: base, Status: jobs.Active, At: now, Attempt: attempt})
 	activeEv := q.emit(sub, jobs.Active, "", 0, attempt, "", now)
@@ -70,83 +70,84 @@ func (q *Queue) run(it *item) {
 		}
 	}()
 	if q.isKilled() {
-		return
+		return holdIt
 	}
-	end := q.now().UTC()
+	if err != nil && errors.Is(cause, errTimeout) && !errors.As(err, new(*ChildrenWait)) {
+		err = fmt.Errorf("timed out after %s", timeout)
+	}
+	return q.decide(it, base, j, out, err, errors.Is(cause, errCancelled))
+}
+
+// decide turns a handler's result into the job's next state and the
+// delivery's outcome: cancelled, waiting for its children, completed,
+// failed for good, or retried after its backoff.
+func (q *Queue) decide(it *item, base jobstore.Record, j *Job, out any, err error, cancelled bool) outcome {
+	sub, attempt, end := it.sub, j.Attempt, q.now().UTC()
+	var w *ChildrenWait
 	switch {
-	case errors.Is(cause, errCancelled) || q.isCancelled(sub.JobID, sub.Generation):
+	case cancelled || q.isCancelled(sub.JobID, sub.Generation):
 		q.writer.Forget(sub.JobID, sub.Generation) // the canceller wrote the record
-		_ = msg.Ack()
-	case errors.As(err, new(*ChildrenWait)):
-		var w *ChildrenWait
-		errors.As(err, &w)
-		q.park(it, base, j, w, attempt, end)
+		return ackIt
+	case errors.As(err, &w):
+		return q.park(it, base, j, w, attempt, end)
 	case err == nil:
 		var output string
 		if out != nil {
 			b, merr := json.Marshal(out)
 			if merr != nil {
-				q.finish(it, base, jobs.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
-				return
+				return q.finish(it, base, jobs.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
 			}
 			output = string(b)
 		}
-		q.finish(it, base, jobs.Completed, attempt, "", output, end, false)
-	default:
-		if errors.Is(cause, errTimeout) {
-			err = fmt.Errorf("timed out after %s", timeout)
-		} else if err == nil {
-			err = cause
-		}
-		if bus.IsPermanent(err) || j.LastAttempt {
-			q.finish(it, base, jobs.Failed, attempt, err.Error(), "", end, true)
-			return
-		}
-		delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
-		q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
-		q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: end, Attempt: attempt, Error: err.Error()})
-		if eerr := q.emit(sub, jobs.Delayed, jobs.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
-			q.log.Error("job event lost", "job", sub.JobID, "err", eerr)
-		}
-		_ = msg.NakWithDelay(delay)
+		return q.finish(it, base, jobs.Completed, attempt, "", output, end, false)
+	case bus.IsPermanent(err) || j.LastAttempt:
+		return q.finish(it, base, jobs.Failed, attempt, err.Error(), "", end, true)
 	}
+	delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
+	q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
+	q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: end, Attempt: attempt, Error: err.Error()})
+	if eerr := q.emit(sub, jobs.Delayed, jobs.Active, j.currentProgress(), attempt, err.Error(), end)(); eerr != nil {
+		q.log.Error("job event lost", "job", sub.JobID, "err", eerr)
+	}
+	return retryIn(delay)
 }
 
-// finish records a final status durably, publishes its event, then acks
-// (COMPLETED) or terminates (FAILED) the message. If either cannot be made
-// durable the message is nakked: the redelivery finds the record finished
-// or runs the job again.
+// finish records a final status durably and publishes its event; its
+// finisher then acks (COMPLETED) or terminates (FAILED) the message. If
+// either cannot be made durable the message is handed back: the
+// redelivery finds the record finished or runs the job again.
 //
 // The worker does not wait: the record joins the writer's next batch (which
-// is why batches grow past the worker count) and a finisher acks once the
-// batch is written.
-func (q *Queue) finish(it *item, base jobstore.Record, status string, attempt int, errMsg, output string, at time.Time, term bool) {
+// is why batches grow past the worker count) and the finisher settles the
+// message once the batch is written.
+func (q *Queue) finish(it *item, base jobstore.Record, status string, attempt int, errMsg, output string, at time.Time, term bool) outcome {
 	ch := q.writer.Add(jobstore.Change{Base: base, Status: status, At: at, Attempt: attempt, Error: errMsg, Output: output, Durable: true})
 	ev := q.emit(it.sub, status, jobs.Active, progressOf(status), attempt, errMsg, at)
 	q.finishing.Add(1)
 	go func() {
 		defer q.finishing.Done()
-		q.settle(it, base, status, attempt, errMsg, term, ch, ev)
+		settle(it.msg, q.conclude(it, base, status, attempt, errMsg, term, ch, ev))
 	}()
+	return holdIt
 }
 
-func (q *Queue) settle(it *item, base jobstore.Record, status string, attempt int, errMsg string, term bool, ch <-chan error, ev func() error) {
+// conclude waits for a final record and its event to be durable and
+// returns the outcome of the delivery that ended in it.
+func (q *Queue) conclude(it *item, base jobstore.Record, status string, attempt int, errMsg string, term bool, ch <-chan error, ev func() error) outcome {
 	werr, eerr := <-ch, ev()
 	if q.isKilled() {
-		return
+		return holdIt
 	}
 	if werr != nil || eerr != nil {
 		q.log.Error("job outcome not durable, redelivering", "job", base.ID, "status", status, "recordErr", werr, "eventErr", eerr)
-		_ = it.msg.NakWithDelay(time.Second)
-		return
+		return retryIn(time.Second)
 	}
 	q.settled(it.sub)
 	if term {
 		q.log.Error("job failed", "job", base.ID, "type", base.Type, "attempt", attempt, "err", errMsg)
-		_ = it.msg.TermWithReason(truncate(errMsg, 200))
-		return
+		return terminate(errMsg)
 	}
-	_ = it.msg.Ack()
+	return ackIt
 }
 
 func progressOf(status string) int {
@@ -154,13 +155,6 @@ func progressOf(status string) int {
 		return 100
 	}
 	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 func safeRun(ctx context.Context, h Handler, j *Job) (out any, err error) {
@@ -197,7 +191,7 @@ func (j *Job) currentProgress() int {
 
 // KeepAlive tells JetStream the job is still running (the queue does it on
 // a timer too).
-func (j *Job) KeepAlive() { _ = j.msg.InProgress() }
+func (j *Job) KeepAlive() { keepAlive(j.msg) }
 
 // Submit submits a child job of j, in j's tenant and priority unless set.
 func (j *Job) Submit(ctx context.Context, s Spec) (jobstore.Record, error) {
@@ -228,44 +222,44 @@ func (q *Queue) startDelayed(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating consumer of delayed jobs: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var sub Submission
-		_, err := events.DecodeInto(m.Data(), &sub)
-		if err != nil || sub.RunAt == nil {
-			_ = m.TermWithReason("undecodable delayed submission")
-			return
-		}
-		if q.isCancelled(sub.JobID, sub.Generation) {
-			_ = m.Ack()
-			return
-		}
-		if sub.Waits > 0 {
-			q.dueWait(ctx, m, sub) // a job waiting for its children
-			return
-		}
-		if wait := sub.RunAt.Sub(q.now()); wait > 0 {
-			_ = m.NakWithDelay(min(wait, time.Hour))
-			return
-		}
-		sub.RunAt = nil
-		now := q.now().UTC()
-		status := jobs.Waiting
-		if q.sched.isPaused() {
-			status = jobs.Paused
-		}
-		q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
-		if err := q.publishDue(ctx, sub); err != nil {
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		if err := q.emit(sub, status, jobs.Delayed, 0, sub.BaseAttempt, "", now)(); err != nil {
-			q.log.Error("job event lost", "job", sub.JobID, "err", err)
-		}
-		_ = m.Ack()
-	}, jetstream.PullMaxMessages(256), jetstream.PullExpiry(pullExpiry))
+	cc, err := cons.Consume(func(m jetstream.Msg) { settle(m, q.delayed(ctx, m)) },
+		jetstream.PullMaxMessages(256), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consuming delayed jobs: %w", err)
 	}
 	q.ccs = append(q.ccs, cc)
 	return nil
+}
+
+// delayed takes a delayed submission: one due moves to its priority's
+// subject, one not due yet waits (handed back with its delay, which counts
+// no attempt of the job), a job waiting for its children is checked.
+func (q *Queue) delayed(ctx context.Context, m jetstream.Msg) outcome {
+	var sub Submission
+	_, err := events.DecodeInto(m.Data(), &sub)
+	switch {
+	case err != nil || sub.RunAt == nil:
+		return terminate("undecodable delayed submission")
+	case q.isCancelled(sub.JobID, sub.Generation):
+		return ackIt
+	case sub.Waits > 0:
+		return q.dueWait(ctx, sub) // a job waiting for its children
+	}
+	if wait := sub.RunAt.Sub(q.now()); wait > 0 {
+		return retryIn(min(wait, time.Hour))
+	}
+	sub.RunAt = nil
+	now := q.now().UTC()
+	status := jobs.Waiting
+	if q.sched.isPaused() {
+		status = jobs.Paused
+	}
+	q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})
+	if err := q.publishDue(ctx, sub); err != nil {
+		return retryIn(time.Second)
+	}
+	if err := q.emit(sub, status, jobs.Delayed, 0, sub.BaseAttempt, "", now)(); err != nil {
+		q.log.Error("job event lost", "job", sub.JobID, "err", err)
+	}
+	return ackIt
 }
