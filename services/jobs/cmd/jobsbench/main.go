@@ -231,18 +231,9 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, r
 	if err != nil {
 		return figures{}, err
 	}
-	var started atomic.Int64
-	var latMu sync.Mutex
-	var lat []float64
-	measuring := atomic.Bool{}
+	var lat latencies
 	q.Handle("BENCH", func(ctx context.Context, j *queue.Job) (any, error) {
-		if measuring.Load() {
-			d := float64(time.Since(j.SubmittedAt).Microseconds()) / 1000
-			latMu.Lock()
-			lat = append(lat, d)
-			latMu.Unlock()
-		}
-		started.Add(1)
+		lat.record(j.SubmittedAt)
 		return nil, nil
 	})
 	if err := q.Start(ctx); err != nil {
@@ -255,8 +246,83 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, r
 	if err := q.Pause(ctx); err != nil {
 		return figures{}, err
 	}
-	var next atomic.Int64
 	stopProf := profile(prof, ".enqueue")
+	enq, err := enqueueAll(ctx, q, n, conc, payload)
+	stopProf()
+	if err != nil {
+		return figures{}, err
+	}
+	// Process: resume and wait until every job's final record is durable
+	// where a job's truth is, the jobs bucket in JetStream: every COMPLETED
+	// event is out (a job's final change is handed to the writer before its
+	// event), then the writer's flush returns once everything handed to it
+	// is written. The projection into the store follows, outside the clock.
+	completed, err := count(nc, events.JobEventSubject("org", "proj", jobs.Completed))
+	if err != nil {
+		return figures{}, err
+	}
+	stopProf = profile(prof, ".process")
+	proc, err := processBacklog(ctx, q, completed, n)
+	stopProf()
+	if err != nil {
+		return figures{}, err
+	}
+	if !remove {
+		// The projection into the store, behind the clock.
+		if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), 2*time.Minute); err != nil {
+			return figures{}, err
+		}
+	}
+	// Latency at a paced rate.
+	lat.measuring.Store(true)
+	paced(ctx, q, latN, rate, payload)
+	if err := completed.wait(int64(n+latN), 2*time.Minute); err != nil {
+		return figures{}, err
+	}
+	p50, p99 := lat.percentiles()
+	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds(), P50: p50, P99: p99}, nil
+}
+
+// latencies are enqueue-to-start times in ms, recorded while measuring.
+type latencies struct {
+	measuring atomic.Bool
+	mu        sync.Mutex
+	ms        []float64
+}
+
+func (l *latencies) record(submitted time.Time) {
+	if !l.measuring.Load() {
+		return
+	}
+	d := float64(time.Since(submitted).Microseconds()) / 1000
+	l.mu.Lock()
+	l.ms = append(l.ms, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) percentiles() (p50, p99 float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return pct(l.ms, 0.5), pct(l.ms, 0.99)
+}
+
+// processBacklog resumes the paused queue and returns how long it took
+// until n jobs completed durably.
+func processBacklog(ctx context.Context, q *queue.Queue, completed *counter, n int) (time.Duration, error) {
+	t0 := time.Now()
+	if err := q.Resume(ctx); err != nil {
+		return 0, err
+	}
+	if err := completed.wait(int64(n), 5*time.Minute); err != nil {
+		return 0, err
+	}
+	q.Writer().Flush()
+	return time.Since(t0), nil
+}
+
+// enqueueAll submits n jobs from conc callers and returns how long it took.
+func enqueueAll(ctx context.Context, q *queue.Queue, n, conc int, payload []byte) (time.Duration, error) {
+	var next atomic.Int64
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	errc := make(chan error, conc)
@@ -273,62 +339,71 @@ func benchOurs(ctx context.Context, dir string, n, conc, size, latN, rate int, r
 		}()
 	}
 	wg.Wait()
-	enq := time.Since(t0)
-	stopProf()
 	select {
 	case err := <-errc:
-		return figures{}, err
+		return 0, err
 	default:
+		return time.Since(t0), nil
 	}
-	// Process: resume and wait until every job's final record is in the
-	// store: every COMPLETED event is out (a job's final change is handed
-	// to the writer before its event), then the writer's flush returns
-	// once everything handed to it is written. The count of the store
-	// checks it afterwards, outside the clock: a count scans the whole
-	// collection in the embedded store.
-	completed, err := count(nc, events.JobEventSubject("org", "proj", jobs.Completed))
-	if err != nil {
-		return figures{}, err
-	}
-	stopProf = profile(prof, ".process")
-	t0 = time.Now()
-	if err := q.Resume(ctx); err != nil {
-		return figures{}, err
-	}
-	if err := completed.wait(int64(n), 5*time.Minute); err != nil {
-		return figures{}, err
-	}
-	q.Writer().Flush()
-	proc := time.Since(t0)
-	stopProf()
-	if !remove {
-		// The projection into the store, behind the clock.
-		if err := waitCount(ctx, db.Collection(jobstore.Collection), int64(n), 2*time.Minute); err != nil {
-			return figures{}, err
-		}
-	}
-	// Latency at a paced rate.
-	measuring.Store(true)
+}
+
+// paced submits n jobs at rate jobs/s, each from its own goroutine.
+func paced(ctx context.Context, q *queue.Queue, n, rate int, payload []byte) {
 	every := time.Second / time.Duration(rate)
 	start := time.Now()
-	var lwg sync.WaitGroup
-	for i := range latN {
+	var wg sync.WaitGroup
+	for i := range n {
 		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
 			time.Sleep(d)
 		}
-		lwg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer lwg.Done()
+			defer wg.Done()
 			_, _ = q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload})
 		}()
 	}
-	lwg.Wait()
-	if err := completed.wait(int64(n+latN), 2*time.Minute); err != nil {
-		return figures{}, err
+	wg.Wait()
+}
+
+// publishUploads publishes n received Insight uploads, as the gateway
+// does, and returns the result documents the processor stores for them, for
+// the raw InsertMany to compare with.
+func publishUploads(nc *nats.Conn, n int) ([]any, error) {
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	now := time.Now().UTC()
+	var docs []any
+	var futs []jetstream.PubAckFuture
+	for i := range n {
+		in := events.InsightResult{ProjectID: "proj", OrganizationID: "org", Timestamp: now, Detectors: []string{"eslint"}, TotalIssues: 2,
+			IssuesBySeverity: events.IssuesBySeverity{High: 1, Low: 1},
+			Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: fmt.Sprintf("no-unused-vars %d", i), File: "src/a.ts", Line: 3, Column: 7},
+				{Detector: "eslint", Severity: "low", Message: "prefer-const", File: "src/b.ts", Line: 9, Column: 1}}}
+		payload, _ := json.Marshal(in)
+		id := fmt.Sprintf("upl_%06d", i)
+		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
+			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
+		ev.Subject = id
+		b, _ := json.Marshal(ev)
+		m := &nats.Msg{Subject: events.ReceivedSubject("org", "proj", events.Insight), Data: b, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return nil, err
+		}
+		futs = append(futs, f)
+		var raw bson.Raw
+		_ = bson.UnmarshalExtJSON(payload, false, &raw)
+		docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: "org"}, {Key: "projectId", Value: "proj"},
+			{Key: "product", Value: "insight"}, {Key: "receivedAt", Value: now}, {Key: "data", Value: raw}})
 	}
-	latMu.Lock()
-	defer latMu.Unlock()
-	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds(), P50: pct(lat, 0.5), P99: pct(lat, 0.99)}, nil
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return nil, err
+		}
+	}
+	return docs, nil
 }
 
 func randomText(n int) string {
@@ -493,45 +568,14 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 	for !svc.Ready() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
 	processed, err := count(nc, events.ProcessedSubject("org", "proj", events.Insight))
 	if err != nil {
 		return 0, 0, err
 	}
-	now := time.Now().UTC()
-	var docs []any
-	var futs []jetstream.PubAckFuture
 	t0 := time.Now()
-	for i := range n {
-		in := events.InsightResult{ProjectID: "proj", OrganizationID: "org", Timestamp: now, Detectors: []string{"eslint"}, TotalIssues: 2,
-			IssuesBySeverity: events.IssuesBySeverity{High: 1, Low: 1},
-			Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: fmt.Sprintf("no-unused-vars %d", i), File: "src/a.ts", Line: 3, Column: 7},
-				{Detector: "eslint", Severity: "low", Message: "prefer-const", File: "src/b.ts", Line: 9, Column: 1}}}
-		payload, _ := json.Marshal(in)
-		id := fmt.Sprintf("upl_%06d", i)
-		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
-			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
-		subj := events.ReceivedSubject("org", "proj", events.Insight)
-		ev.Subject = id
-		b, _ := json.Marshal(ev)
-		m := &nats.Msg{Subject: subj, Data: b, Header: nats.Header{}}
-		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		f, err := js.PublishMsgAsync(m)
-		if err != nil {
-			return 0, 0, err
-		}
-		futs = append(futs, f)
-		var raw bson.Raw
-		_ = bson.UnmarshalExtJSON(payload, false, &raw)
-		docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: "org"}, {Key: "projectId", Value: "proj"},
-			{Key: "product", Value: "insight"}, {Key: "receivedAt", Value: now}, {Key: "data", Value: raw}})
-	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return 0, 0, err
-		}
+	docs, err := publishUploads(nc, n)
+	if err != nil {
+		return 0, 0, err
 	}
 	if err := processed.wait(int64(n), 5*time.Minute); err != nil {
 		return 0, 0, err

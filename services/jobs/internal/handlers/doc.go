@@ -60,69 +60,71 @@ func Validate(jobType string, payload json.RawMessage) []rpc.FieldError {
 	switch jobType {
 	case jobs.EmailSend:
 		var e Email
-		if !strict(&e) {
-			return fields
-		}
-		if len(e.To) == 0 || len(e.To) > 50 {
-			bad("payload.to", "must list 1 to 50 addresses")
-		}
-		for i, a := range e.To {
-			if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "\r\n") {
-				bad(fmt.Sprintf("payload.to[%d]", i), "is not an email address")
-			}
-		}
-		if s := strings.TrimSpace(e.Subject); s == "" || len(s) > 200 || strings.ContainsAny(e.Subject, "\r\n") {
-			bad("payload.subject", "must be 1-200 characters on one line")
-		}
-		if e.Text == "" && e.HTML == "" {
-			bad("payload.text", "text or html is required")
-		}
-		if len(e.Text)+len(e.HTML) > 256<<10 {
-			bad("payload.text", "the body must be at most 256 KiB")
+		if strict(&e) {
+			e.check(bad)
 		}
 	case jobs.BulkInvitation:
 		var in Invitation
-		if !strict(&in) {
-			return fields
-		}
-		if len(in.Emails) == 0 || len(in.Emails) > 500 {
-			bad("payload.emails", "must list 1 to 500 addresses")
-		}
-		seen := map[string]bool{}
-		for i, a := range in.Emails {
-			if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "\r\n") {
-				bad(fmt.Sprintf("payload.emails[%d]", i), "is not an email address")
-			} else if seen[strings.ToLower(a)] {
-				bad(fmt.Sprintf("payload.emails[%d]", i), "is listed twice")
-			}
-			seen[strings.ToLower(a)] = true
-		}
-		if in.Role != "" && in.Role != "admin" && in.Role != "member" && in.Role != "viewer" {
-			bad("payload.role", "must be admin, member or viewer")
-		}
-		if len(in.Message) > 2000 {
-			bad("payload.message", "must be at most 2000 characters")
+		if strict(&in) {
+			in.check(bad)
 		}
 	case jobs.DataExport:
 		var ex Export
-		if !strict(&ex) {
-			return fields
-		}
-		for i, p := range ex.Products {
-			if p != "insight" && p != "autopilot" && p != "guardian" {
-				bad(fmt.Sprintf("payload.products[%d]", i), "must be insight, autopilot or guardian")
+		if strict(&ex) {
+			for i, p := range ex.Products {
+				if p != "insight" && p != "autopilot" && p != "guardian" {
+					bad(fmt.Sprintf("payload.products[%d]", i), "must be insight, autopilot or guardian")
+				}
 			}
 		}
 	case jobs.ReportGeneration:
 		var r Report
-		if !strict(&r) {
-			return fields
-		}
-		if len(r.Title) > 200 {
+		if strict(&r) && len(r.Title) > 200 {
 			bad("payload.title", "must be at most 200 characters")
 		}
 	default:
 		bad("type", "must be one of "+strings.Join(jobs.Submittable, ", "))
 	}
 	return fields
+}
+
+func (e Email) check(bad func(field, msg string)) {
+	if len(e.To) == 0 || len(e.To) > 50 {
+		bad("payload.to", "must list 1 to 50 addresses")
+	}
+	for i, a := range e.To {
+		if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "\r\n") {
+			bad(fmt.Sprintf("payload.to[%d]", i), "is not an email address")
+		}
+	}
+	if s := strings.TrimSpace(e.Subject); s == "" || len(s) > 200 || strings.ContainsAny(e.Subject, "\r\n") {
+		bad("payload.subject", "must be 1-200 characters on one line")
+	}
+	if e.Text == "" && e.HTML == "" {
+		bad("payload.text", "text or html is required")
+	}
+	if len(e.Text)+len(e.HTML) > 256<<10 {
+		bad("payload.text", "the body must be at most 256 KiB")
+	}
+}
+
+func (in Invitation) check(bad func(field, msg string)) {
+	if len(in.Emails) == 0 || len(in.Emails) > 500 {
+		bad("payload.emails", "must list 1 to 500 addresses")
+	}
+	seen := map[string]bool{}
+	for i, a := range in.Emails {
+		if _, err := mail.ParseAddress(a); err != nil || strings.ContainsAny(a, "\r\n") {
+			bad(fmt.Sprintf("payload.emails[%d]", i), "is not an email address")
+		} else if seen[strings.ToLower(a)] {
+			bad(fmt.Sprintf("payload.emails[%d]", i), "is listed twice")
+		}
+		seen[strings.ToLower(a)] = true
+	}
+	if in.Role != "" && in.Role != "admin" && in.Role != "member" && in.Role != "viewer" {
+		bad("payload.role", "must be admin, member or viewer")
+	}
+	if len(in.Message) > 2000 {
+		bad("payload.message", "must be at most 2000 characters")
+	}
 }
