@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/odavl/sync/client/cli"
@@ -201,6 +202,10 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if strings.TrimSpace(e.Getenv("JOBS_DATA_DIR")) == "" {
 		jobsCfg.DataDir = data
 	}
+	// One /metrics for the one process: the gateway serves the jobs
+	// service's figures beside its own.
+	registry := prometheus.NewRegistry()
+	jobsCfg.Registerer = registry
 	jobsSvc, err := jobs.New(log.With("service", "jobs"), jobsNC, db, jobsCfg)
 	if err != nil {
 		return err
@@ -227,7 +232,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		return err
 	}
 	gw, err := ingest.New(ctx, log.With("service", "ingest"), ingestNC, db, ingestCfg, ingest.Options{
-		Listener: ln,
+		Listener: ln, Registry: registry,
 		Ready: func(context.Context) error {
 			if !credentialsWritten.Load() {
 				return fmt.Errorf("%s not written yet", credentialsFile)

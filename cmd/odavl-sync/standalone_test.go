@@ -14,6 +14,7 @@ import (
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	jobslib "github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongotest"
 	"github.com/odavl/sync/libs/natstest"
 	"github.com/odavl/sync/libs/standalone"
@@ -70,6 +71,9 @@ func TestStandaloneHealthPort(t *testing.T) {
 				if want := `odavl_sync_consumer_handled_total{consumer="` + c + `",outcome="ack"} 0`; !strings.Contains(metrics, want) {
 					t.Errorf("/metrics lacks %q", want)
 				}
+			}
+			if tc.name == "jobs" {
+				jobsFigures(t, nb, health, metrics)
 			}
 			if tc.name != "stats" {
 				return
@@ -143,4 +147,35 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// jobsFigures: the jobs service alone reports its queue by priority at
+// once, and an upload it processes in the runs of its job type.
+func jobsFigures(t *testing.T, nb *natstest.Bundle, health, metrics string) {
+	t.Helper()
+	for _, p := range jobslib.Priorities {
+		if want := `odavl_jobs_consumer_pending{priority="` + p.Name + `"} 0`; !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	at := time.Now().UTC()
+	payload, err := json.Marshal(insightBody("o1", "p1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New("received-u1", "/odavl-sync/ingest", events.ReceivedType(events.Insight), at, "o1", "p1", events.Received{
+		UploadID: "u1", OrganizationID: "o1", ProjectID: "p1", Product: events.Insight, IdempotencyKey: "k1", ReceivedAt: at, Payload: payload,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Publish(context.Background(), nb.JS, events.ReceivedSubject("o1", "p1", events.Insight), ev); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the processed upload in the runs of its job type", func() bool {
+		_, m := get(t, health+"/metrics")
+		return strings.Contains(m, `odavl_jobs_started_total{type="INSIGHT_ANALYSIS"} 1`) &&
+			strings.Contains(m, `odavl_jobs_runs_total{outcome="completed",type="INSIGHT_ANALYSIS"} 1`) &&
+			strings.Contains(m, `odavl_jobs_run_seconds_count{outcome="completed",type="INSIGHT_ANALYSIS"} 1`)
+	})
 }

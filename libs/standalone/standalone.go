@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/odavl/sync/libs/bus"
@@ -39,6 +40,8 @@ type Deps struct {
 	// Metrics records consumer loops' figures for /metrics on the health
 	// port (set it as bus.ConsumerConfig.Metrics).
 	Metrics *bus.Metrics
+	// Registry takes a service's own figures for that /metrics.
+	Registry prometheus.Registerer
 	// Healthy is nil while the NATS connection lives (for a service's own
 	// /healthz, as the gateway's).
 	Healthy func() error
@@ -130,7 +133,7 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 
 	// Service.
 	m := newMetrics(bin, nc)
-	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Metrics: m.bus, Healthy: life.Err})
+	svc, err := build(Deps{Log: log, NC: nc, DB: mc.Database(mongoDB), Env: getenv, Version: bin.Version, Metrics: m.bus, Registry: m.reg, Healthy: life.Err})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/odavl/sync/libs/config"
@@ -120,6 +121,9 @@ type Options struct {
 	Version string
 	// Extra mounts more handlers (the local blob endpoint).
 	Extra func(r *gin.Engine)
+	// Registry, when set, is where /metrics reads its figures (serve shares
+	// it with the other services of the one process).
+	Registry *prometheus.Registry
 }
 
 // Service is a running gateway.
@@ -168,7 +172,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	s.handler, s.metrics = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Version: opts.Version, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
-		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout,
+		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout, Registry: opts.Registry,
 	})
 	if a := cfg.MetricsAddr; a != "api" && a != "off" && a != "" {
 		if s.metricsLn, err = net.Listen("tcp", a); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/odavl/sync/libs/bus"
@@ -63,6 +64,9 @@ type Config struct {
 	// Metrics, when set, records the sync consumer loop's figures (the
 	// health port's /metrics when the service runs alone).
 	Metrics *bus.Metrics
+	// Registerer, when set, gets the queue's figures by job type
+	// (queue.Metrics), upload processing included.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig is the configuration with every default.
@@ -145,7 +149,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	}
 	q, err := queue.New(log, nc, s.jobs, queue.Config{
 		Workers: cfg.Workers, Backoff: cfg.Backoff, AckWait: cfg.AckWait, Timeout: cfg.Timeout,
-		RecordHold: cfg.RecordHold, Keep: cfg.Keep, ChildPoll: cfg.ChildPoll,
+		RecordHold: cfg.RecordHold, Keep: cfg.Keep, ChildPoll: cfg.ChildPoll, Registerer: cfg.Registerer,
 	})
 	if err != nil {
 		return nil, err
@@ -173,6 +177,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.queue.Stop()
 	go s.queue.RunCleanup(ctx)
 	proc := processor.New(s.log, s.js, s.results, s.jobs, s.queue.Writer(), s.now)
+	proc.UseMetrics(s.queue.Metrics())
 	s.proc = proc
 	inserterCtx, stopInserter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInserter()

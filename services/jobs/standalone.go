@@ -8,7 +8,7 @@ import (
 // own (libs/standalone): the jobs binary's build.
 func Standalone(d standalone.Deps) (standalone.Service, error) {
 	return standalone.Build(d, ConfigFromEnv, func(cfg Config) (*Service, error) {
-		cfg.Metrics = d.Metrics
+		cfg.Metrics, cfg.Registerer = d.Metrics, d.Registry
 		return New(d.Log, d.NC, d.DB, cfg)
 	})
 }

@@ -42,6 +42,8 @@ type Options struct {
 	// MetricsOnAPI serves /metrics on the API's router too (New returns
 	// its handler in any case, for a listener of its own).
 	MetricsOnAPI bool
+	// Registry holds the figures /metrics serves (nil: a registry of its own).
+	Registry *prometheus.Registry
 	// BodyTimeout bounds the reading of a request body (0: 10 s).
 	BodyTimeout time.Duration
 	// Extra mounts more handlers on the router (the local blob endpoint).
@@ -86,7 +88,7 @@ const validatingBytes = 16 << 20
 // New returns the API's handler and its metrics' handler.
 func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Uploads, v *schema.Validator, opts Options) (api, metrics http.Handler) {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics(),
+	a := &API{log: log, nc: nc, tenants: tenants, uploads: up, validator: v, opts: opts, now: time.Now, metrics: newMetrics(opts.Registry),
 		validating: semaphore.NewWeighted(max(validatingBytes, opts.MaxBodyBytes))}
 	if opts.RateLimit > 0 {
 		a.limits = newLimiter(opts.RateLimit, max(opts.RateBurst, 1))
@@ -190,9 +192,12 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "odavl_http_requests_total", Help: "HTTP requests by route and status.",
 		}, []string{"method", "route", "status"}),

@@ -33,8 +33,13 @@ type Processor struct {
 	insert  func(context.Context, results.Result) error
 	jobs    *jobstore.Store
 	writer  *jobstore.Writer
+	metrics *queue.Metrics
 	now     func() time.Time
 }
+
+// UseMetrics records the processing of uploads in the queue's figures,
+// by job type, as any job's runs.
+func (p *Processor) UseMetrics(m *queue.Metrics) { p.metrics = m }
 
 // New returns a Processor. Its job records go through w, the queue's
 // record writer, and its lifecycle events are the queue's.
@@ -100,11 +105,16 @@ func (p *Processor) Handle(ctx context.Context, d bus.Delivery) error {
 	}
 	attempt := rc.BaseAttempt + d.Attempt
 	_ = p.transit(job, jobs.Active, "", attempt, "", "")
+	started := time.Now()
+	p.metrics.Started(job.Type)
 	err := p.process(ctx, rc, job, attempt)
 	if err == nil {
+		p.metrics.ObserveRun(job.Type, queue.OutcomeCompleted, time.Since(started))
 		return nil
 	}
-	if d.Last() || bus.IsPermanent(err) {
+	final := d.Last() || bus.IsPermanent(err)
+	p.metrics.ObserveRun(job.Type, map[bool]string{true: queue.OutcomeFailed, false: queue.OutcomeRetried}[final], time.Since(started))
+	if final {
 		// The failed record keeps the received upload, so that it can be
 		// retried by hand (Retry).
 		failed := job

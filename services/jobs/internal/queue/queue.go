@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
@@ -53,6 +54,8 @@ type Config struct {
 	// ChildPoll is how often the children of a job waiting for them are
 	// checked (default 5s); a finishing child also wakes its parent at once.
 	ChildPoll time.Duration
+	// Registerer, when set, gets the queue's figures (Metrics).
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -126,6 +129,7 @@ type Job struct {
 	// LastAttempt reports whether a failure now is final.
 	LastAttempt bool
 	q           *Queue
+	started     time.Time
 	mu          sync.Mutex
 	progress    int
 	msg         jetstream.Msg
@@ -148,6 +152,7 @@ type Queue struct {
 	cfg        Config
 	now        func() time.Time
 	handlers   map[string]Handler
+	metrics    *Metrics
 
 	kv    jetstream.KeyValue
 	waits jetstream.KeyValue // jobs waiting for their children
@@ -191,6 +196,10 @@ func New(log *slog.Logger, nc *nats.Conn, store *jobstore.Store, cfg Config) (*Q
 		handlers: map[string]Handler{}, sched: newSched(),
 		running: map[string]*runningJob{}, cancelled: map[string]int{}, quit: make(chan struct{}),
 	}
+	if cfg.Registerer != nil {
+		q.metrics = NewMetrics(cfg.Registerer)
+		cfg.Registerer.MustRegister(depthCollector{q})
+	}
 	return q, nil
 }
 
@@ -199,6 +208,9 @@ func (q *Queue) Handle(jobType string, h Handler) { q.handlers[jobType] = h }
 
 // Writer is the record writer, shared with the sync processor (after Start).
 func (q *Queue) Writer() *jobstore.Writer { return q.writer }
+
+// Metrics are the queue's figures (nil without Config.Registerer).
+func (q *Queue) Metrics() *Metrics { return q.metrics }
 
 // Config is the queue's configuration, defaults applied.
 func (q *Queue) Config() Config { return q.cfg }

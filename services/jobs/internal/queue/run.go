@@ -54,7 +54,8 @@ func (q *Queue) run(it *item) outcome {
 	q.mu.Lock()
 	q.running[sub.JobID] = &runningJob{gen: sub.Generation, cancel: cancel, msg: msg} // keepHeld keeps its message alive
 	q.mu.Unlock()
-	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.genAttempt() >= q.cfg.MaxAttempts(), q: q, msg: msg}
+	j := &Job{Submission: sub, Attempt: attempt, LastAttempt: it.genAttempt() >= q.cfg.MaxAttempts(), q: q, msg: msg, started: time.Now()}
+	q.metrics.Started(sub.Type)
 	out, err := safeRun(ctx, h, j)
 	cause := context.Cause(ctx)
 	cancelT()
@@ -83,26 +84,33 @@ func (q *Queue) run(it *item) outcome {
 // failed for good, or retried after its backoff.
 func (q *Queue) decide(it *item, base jobstore.Record, j *Job, out any, err error, cancelled bool) outcome {
 	sub, attempt, end := it.sub, j.Attempt, q.now().UTC()
+	observe := func(outcome string) { q.metrics.ObserveRun(sub.Type, outcome, time.Since(j.started)) }
 	var w *ChildrenWait
 	switch {
 	case cancelled || q.isCancelled(sub.JobID, sub.Generation):
+		observe(OutcomeCancelled)
 		q.writer.Forget(sub.JobID, sub.Generation) // the canceller wrote the record
 		return ackIt
 	case errors.As(err, &w):
+		observe(OutcomeWaiting)
 		return q.park(it, base, j, w, attempt, end)
 	case err == nil:
 		var output string
 		if out != nil {
 			b, merr := json.Marshal(out)
 			if merr != nil {
+				observe(OutcomeFailed)
 				return q.finish(it, base, jobs.Failed, attempt, "encoding output: "+merr.Error(), "", end, true)
 			}
 			output = string(b)
 		}
+		observe(OutcomeCompleted)
 		return q.finish(it, base, jobs.Completed, attempt, "", output, end, false)
 	case bus.IsPermanent(err) || j.LastAttempt:
+		observe(OutcomeFailed)
 		return q.finish(it, base, jobs.Failed, attempt, err.Error(), "", end, true)
 	}
+	observe(OutcomeRetried)
 	delay := bus.BackoffFor(q.cfg.Backoff, it.genAttempt())
 	q.log.Warn("job failed, will retry", "job", sub.JobID, "type", sub.Type, "attempt", attempt, "retryIn", delay, "err", err)
 	q.writer.Add(jobstore.Change{Base: base, Status: jobs.Delayed, At: end, Attempt: attempt, Error: err.Error()})

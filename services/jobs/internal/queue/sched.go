@@ -194,3 +194,14 @@ func (s *sched) len() int {
 	defer s.mu.Unlock()
 	return s.size
 }
+
+// heldByLevel counts the items held per priority level.
+func (s *sched) heldByLevel() [numLevels]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n [numLevels]int
+	for _, it := range s.byID {
+		n[it.level]++
+	}
+	return n
+}
