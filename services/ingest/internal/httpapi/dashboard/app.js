@@ -217,6 +217,7 @@
     ['pass-rate', 'Guardian pass rate', (b) => b.guardian && b.guardian.passRate, pct],
     ['accessibility', 'Average accessibility score', (b) => b.guardian && b.guardian.averageAccessibilityScore, (v) => fmtNum(v, 1)],
     ['load-time', 'Average load time', (b) => b.guardian && b.guardian.averageLoadTime, fmtMs],
+    ['lcp', 'Average LCP', (b) => b.guardian && b.guardian.averageLcp, fmtMs],
     ['vulnerabilities', 'Vulnerabilities', (b) => b.guardian && b.guardian.totalVulnerabilities, (v) => fmtNum(v, 0)],
     ['files', 'Files uploaded', (b) => b.files && b.files.uploaded, (v) => fmtNum(v, 0)],
   ];
@@ -496,7 +497,8 @@
 
   // screenshot shows one of a run's screenshots: a stored file as its image,
   // through a signed download link read now (the page's policy loads images
-  // of its own origin only); an http(s) URL elsewhere as a link, as it is.
+  // of its own origin and of the configured blob store only); an http(s)
+  // URL elsewhere as a link, as it is.
   function screenshot(u) {
     if (/^https?:\/\//.test(u)) {
       return el('figure', { class: 'shot', 'data-shot': u }, el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', class: 'mono', text: u }));
@@ -759,7 +761,7 @@
   const charts = new Map(); // chart key → uPlot instance
   const COLORS = {
     critical: '#b91c1c', high: '#c2410c', medium: '#a16207', low: '#2563eb',
-    runs: '#94a3b8', success: '#15803d', pass: '#15803d', a11y: '#7c3aed', load: '#2563eb',
+    runs: '#94a3b8', success: '#15803d', pass: '#15803d', a11y: '#7c3aed', load: '#2563eb', lcp: '#0e7490',
     COMPLETED: '#15803d', FAILED: '#b91c1c', CANCELLED: '#57606a', ACTIVE: '#2563eb', WAITING: '#a16207', DELAYED: '#c2410c',
   };
 
@@ -798,6 +800,8 @@
     const jobs = statuses.map((s) => at(days, (d) => (d.jobs && d.jobs.byStatus && d.jobs.byStatus[s]) || 0));
     const shownStatuses = statuses.filter((s, i) => sum(jobs[i]) > 0);
     const issues = sum(sev.flat());
+    const lcp = at(days, (d) => d.guardian && d.guardian.averageLcp);
+    const lcpDays = lcp.filter((v) => v !== null).length;
     const lastDays = 'in the last ' + plural(n, 'day');
     return [
       { key: 'issues', title: 'Insight issues by severity', stacked: true,
@@ -816,6 +820,9 @@
       { key: 'load', title: 'Guardian average load time',
         caption: sum(tests) ? 'Milliseconds, the average of each day\'s test runs' : 'No Guardian test runs ' + lastDays,
         series: [{ label: 'Load time (ms)', color: COLORS.load, values: at(days, (d) => d.guardian && d.guardian.averageLoadTime), scale: 'ms' }] },
+      { key: 'lcp', title: 'Guardian largest contentful paint (LCP)',
+        caption: lcpDays ? 'The average LCP of each day\'s test runs: ' + plural(lcpDays, 'day') + ' with runs ' + lastDays + ', the latest ' + fmtMs(lcp.filter((v) => v !== null).pop()) : 'No Guardian test runs with an LCP ' + lastDays,
+        series: [{ label: 'LCP (ms)', color: COLORS.lcp, values: lcp, scale: 'ms' }] },
       { key: 'jobs', title: 'Jobs by status',
         caption: shownStatuses.length ? 'Jobs ' + lastDays + ': ' + shownStatuses.map((s) => fmtNum(sum(jobs[statuses.indexOf(s)]), 0) + ' ' + JOB_EVENT[s]).join(', ') : 'No jobs ' + lastDays,
         series: (shownStatuses.length ? shownStatuses : ['COMPLETED']).map((s) => ({ label: capital(JOB_EVENT[s]), color: COLORS[s], values: jobs[statuses.indexOf(s)] })) },
@@ -856,7 +863,12 @@
         label: s.label, scale: s.scale || 'count', stroke: s.color, width: s.bars ? 0 : 2, fill: s.bars ? s.color : undefined,
         paths: s.bars ? bars : undefined, points: { show: !s.bars, size: 5 }, spanGaps: !s.bars,
       }))),
-      hooks: { draw: [(u) => { fig.dataset.points = String(u.data[0].length); fig.dataset.drawn = String(Number(fig.dataset.drawn || 0) + 1); }] },
+      hooks: { draw: [(u) => {
+        fig.dataset.points = String(u.data[0].length);
+        // How many days of each series have a value (a day without runs has none).
+        fig.dataset.values = u.data.slice(1).map((d) => d.filter((v) => v !== null && v !== undefined).length).join(',');
+        fig.dataset.drawn = String(Number(fig.dataset.drawn || 0) + 1);
+      }] },
     };
     plot.replaceChildren();
     charts.set(spec.key, new uPlot(opts, [xs].concat(data), plot));
