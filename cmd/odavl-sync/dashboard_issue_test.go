@@ -6,11 +6,14 @@ import (
 	"image/color"
 	"image/png"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/odavl/sync/services/storage/storagetest"
 )
 
 // TestDashboardDelayedJobSaysWhenItRuns: a job delayed by two minutes says
@@ -101,6 +104,78 @@ func pngOf(t *testing.T, w, h int) []byte {
 // download link), an http(s) one as its link.
 func TestDashboardGuardianScreenshots(t *testing.T) {
 	b, s, c := startDashboard(t)
+	if got := dashboardImgSrc(t, c); got != "'self'" {
+		t.Errorf("img-src %q with local storage, want 'self' alone", got)
+	}
+	guardianScreenshots(t, b, s, c.APIURL, "guardian-screenshots.png")
+	b.run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
+	b.fits("the screenshots at 390 px")
+	b.finish("guardian-screenshots-phone.png")
+}
+
+// TestDashboardGuardianScreenshotsOnS3: with serve storing files on S3
+// (versitygw), the page's policy allows images from the S3 endpoint's
+// origin, that one alone, and a stored screenshot loads from it.
+func TestDashboardGuardianScreenshotsOnS3(t *testing.T) {
+	srv := storagetest.StartS3(t)
+	b := startBrowser(t)
+	s := startServe(t, map[string]string{
+		"STORAGE_PROVIDER": "s3", "AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
+		"S3_BUCKET_NAME": "odavl-shots", "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
+	})
+	if got, want := dashboardImgSrc(t, s.Cred), "'self' "+srv.Endpoint; got != want {
+		t.Errorf("img-src %q, want %q", got, want)
+	}
+	guardianScreenshots(t, b, s, srv.Endpoint, "guardian-screenshots-s3.png")
+	b.noProblems()
+}
+
+// TestDashboardGuardianScreenshotsOnAzure: the same with Azure Blob
+// (Azurite): the policy names the blob endpoint's origin (its path, the
+// account, is no part of it).
+func TestDashboardGuardianScreenshotsOnAzure(t *testing.T) {
+	srv := storagetest.StartAzure(t)
+	b := startBrowser(t)
+	s := startServe(t, map[string]string{
+		"AZURE_STORAGE_ACCOUNT_NAME": srv.Account, "AZURE_STORAGE_ACCOUNT_KEY": srv.Key,
+		"AZURE_CONTAINER_NAME": "odavl-shots", "AZURE_BLOB_ENDPOINT": srv.Endpoint,
+	})
+	u, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := u.Scheme + "://" + u.Host
+	if got, want := dashboardImgSrc(t, s.Cred), "'self' "+origin; got != want {
+		t.Errorf("img-src %q, want %q", got, want)
+	}
+	guardianScreenshots(t, b, s, origin, "guardian-screenshots-azure.png")
+	b.noProblems()
+}
+
+// dashboardImgSrc is the img-src of the policy the dashboard is served with.
+func dashboardImgSrc(t *testing.T, c credentials) string {
+	t.Helper()
+	resp, err := http.Get(c.APIURL + "/dashboard/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, d := range strings.Split(resp.Header.Get("Content-Security-Policy"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(d), "img-src "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no img-src in %q", resp.Header.Get("Content-Security-Policy"))
+	return ""
+}
+
+// guardianScreenshots uploads a 64×40 PNG through the storage API, names it
+// and an http(s) URL in a Guardian run, and checks in the run's drill-down
+// that the stored one loads as its image through a signed link of
+// linkOrigin, the other shows as its link; it saves screenshot.
+func guardianScreenshots(t *testing.T, b *browser, s *served, linkOrigin, screenshot string) {
+	t.Helper()
+	c := s.Cred
 	shot := pngOf(t, 64, 40)
 	u := upload(t, s, c.APIKey, c.OrganizationID, c.ProjectID, map[string]any{"filename": "home.png", "contentType": "image/png", "size": len(shot)}, shot)
 	if r := s.Do(http.MethodPost, "/api/v1/storage/files/"+u.FileID+"/confirm", nil); r.Status != http.StatusOK {
@@ -120,8 +195,11 @@ func TestDashboardGuardianScreenshots(t *testing.T) {
 	if got := b.eval(`(() => { const i = ` + img + `; return i.naturalWidth + 'x' + i.naturalHeight })()`); got != "64x40" {
 		t.Errorf("the image is %v, want 64x40", got)
 	}
-	if href, _ := b.eval(img + `.closest('a').href`).(string); !strings.HasPrefix(href, c.APIURL+"/") {
-		t.Errorf("the image links to %q, want a signed link of %s", href, c.APIURL)
+	if src, _ := b.eval(img + `.currentSrc`).(string); !strings.HasPrefix(src, linkOrigin+"/") {
+		t.Errorf("the image was loaded from %q, want a signed link of %s", src, linkOrigin)
+	}
+	if href, _ := b.eval(img + `.closest('a').href`).(string); !strings.HasPrefix(href, linkOrigin+"/") {
+		t.Errorf("the image links to %q, want a signed link of %s", href, linkOrigin)
 	}
 	if got := b.eval(`document.querySelector('[data-detail] [data-shot="https://cdn.example.com/shots/checkout.png"] a').href`); got != "https://cdn.example.com/shots/checkout.png" {
 		t.Errorf("the http(s) screenshot links to %v", got)
@@ -129,10 +207,7 @@ func TestDashboardGuardianScreenshots(t *testing.T) {
 	if got := b.text(`[data-list=guardian] [data-detail]`); !strings.Contains(got, "2 screenshots") {
 		t.Errorf("guardian details %q, want 2 screenshots", got)
 	}
-	b.screenshot("guardian-screenshots.png")
-	b.run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
-	b.fits("the screenshots at 390 px")
-	b.finish("guardian-screenshots-phone.png")
+	b.screenshot(screenshot)
 }
 
 // TestDashboardProjectSwitcher: an admin key sees its organization's

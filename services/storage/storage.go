@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -209,6 +210,22 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 
 // Ready reports whether the service answers.
 func (s *Service) Ready() bool { return s.ready.Load() }
+
+// DownloadOrigin is the origin (scheme://host[:port]) of the signed download
+// URLs the provider hands out, read from a URL it signs now: the one origin
+// a page must allow to show stored files as images. Signing is local (no
+// request is sent), so it answers from the configuration alone.
+func (s *Service) DownloadOrigin(ctx context.Context) (string, error) {
+	signed, err := s.p.PresignGet(ctx, "origin-probe", blob.GetParams{Expires: time.Minute})
+	if err != nil {
+		return "", fmt.Errorf("signing a download url: %w", err)
+	}
+	u, err := url.Parse(signed.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("signed download url %q has no http(s) origin", signed.URL)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
 
 // Status is the answer of the service's status request.
 type Status struct {
