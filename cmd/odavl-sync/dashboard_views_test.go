@@ -321,5 +321,22 @@ func TestDashboardFilters(t *testing.T) {
 	if got := b.text(`[data-stat=total] .value`); got != strconv.Itoa(analyses+2) {
 		t.Errorf("total jobs card %q, want %d", got, analyses+2)
 	}
-	b.finish("filters-jobs.png")
+	b.screenshot("filters-jobs.png")
+
+	// Jobs by the UTC days they were created: none from tomorrow, none up
+	// to yesterday, the two Guardian jobs from today to today.
+	today, yesterday := time.Now().UTC().Format(time.DateOnly), time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	b.choose("#filter-jobs-status", "")
+	b.choose("#filter-jobs-from", tomorrow)
+	b.waitJS("no job created from tomorrow", `!!document.querySelector('#panel-jobs .note') && !document.querySelector('#panel-jobs tr[data-job]')`)
+	if got := b.text("#panel-jobs .note"); got != "No jobs match these filters." {
+		t.Errorf("jobs from tomorrow: %q", got)
+	}
+	b.choose("#filter-jobs-from", "")
+	b.choose("#filter-jobs-to", yesterday)
+	b.waitJS("no job created up to yesterday", `!!document.querySelector('#panel-jobs .note') && !document.querySelector('#panel-jobs tr[data-job]')`)
+	b.choose("#filter-jobs-from", today)
+	b.choose("#filter-jobs-to", today)
+	b.waitJS("today's two Guardian jobs", rows+` === 2 && [...document.querySelectorAll('#panel-jobs td[data-type]')].every(td => td.textContent === 'Guardian test')`)
+	b.finish("filters-jobs-days.png")
 }

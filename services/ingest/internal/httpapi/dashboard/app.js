@@ -261,7 +261,7 @@
     jobs: [
       { key: 'status', label: 'Status', options: [['', 'Any status']].concat(STATUS.map((s) => [s, STATUS_LABEL[s]])) },
       { key: 'type', label: 'Type', options: [['', 'Any type']].concat(Object.entries(JOB_TYPE)) },
-    ],
+    ].concat(RANGE_FILTER),
     insight: RANGE_FILTER,
     autopilot: [{ key: 'success', label: 'Result', options: [['', 'Any result'], ['true', 'Succeeded'], ['false', 'Failed']] }].concat(RANGE_FILTER),
     guardian: [
