@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +251,75 @@ func TestDashboardProjectSwitcher(t *testing.T) {
 	b.run("narrowing the viewport", chromedp.EmulateViewport(390, 844))
 	b.fits("the project switcher at 390 px")
 	b.finish("projects-phone.png")
+}
+
+// TestDashboardErrorStatesAndRecovery: a key refused when the page opens
+// signs out with the server's reason, and signing in again works; a list
+// shows its loading state, then, while the server is down, an error box
+// whose "Try again" reads it again once the server is back.
+func TestDashboardErrorStatesAndRecovery(t *testing.T) {
+	b, s, c := startDashboard(t)
+	s.upload(t, "guardian", dashGuardianBody(c.OrganizationID, c.ProjectID, "tr-err"))
+	s.waitListed(t, "guardian", 1)
+
+	// A session whose key the server refuses (rotated since the tab
+	// opened): the page signs out and says why.
+	session, _ := json.Marshal(map[string]string{"key": "odavl_rotated_key", "org": c.OrganizationID, "project": c.ProjectID})
+	b.run("opening the dashboard", chromedp.Navigate(c.APIURL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	b.eval(`sessionStorage.setItem('odavl.dashboard', ` + strconv.Quote(string(session)) + `)`)
+	b.run("opening it again", chromedp.Navigate(c.APIURL+"/dashboard"))
+	b.waitJS("the refusal", `!document.getElementById('signin').hidden && !document.getElementById('error').hidden &&
+		document.getElementById('app').hidden && sessionStorage.getItem('odavl.dashboard') === null`)
+	if got := b.text("#error"); !strings.HasPrefix(got, "Your API key was refused: ") || !strings.Contains(got, "unknown or revoked API key") {
+		t.Errorf("refused key says %q, want the refusal with the server's reason", got)
+	}
+	if got := b.eval(`document.getElementById('f-org').value + '/' + document.getElementById('f-project').value`); got != c.OrganizationID+"/"+c.ProjectID {
+		t.Errorf("the form keeps %v, want the refused session's %s/%s", got, c.OrganizationID, c.ProjectID)
+	}
+	b.screenshot("error-key-refused.png")
+	b.run("signing in with the right key",
+		chromedp.SendKeys(chromedp.CSS("#f-key"), c.APIKey),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#app")))
+	b.waitJS("the live stream", `document.getElementById('live').dataset.state === 'live'`)
+	if !b.eval(`document.getElementById('error').hidden`).(bool) {
+		t.Errorf("the refusal still shows after signing in: %q", b.text("#error"))
+	}
+
+	// The server stops: opening a list shows its loading state at once,
+	// then an error box with the reason and a way to try again.
+	addr := strings.TrimPrefix(c.APIURL, "http://")
+	if code := s.Stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	loading, _ := b.eval(`(() => { document.getElementById('tab-guardian').click();
+		const s = document.querySelector('#panel-guardian [role=status]'); return s ? s.textContent : '' })()`).(string)
+	if loading != "Loading Guardian test runs…" {
+		t.Errorf("the Guardian tab first shows %q, want its loading state", loading)
+	}
+	b.waitJS("the error box", `!!document.querySelector('#panel-guardian [role=alert] [data-reload]')`)
+	if got := b.text("#panel-guardian [role=alert]"); !strings.HasPrefix(got, "Could not load Guardian test runs: The server cannot be reached") {
+		t.Errorf("the error box says %q", got)
+	}
+	b.waitJS("the live indicator to say it is reconnecting", `document.getElementById('live').dataset.state === 'offline'`)
+	b.screenshot("error-server-down.png")
+	// Try again reads the list again (its loading state replaces the
+	// error at once) and, the server still down, fails the same way.
+	if retried, _ := b.eval(`(() => { document.querySelector('#panel-guardian [data-reload]').click();
+		return !!document.querySelector('#panel-guardian .spinner') && !document.querySelector('#panel-guardian [role=alert]') })()`).(bool); !retried {
+		t.Error("Try again did not read the list again")
+	}
+	b.waitJS("the error box again", `!!document.querySelector('#panel-guardian [role=alert] [data-reload]')`)
+
+	// Back on the same address: Try again (or the stream, which reads the
+	// open lists again when it reconnects, whichever comes first) shows the
+	// run, and the stream is live again.
+	s = startServeArgs(t, s.Data, nil, "--addr", addr, "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+	b.eval(`(() => { const r = document.querySelector('#panel-guardian [data-reload]'); if (r) r.click(); return true })()`)
+	b.waitJS("the Guardian run", `document.querySelectorAll('[data-list=guardian] article').length === 1 && !document.querySelector('#panel-guardian [role=alert]')`)
+	b.waitJS("the live stream back", `document.getElementById('live').dataset.state === 'live'`)
+	b.forgetProblems() // the refused requests of the outage
+	b.run("opening the run", chromedp.Click(chromedp.CSS(`[data-list=guardian] article [data-details]`)))
+	b.waitJS("its drill-down", `/LCP/.test((document.querySelector('[data-list=guardian] [data-detail]') || {}).innerText || '')`)
+	b.finish("error-recovered.png")
 }

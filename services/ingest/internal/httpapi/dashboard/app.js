@@ -26,7 +26,9 @@
   }
   const spinner = (what) => el('div', { class: 'spinner', role: 'status', text: 'Loading ' + what + '…' });
   const note = (text) => el('div', { class: 'note', text });
-  const errorBox = (text) => el('div', { class: 'alert', role: 'alert', text });
+  // errorBox says what failed; with retry, its "Try again" button reads it again.
+  const errorBox = (text, retry) => el('div', { class: 'alert', role: 'alert' }, el('span', { text }),
+    retry ? el('button', { type: 'button', class: 'small secondary', 'data-reload': '', onclick: retry }, 'Try again') : null);
   const num = (v) => (typeof v === 'number' && isFinite(v) ? v : 0);
   const fmtNum = (v, digits) => (typeof v === 'number' && isFinite(v)
     ? v.toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 1 : digits }) : '—');
@@ -135,6 +137,12 @@
 
   function signOut(reason) {
     stopStream();
+    // A refused key keeps its organization and project in the form: only
+    // the key needs typing again.
+    if (session && typeof reason === 'string') {
+      $('f-org').value = session.org;
+      $('f-project').value = session.project;
+    }
     session = null;
     sessionStorage.removeItem(SESSION);
     $('tenant').replaceChildren();
@@ -339,7 +347,7 @@
     const r = await api('GET', '/api/v1/sync/' + name + '?' + listQuery(name));
     if (!session || seq !== requestSeq[name]) return; // a newer read is under way
     if (!r.ok) {
-      box.replaceChildren(r.unavailable ? note(words[2] + ' ' + words[1] + ' are not available: ' + r.message) : errorBox('Could not load ' + words[2] + ' ' + words[1] + ': ' + r.message));
+      box.replaceChildren(r.unavailable ? note(words[2] + ' ' + words[1] + ' are not available: ' + r.message) : errorBox('Could not load ' + words[2] + ' ' + words[1] + ': ' + r.message, () => load(name)));
       return;
     }
     const items = (r.body && r.body.items) || [];
@@ -420,7 +428,7 @@
     const r = await api('GET', '/api/v1/sync/' + name + '/' + encodeURIComponent(id));
     if (!session || openDetails[name].get(id) !== box) return; // closed meanwhile
     if (!r.ok) {
-      body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message));
+      body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message, () => { body.replaceChildren(); showDetail(name, id, btn, host, box, true); }));
       return;
     }
     body.replaceChildren(...{ insight: insightDetail, autopilot: autopilotDetail, guardian: guardianDetail, jobs: jobDetail }[name](r.body || {}).filter(Boolean));
@@ -564,7 +572,7 @@
     if (r.ok) r.stats = jobStats(r.body || {}, items);
     if (!filtered('jobs')) renderStats(r);
     if (!r.ok) {
-      box.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message));
+      box.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message, () => load('jobs')));
       return;
     }
     if (!items.length) { box.replaceChildren(note(filtered('jobs') ? 'No jobs match these filters.' : 'No jobs yet.')); return; }
@@ -711,7 +719,7 @@
     const r = await api('GET', '/api/v1/alerts?limit=' + PAGE);
     if (!session || seq !== requestSeq.alerts) return;
     if (!r.ok) {
-      panel.replaceChildren(r.unavailable ? note('Alerts are not available: ' + r.message) : errorBox('Could not load the alerts: ' + r.message));
+      panel.replaceChildren(r.unavailable ? note('Alerts are not available: ' + r.message) : errorBox('Could not load the alerts: ' + r.message, () => loadAlerts()));
       return;
     }
     const items = (r.body && r.body.items) || [];
@@ -885,7 +893,7 @@
     if (!r.ok) {
       for (const c of charts.values()) c.destroy();
       charts.clear();
-      body.replaceChildren(r.unavailable ? note('Trends are not available: ' + r.message) : errorBox('Could not load the trends: ' + r.message));
+      body.replaceChildren(r.unavailable ? note('Trends are not available: ' + r.message) : errorBox('Could not load the trends: ' + r.message, () => loadTrends()));
       return;
     }
     if (typeof uPlot !== 'function') { body.replaceChildren(errorBox('The chart library did not load.')); return; }
@@ -943,7 +951,11 @@
     setLive('connecting', 'connecting');
     try {
       const resp = await fetch('/api/v1/events/stream', { headers: Object.assign(headers(), { Accept: 'text/event-stream' }), cache: 'no-store', credentials: 'omit', signal: ctl.signal });
-      if (resp.status === 401) { signOut('Your API key was refused.'); return; }
+      if (resp.status === 401) {
+        const p = await resp.json().catch(() => null);
+        if (stream === ctl) signOut('Your API key was refused: ' + ((p && (p.detail || p.title)) || 'HTTP 401'));
+        return;
+      }
       if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
       setLive('live', 'live');
       backoff = 1000;
