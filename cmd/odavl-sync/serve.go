@@ -198,7 +198,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	// its policy allows the blob store's origin for images, that one alone
 	// (the local provider's links are on the API's own origin).
 	if ingestCfg.BlobOrigin == "" && storageCfg.Provider != storage.ProviderLocal {
-		if ingestCfg.BlobOrigin, err = storageSvc.DownloadOrigin(ctx); err != nil {
+		if ingestCfg.BlobOrigin, err = storageCfg.DownloadOrigin(ctx); err != nil {
 			return err
 		}
 	}

@@ -132,6 +132,40 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return c, r.Err()
 }
 
+// DownloadOrigin is the origin (scheme://host[:port]) of the signed download
+// URLs the configured provider hands out, read from a URL it signs now: the
+// one origin a page must allow to show stored files as images. Signing is
+// local (no request is sent), so it answers from the configuration alone;
+// the local provider's origin is PublicURL's.
+func (c Config) DownloadOrigin(ctx context.Context) (string, error) {
+	var p blob.Provider
+	var err error
+	switch c.Provider {
+	case ProviderS3:
+		p, err = blob.NewS3(c.S3)
+	case ProviderAzure:
+		p, err = blob.NewAzure(c.Azure)
+	default:
+		return originOf(c.PublicURL)
+	}
+	if err != nil {
+		return "", err
+	}
+	signed, err := p.PresignGet(ctx, "origin-probe", blob.GetParams{Expires: time.Minute})
+	if err != nil {
+		return "", fmt.Errorf("signing a download url: %w", err)
+	}
+	return originOf(signed.URL)
+}
+
+func originOf(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("download url %q has no http(s) origin", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
 // LogValue shows the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("provider", c.Provider), slog.Duration("cleanupInterval", c.CleanupInterval),
@@ -210,22 +244,6 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 
 // Ready reports whether the service answers.
 func (s *Service) Ready() bool { return s.ready.Load() }
-
-// DownloadOrigin is the origin (scheme://host[:port]) of the signed download
-// URLs the provider hands out, read from a URL it signs now: the one origin
-// a page must allow to show stored files as images. Signing is local (no
-// request is sent), so it answers from the configuration alone.
-func (s *Service) DownloadOrigin(ctx context.Context) (string, error) {
-	signed, err := s.p.PresignGet(ctx, "origin-probe", blob.GetParams{Expires: time.Minute})
-	if err != nil {
-		return "", fmt.Errorf("signing a download url: %w", err)
-	}
-	u, err := url.Parse(signed.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", fmt.Errorf("signed download url %q has no http(s) origin", signed.URL)
-	}
-	return u.Scheme + "://" + u.Host, nil
-}
 
 // Status is the answer of the service's status request.
 type Status struct {
