@@ -55,6 +55,7 @@ type StatsGuardian struct {
 	PassRate                  *float64 `json:"passRate"`
 	AverageAccessibilityScore *float64 `json:"averageAccessibilityScore"`
 	AverageLoadTime           *float64 `json:"averageLoadTime"`
+	AverageLCP                *float64 `json:"averageLcp"`
 	TotalVulnerabilities      int64    `json:"totalVulnerabilities"`
 }
 

@@ -90,8 +90,9 @@ func printSummary(w io.Writer, s *client.StatsSummary) {
 		in.Analyses, in.TotalIssues, sev.Critical, sev.High, sev.Medium, sev.Low, in.WithCritical)
 	fmt.Fprintf(tw, "autopilot\t%d runs\t%d successful, %d failed\tsuccess %s, trust score %s\n",
 		ap.Total, ap.Successful, ap.Failed, percent(ap.SuccessRate), number(ap.AverageTrustScore, ""))
-	fmt.Fprintf(tw, "guardian\t%d runs\t%d passed, %d failed\tpass %s, accessibility %s, load %s, %d vulnerabilities\n",
-		gu.Total, gu.Passed, gu.Failed, percent(gu.PassRate), number(gu.AverageAccessibilityScore, ""), number(gu.AverageLoadTime, " ms"), gu.TotalVulnerabilities)
+	fmt.Fprintf(tw, "guardian\t%d runs\t%d passed, %d failed\tpass %s, accessibility %s, load %s, LCP %s, %d vulnerabilities\n",
+		gu.Total, gu.Passed, gu.Failed, percent(gu.PassRate), number(gu.AverageAccessibilityScore, ""), number(gu.AverageLoadTime, " ms"),
+		number(gu.AverageLCP, " ms"), gu.TotalVulnerabilities)
 	fmt.Fprintf(tw, "jobs\t%s\t\t\n", counts(fig.Jobs.ByStatus))
 	if fig.Jobs.Current != nil {
 		now := map[string]int64{}
@@ -114,10 +115,10 @@ func printTrends(w io.Writer, t *client.StatsTrends) {
 	}
 	fmt.Fprintf(w, "%s, %s to %s (compared with %s to %s)\n", who, t.From, t.To, t.PreviousFrom, t.PreviousTo)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "day\tanalyses\tissues\tcritical\tautopilot\tsuccess\tguardian\tpass")
+	fmt.Fprintln(tw, "day\tanalyses\tissues\tcritical\tautopilot\tsuccess\tguardian\tpass\tlcp")
 	for _, d := range t.Days {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", d.Day, d.Insight.Analyses, d.Insight.TotalIssues, d.Insight.IssuesBySeverity.Critical,
-			d.Autopilot.Total, percent(d.Autopilot.SuccessRate), d.Guardian.Total, percent(d.Guardian.PassRate))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", d.Day, d.Insight.Analyses, d.Insight.TotalIssues, d.Insight.IssuesBySeverity.Critical,
+			d.Autopilot.Total, percent(d.Autopilot.SuccessRate), d.Guardian.Total, percent(d.Guardian.PassRate), number(d.Guardian.AverageLCP, " ms"))
 	}
 	tw.Flush()
 	if len(t.Days) == 0 {

@@ -152,7 +152,7 @@ func TestCLIStatsSummaryAndTrends(t *testing.T) {
 	mustContain(t, "stats summary", r.Stdout, c.OrganizationID+"/"+c.ProjectID+", all time",
 		"insight", "1 analyses", "3 issues: 1 critical, 1 high, 1 medium, 0 low", "1 with critical issues",
 		"autopilot", "0 runs", "success -",
-		"guardian", "1 runs", "0 passed, 1 failed", "pass 0%", "accessibility 91.5", "load 1800 ms", "1 vulnerabilities")
+		"guardian", "1 runs", "0 passed, 1 failed", "pass 0%", "accessibility 91.5", "load 1800 ms", "LCP 1400 ms", "1 vulnerabilities")
 
 	today := time.Now().UTC().Format(time.DateOnly)
 	r = cli.mustRun("stats", "trends", "--from", today, "--to", today)

@@ -87,7 +87,10 @@ func TestDashboardTrendCharts(t *testing.T) {
 	s.upload(t, "insight", insightBody(c.OrganizationID, c.ProjectID, 1))
 	s.upload(t, "insight", insightBody(c.OrganizationID, c.ProjectID, 2))
 	s.upload(t, "autopilot", dashAutopilotBody(c.OrganizationID, c.ProjectID, "run-1"))
-	s.upload(t, "guardian", dashGuardianBody(c.OrganizationID, c.ProjectID, "tr-1"))
+	s.upload(t, "guardian", dashGuardianBody(c.OrganizationID, c.ProjectID, "tr-1")) // LCP 1500 ms
+	slow := dashGuardianBody(c.OrganizationID, c.ProjectID, "tr-2")
+	slow["tests"].(map[string]any)["performance"].(map[string]any)["lcp"] = 2500
+	s.upload(t, "guardian", slow)
 	eventually(t, "the statistics to count the uploads", func() bool {
 		var sum struct {
 			Insight   struct{ Analyses int }
@@ -95,11 +98,11 @@ func TestDashboardTrendCharts(t *testing.T) {
 			Guardian  struct{ Total int }
 		}
 		s.Do(http.MethodGet, "/api/v1/stats/summary", nil).JSON(t, &sum)
-		return sum.Insight.Analyses == 2 && sum.Autopilot.Total == 1 && sum.Guardian.Total == 1
+		return sum.Insight.Analyses == 2 && sum.Autopilot.Total == 1 && sum.Guardian.Total == 2
 	})
 
 	b.signIn(c)
-	charts := []string{"issues", "autopilot", "guardian", "load", "jobs"}
+	charts := []string{"issues", "autopilot", "guardian", "load", "lcp", "jobs"}
 	drawn := func(days int) string {
 		return `(() => { const f = [...document.querySelectorAll('#panel-trends figure[data-chart]')];
 			return f.length === ` + strconv.Itoa(len(charts)) + ` && f.every(e => e.dataset.points === '` + strconv.Itoa(days) + `' &&
@@ -116,11 +119,19 @@ func TestDashboardTrendCharts(t *testing.T) {
 	if got, want := caption("autopilot"), "1 run in the last 7 days"; got != want {
 		t.Errorf("autopilot caption %q, want %q", got, want)
 	}
-	if got, want := caption("guardian"), "1 test run in the last 7 days"; got != want {
+	if got, want := caption("guardian"), "2 test runs in the last 7 days"; got != want {
 		t.Errorf("guardian caption %q, want %q", got, want)
 	}
+	// Every run was received today: one day of seven has an LCP, the
+	// average of 1500 and 2500 ms.
+	if got := b.eval(`document.querySelector('[data-chart=lcp]').dataset.values`); got != "1" {
+		t.Errorf("the LCP chart has a value on %v days, want 1 (of 7 points)", got)
+	}
+	if got, want := caption("lcp"), "The average LCP of each day's test runs: 1 day with runs in the last 7 days, the latest 2 s"; got != want {
+		t.Errorf("LCP caption %q, want %q", got, want)
+	}
 	// Job counts arrive with the jobs' own events, beside the uploads'.
-	b.waitJS("the 4 completed uploads in the jobs chart", `document.querySelector('[data-chart=jobs] figcaption .sub').textContent.includes('4 completed')`)
+	b.waitJS("the 5 completed uploads in the jobs chart", `document.querySelector('[data-chart=jobs] figcaption .sub').textContent.includes('5 completed')`)
 	if got := b.text(`[data-chart=issues] .u-legend`); !strings.Contains(got, "Critical") || !strings.Contains(got, "Low") {
 		t.Errorf("issues legend %q", got)
 	}
@@ -310,5 +321,22 @@ func TestDashboardFilters(t *testing.T) {
 	if got := b.text(`[data-stat=total] .value`); got != strconv.Itoa(analyses+2) {
 		t.Errorf("total jobs card %q, want %d", got, analyses+2)
 	}
-	b.finish("filters-jobs.png")
+	b.screenshot("filters-jobs.png")
+
+	// Jobs by the UTC days they were created: none from tomorrow, none up
+	// to yesterday, the two Guardian jobs from today to today.
+	today, yesterday := time.Now().UTC().Format(time.DateOnly), time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	b.choose("#filter-jobs-status", "")
+	b.choose("#filter-jobs-from", tomorrow)
+	b.waitJS("no job created from tomorrow", `!!document.querySelector('#panel-jobs .note') && !document.querySelector('#panel-jobs tr[data-job]')`)
+	if got := b.text("#panel-jobs .note"); got != "No jobs match these filters." {
+		t.Errorf("jobs from tomorrow: %q", got)
+	}
+	b.choose("#filter-jobs-from", "")
+	b.choose("#filter-jobs-to", yesterday)
+	b.waitJS("no job created up to yesterday", `!!document.querySelector('#panel-jobs .note') && !document.querySelector('#panel-jobs tr[data-job]')`)
+	b.choose("#filter-jobs-from", today)
+	b.choose("#filter-jobs-to", today)
+	b.waitJS("today's two Guardian jobs", rows+` === 2 && [...document.querySelectorAll('#panel-jobs td[data-type]')].every(td => td.textContent === 'Guardian test')`)
+	b.finish("filters-jobs-days.png")
 }

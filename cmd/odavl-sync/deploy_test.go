@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"gopkg.in/yaml.v3"
+
+	"github.com/odavl/sync/services/storage"
 )
 
 // repoRoot is the repository root, two levels above this package.
@@ -236,6 +239,7 @@ func TestKustomizeOverlays(t *testing.T) {
 			if got := cfg.str("data", "NATS_URL"); got != "nats://nats:4222" {
 				t.Errorf("NATS_URL %q", got)
 			}
+			checkBlobOrigin(t, configs, cfg)
 
 			ns, ok := byKind["StatefulSet"]["nats"]
 			if !ok {
@@ -270,5 +274,34 @@ func TestKustomizeOverlays(t *testing.T) {
 			checkNATSServer(t, ns, natsConf)
 			checkNATSUsers(t, byKind, ns, overlay)
 		})
+	}
+}
+
+// checkBlobOrigin: the gateway's DASHBOARD_BLOB_ORIGIN is the origin of the
+// signed links the storage service's configuration gives (none for local
+// storage, whose links are the API's own).
+func checkBlobOrigin(t *testing.T, configs map[string]k8sObject, cfg k8sObject) {
+	t.Helper()
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "from-the-secret", "AWS_SECRET_ACCESS_KEY": "from-the-secret",
+		"AZURE_STORAGE_ACCOUNT_KEY": "ZnJvbS10aGUtc2VjcmV0"}
+	for name, o := range configs {
+		if strings.HasPrefix(name, "odavl-sync-storage") {
+			for k, v := range o.get("data").(map[string]any) {
+				env[k], _ = v.(string)
+			}
+		}
+	}
+	sc, err := storage.ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("the storage ConfigMap: %v", err)
+	}
+	want := ""
+	if sc.Provider != storage.ProviderLocal {
+		if want, err = sc.DownloadOrigin(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cfg.str("data", "DASHBOARD_BLOB_ORIGIN"); got != want {
+		t.Errorf("DASHBOARD_BLOB_ORIGIN %q, want %q (the %s storage's signed links)", got, want, sc.Provider)
 	}
 }

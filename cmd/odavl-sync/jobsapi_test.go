@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/odavl/sync/client"
 )
@@ -367,5 +370,51 @@ func TestJobsThroughTheGoClient(t *testing.T) {
 	r, err := cl.ClearJobs(ctx, 0)
 	if err != nil || r.Deleted != 1 {
 		t.Fatalf("clear: %+v %v", r, err)
+	}
+}
+
+// TestJobsListByCreationTime: from and to select the jobs created in
+// [from, to), live ones (a delayed job) and stored ones (a completed upload's) alike.
+func TestJobsListByCreationTime(t *testing.T) {
+	s := startServe(t, nil)
+	c := s.Cred
+	s.upload(t, "insight", insightBody(c.OrganizationID, c.ProjectID, 1))
+	s.submitJob(t, map[string]any{
+		"type": "EMAIL_SEND", "runAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"payload": map[string]any{"to": []string{"dev@example.com"}, "subject": "later", "text": "by creation time"},
+	}, "DELAYED")
+	eventually(t, "the upload's job completed", func() bool {
+		var l struct{ Total int64 }
+		s.Do(http.MethodGet, "/api/v1/sync/jobs?status=COMPLETED", nil).JSON(t, &l)
+		return l.Total == 1
+	})
+	at := func(d time.Duration) string { return url.QueryEscape(time.Now().Add(d).UTC().Format(time.RFC3339)) }
+	for _, tc := range []struct {
+		query string
+		want  int64
+	}{
+		{"", 2},
+		{"from=" + at(-time.Hour) + "&to=" + at(time.Hour), 2},
+		{"from=" + at(-time.Hour) + "&type=EMAIL_SEND", 1},
+		{"from=" + at(time.Hour), 0},
+		{"to=" + at(-time.Hour), 0},
+		{"to=" + at(-time.Hour) + "&status=DELAYED", 0},
+	} {
+		var l struct {
+			Total int64
+			Items []apiJob
+		}
+		r := s.Do(http.MethodGet, "/api/v1/sync/jobs?"+tc.query, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("?%s: %d %s", tc.query, r.Status, r.Body)
+		}
+		r.JSON(t, &l)
+		if l.Total != tc.want || int64(len(l.Items)) != tc.want {
+			t.Errorf("?%s: total %d with %d items, want %d", tc.query, l.Total, len(l.Items), tc.want)
+		}
+	}
+	r := s.Do(http.MethodGet, "/api/v1/sync/jobs?from=yesterday", nil)
+	if r.Status != http.StatusBadRequest || !slices.Equal(problemFields(t, r), []string{"from"}) {
+		t.Errorf("from=yesterday: %d %s, want 400 naming from", r.Status, r.Body)
 	}
 }

@@ -195,6 +195,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// The dashboard shows stored screenshots through signed download links:
+	// its policy allows the blob store's origin for images, that one alone
+	// (the local provider's links are on the API's own origin).
+	if ingestCfg.BlobOrigin == "" && storageCfg.Provider != storage.ProviderLocal {
+		if ingestCfg.BlobOrigin, err = storageCfg.DownloadOrigin(ctx); err != nil {
+			return err
+		}
+	}
 	jobsNC, err := connect("jobs")
 	if err != nil {
 		return err

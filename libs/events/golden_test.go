@@ -30,6 +30,7 @@ func goldens() []golden {
 	at := time.Date(2026, 11, 30, 9, 15, 2, 311e6, time.UTC)
 	done := at.Add(45 * time.Millisecond)
 	yes := true
+	lcp := 1460.0
 	up := func(p events.Product) string {
 		return map[events.Product]string{events.Insight: "up_4b9e0c1f7a2d3e5f6a7b8c9d0e1f2a3b", events.Autopilot: "up_0f1e2d3c4b5a69788796a5b4c3d2e1f0", events.Guardian: "up_a1b2c3d4e5f60718293a4b5c6d7e8f90"}[p]
 	}
@@ -42,7 +43,7 @@ func goldens() []golden {
 	figures := map[events.Product]events.Figures{
 		events.Insight:   {TotalIssues: 1, IssuesBySeverity: &events.IssuesBySeverity{Critical: 1}},
 		events.Autopilot: {Success: &yes, TrustScore: 0.87},
-		events.Guardian:  {Passed: &yes, AccessibilityScore: 92.5, LoadTime: 1840, Environment: "staging"},
+		events.Guardian:  {Passed: &yes, AccessibilityScore: 92.5, LoadTime: 1840, LCP: &lcp, Environment: "staging"},
 	}
 	var gs []golden
 	for _, p := range events.Products {

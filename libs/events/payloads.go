@@ -199,7 +199,10 @@ type Figures struct {
 	AccessibilityScore float64 `json:"accessibilityScore,omitempty"`
 	Vulnerabilities    int64   `json:"vulnerabilities,omitempty"`
 	LoadTime           float64 `json:"loadTime,omitempty"`
-	Environment        string  `json:"environment,omitempty"`
+	// LCP is the run's largest contentful paint in milliseconds; nil in
+	// events published before it was added.
+	LCP         *float64 `json:"lcp,omitempty"`
+	Environment string   `json:"environment,omitempty"`
 }
 
 // CriticalAlert is the data of an alert raised by an Insight upload with critical issues.

@@ -108,3 +108,19 @@ func Ping(ctx context.Context, c *mongo.Client) error {
 	defer cancel()
 	return c.Ping(ctx, readpref.Primary())
 }
+
+// TimeRange appends to f the condition that field is in [from, to) (a nil
+// bound is open); f comes back as it is when both are nil.
+func TimeRange(f bson.D, field string, from, to *time.Time) bson.D {
+	if from == nil && to == nil {
+		return f
+	}
+	r := bson.D{}
+	if from != nil {
+		r = append(r, bson.E{Key: "$gte", Value: *from})
+	}
+	if to != nil {
+		r = append(r, bson.E{Key: "$lt", Value: *to})
+	}
+	return append(f, bson.E{Key: field, Value: r})
+}

@@ -39,6 +39,9 @@ type ListJobsRequest struct {
 	Type   string `json:"type,omitempty"`
 	Limit  int    `json:"limit"`
 	Offset int    `json:"offset"`
+	// From and To select jobs created in [From, To) (nil: unbounded).
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
 }
 
 // ListJobsResponse is a page of jobs and the counts of the selection.

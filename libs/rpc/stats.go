@@ -73,7 +73,10 @@ type GuardianFigures struct {
 	PassRate                  *float64 `json:"passRate"`
 	AverageAccessibilityScore *float64 `json:"averageAccessibilityScore"`
 	AverageLoadTime           *float64 `json:"averageLoadTime"`
-	TotalVulnerabilities      int64    `json:"totalVulnerabilities"`
+	// AverageLCP is the average largest contentful paint (ms) of the runs
+	// whose LCP is known.
+	AverageLCP           *float64 `json:"averageLcp"`
+	TotalVulnerabilities int64    `json:"totalVulnerabilities"`
 }
 
 // JobFigures count job lifecycle transitions of a period: how many jobs

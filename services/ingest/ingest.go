@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type Config struct {
 	// (BODY_TIMEOUT): a body shorter than its Content-Length, or sent too
 	// slowly, is a 400 then, not a request held open.
 	BodyTimeout time.Duration
+	// BlobOrigin is the origin (scheme://host[:port]) of the blob store's
+	// signed download URLs (DASHBOARD_BLOB_ORIGIN): the dashboard's policy
+	// allows images from it besides its own origin, so screenshots stored
+	// on S3 or Azure show. serve fills it from the storage configuration.
+	BlobOrigin string
 	// BootstrapKey, when set (BOOTSTRAP_ADMIN_KEY, at least 32 characters),
 	// is stored at start as an admin key of BootstrapOrganization /
 	// BootstrapProject (BOOTSTRAP_ORGANIZATION_ID, BOOTSTRAP_PROJECT_ID): the
@@ -93,6 +99,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		KeyCacheTTL:     r.Duration("KEY_CACHE_TTL", d.KeyCacheTTL),
 		MetricsAddr:     r.String("METRICS_ADDR", d.MetricsAddr),
 		BodyTimeout:     r.Duration("BODY_TIMEOUT", d.BodyTimeout),
+		BlobOrigin:      r.String("DASHBOARD_BLOB_ORIGIN", ""),
 
 		BootstrapKey:          r.String("BOOTSTRAP_ADMIN_KEY", ""),
 		BootstrapOrganization: r.String("BOOTSTRAP_ORGANIZATION_ID", "local"),
@@ -102,10 +109,28 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		// Zero or less would refuse every upload with 413.
 		r.Invalid("MAX_BODY_BYTES", "must be a positive number of bytes")
 	}
+	if c.BlobOrigin != "" {
+		o, err := Origin(c.BlobOrigin)
+		if err != nil {
+			r.Invalid("DASHBOARD_BLOB_ORIGIN", err.Error())
+		}
+		c.BlobOrigin = o
+	}
 	if c.BootstrapKey != "" && len(c.BootstrapKey) < 32 {
 		r.Invalid("BOOTSTRAP_ADMIN_KEY", "must be at least 32 characters")
 	}
 	return c, r.Err()
+}
+
+// Origin is the origin of an http(s) URL, scheme://host[:port], as a
+// Content-Security-Policy source allows exactly it: no wildcard, no path.
+func Origin(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(u.Host, "*;, '") || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("must be an http(s) origin such as https://bucket.s3.eu-west-1.amazonaws.com (no wildcard, no path), not %q", raw)
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host), nil
 }
 
 // Options are the gateway's collaborators beyond its connections.
@@ -172,7 +197,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	s.handler, s.metrics = httpapi.New(log, nc, s.tenants, up, v, httpapi.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: s.check, Healthy: opts.Healthy, Version: opts.Version, Extra: opts.Extra, Stopping: s.stopping,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies,
-		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout, Registry: opts.Registry,
+		MetricsOnAPI: cfg.MetricsAddr == "api", BodyTimeout: cfg.BodyTimeout, Registry: opts.Registry, ImageOrigin: cfg.BlobOrigin,
 	})
 	if a := cfg.MetricsAddr; a != "api" && a != "off" && a != "" {
 		if s.metricsLn, err = net.Listen("tcp", a); err != nil {

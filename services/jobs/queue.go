@@ -71,7 +71,7 @@ func (s *Service) submitJob(ctx context.Context, req rpc.SubmitJobRequest) (rpc.
 
 func (s *Service) query(req rpc.ListJobsRequest) jobstore.Query {
 	return jobstore.Query{OrganizationID: req.OrganizationID, ProjectID: req.ProjectID, Status: req.Status, Type: req.Type,
-		Limit: req.Limit, Offset: req.Offset}
+		Limit: req.Limit, Offset: req.Offset, CreatedFrom: req.From, CreatedTo: req.To}
 }
 
 func (s *Service) listJobs(ctx context.Context, req rpc.ListJobsRequest) (rpc.ListJobsResponse, error) {

@@ -69,7 +69,7 @@ func guardianPayload(org, project, run string, at time.Time, passed bool, score,
 		"environment": "staging", "screenshots": []string{}, "passed": passed,
 		"tests": map[string]any{
 			"accessibility": map[string]any{"score": score, "violations": 1, "passes": 10},
-			"performance":   map[string]any{"loadTime": load, "ttfb": 100, "fcp": 200, "lcp": 300},
+			"performance":   map[string]any{"loadTime": load, "ttfb": 100, "fcp": 200, "lcp": 1500 + score},
 			"security":      map[string]any{"vulnerabilities": vulns, "warnings": 0},
 		}}
 }
@@ -122,8 +122,9 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 		t.Errorf("p1 autopilot = %+v", s.Autopilot)
 	}
 	g := summaryOf(t, b.nats.Conn, rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p2"}}).Guardian
-	// scores 90.3333, 91.3333, 92.3333 → 91.33; passed runs 0 and 2.
-	if g.Passed != 2 || *g.PassRate != 66.67 || *g.AverageAccessibilityScore != 91.33 || g.TotalVulnerabilities != 3 || *g.AverageLoadTime != 1000.1 {
+	// scores 90.3333, 91.3333, 92.3333 → 91.33 (LCP 1500 more); passed runs 0 and 2.
+	if g.Passed != 2 || *g.PassRate != 66.67 || *g.AverageAccessibilityScore != 91.33 || g.TotalVulnerabilities != 3 || *g.AverageLoadTime != 1000.1 ||
+		g.AverageLCP == nil || *g.AverageLCP != 1591.33 {
 		t.Errorf("p2 guardian = %+v", g)
 	}
 

@@ -158,12 +158,13 @@ func fixture() []pubEvent {
 	add(processed("o1", "p1", events.Autopilot, "a1", day1, events.Figures{Success: ptr(true), TrustScore: 0.9}))
 	add(processed("o1", "p1", events.Autopilot, "a2", day1, events.Figures{Success: ptr(false), TrustScore: 0.75}))
 	add(processed("o1", "p1", events.Autopilot, "a3", day1.AddDate(0, 0, 1), events.Figures{Success: ptr(true), TrustScore: 0.333}))
-	// Guardian, p1: 2 runs, 1 passed; accessibility 95.5 and 80; vulns 0 and 3; load 1200.5 and 800.
-	add(processed("o1", "p1", events.Guardian, "g1", day1, events.Figures{Passed: ptr(true), AccessibilityScore: 95.5, LoadTime: 1200.5, Environment: "production"}))
+	// Guardian, p1: 2 runs, 1 passed; accessibility 95.5 and 80; vulns 0 and 3; load 1200.5 and 800;
+	// LCP 1500.5 and unknown (an event published before figures carried it).
+	add(processed("o1", "p1", events.Guardian, "g1", day1, events.Figures{Passed: ptr(true), AccessibilityScore: 95.5, LoadTime: 1200.5, LCP: ptr(1500.5), Environment: "production"}))
 	add(processed("o1", "p1", events.Guardian, "g2", day1.AddDate(0, 0, 1), events.Figures{Passed: ptr(false), AccessibilityScore: 80, Vulnerabilities: 3, LoadTime: 800, Environment: "staging"}))
 	// Another project of the organization: one Insight analysis, one Guardian run.
 	add(processed("o1", "p2", events.Insight, "i4", day1, events.Figures{TotalIssues: 7, IssuesBySeverity: &events.IssuesBySeverity{Critical: 4, Low: 3}}))
-	add(processed("o1", "p2", events.Guardian, "g3", day1, events.Figures{Passed: ptr(true), AccessibilityScore: 70, Vulnerabilities: 1, LoadTime: 500}))
+	add(processed("o1", "p2", events.Guardian, "g3", day1, events.Figures{Passed: ptr(true), AccessibilityScore: 70, Vulnerabilities: 1, LoadTime: 500, LCP: ptr(0.0)}))
 	// Jobs, p1: i1's job went WAITING → ACTIVE → FAILED → ACTIVE → COMPLETED.
 	add(jobEvent("o1", "p1", "j1", "INSIGHT_ANALYSIS", "WAITING", 0, day1))
 	add(jobEvent("o1", "p1", "j1", "INSIGHT_ANALYSIS", "ACTIVE", 1, day1))
@@ -202,7 +203,7 @@ func p1Figures() rpc.Figures {
 		Insight:   rpc.InsightFigures{Analyses: 3, TotalIssues: 16, IssuesBySeverity: rpc.SeverityTotals{Critical: 3, High: 4, Medium: 5, Low: 4}, WithCritical: 2},
 		Autopilot: rpc.AutopilotFigures{Total: 3, Successful: 2, Failed: 1, SuccessRate: ptr(66.67), AverageTrustScore: ptr(0.66)}, // (0.9+0.75+0.333)/3 = 0.661
 		Guardian: rpc.GuardianFigures{Total: 2, Passed: 1, Failed: 1, PassRate: ptr(50.0), AverageAccessibilityScore: ptr(87.75),
-			AverageLoadTime: ptr(1000.25), TotalVulnerabilities: 3},
+			AverageLoadTime: ptr(1000.25), AverageLCP: ptr(1500.5), TotalVulnerabilities: 3},
 		Jobs: rpc.JobFigures{
 			ByStatus: map[string]int64{"WAITING": 1, "ACTIVE": 2, "FAILED": 3, "COMPLETED": 2},
 			ByType: map[string]map[string]int64{
@@ -283,7 +284,8 @@ func TestFiguresExactWithDuplicatesAndRetries(t *testing.T) {
 	if org.Insight.Analyses != 4 || org.Insight.TotalIssues != 23 || org.Insight.IssuesBySeverity.Critical != 7 {
 		t.Errorf("organization insight = %+v", org.Insight)
 	}
-	if org.Guardian.Total != 3 || org.Guardian.Passed != 2 || *org.Guardian.PassRate != 66.67 || *org.Guardian.AverageAccessibilityScore != 81.83 || org.Guardian.TotalVulnerabilities != 4 {
+	if org.Guardian.Total != 3 || org.Guardian.Passed != 2 || *org.Guardian.PassRate != 66.67 || *org.Guardian.AverageAccessibilityScore != 81.83 || org.Guardian.TotalVulnerabilities != 4 ||
+		org.Guardian.AverageLCP == nil || *org.Guardian.AverageLCP != 750.25 { // LCP of g1 and g3; g2's is unknown
 		t.Errorf("organization guardian = %+v", org.Guardian)
 	}
 	// Day 1 alone, for p1: i1, i2; a1, a2; g1.

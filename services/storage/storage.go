@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,40 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.PendingGrace = r.Duration("STORAGE_PENDING_GRACE", c.PendingGrace)
 	c.DefaultRetention = r.Duration("STORAGE_DEFAULT_RETENTION", c.DefaultRetention)
 	return c, r.Err()
+}
+
+// DownloadOrigin is the origin (scheme://host[:port]) of the signed download
+// URLs the configured provider hands out, read from a URL it signs now: the
+// one origin a page must allow to show stored files as images. Signing is
+// local (no request is sent), so it answers from the configuration alone;
+// the local provider's origin is PublicURL's.
+func (c Config) DownloadOrigin(ctx context.Context) (string, error) {
+	var p blob.Provider
+	var err error
+	switch c.Provider {
+	case ProviderS3:
+		p, err = blob.NewS3(c.S3)
+	case ProviderAzure:
+		p, err = blob.NewAzure(c.Azure)
+	default:
+		return originOf(c.PublicURL)
+	}
+	if err != nil {
+		return "", err
+	}
+	signed, err := p.PresignGet(ctx, "origin-probe", blob.GetParams{Expires: time.Minute})
+	if err != nil {
+		return "", fmt.Errorf("signing a download url: %w", err)
+	}
+	return originOf(signed.URL)
+}
+
+func originOf(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("download url %q has no http(s) origin", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // LogValue shows the configuration with its secrets masked.

@@ -124,3 +124,35 @@ func TestStandaloneServesBlobs(t *testing.T) {
 		t.Fatalf("download: %d %q", resp.StatusCode, got)
 	}
 }
+
+// TestDownloadOrigin: the origin of each provider's signed download links,
+// from the configuration alone.
+func TestDownloadOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"aws", map[string]string{"STORAGE_PROVIDER": "s3", "AWS_REGION": "eu-central-1", "S3_BUCKET_NAME": "odavl-sync-files",
+			"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}, "https://odavl-sync-files.s3.eu-central-1.amazonaws.com"},
+		{"s3 path style", map[string]string{"STORAGE_PROVIDER": "s3", "S3_BUCKET_NAME": "b", "S3_ENDPOINT": "http://127.0.0.1:7070",
+			"S3_FORCE_PATH_STYLE": "true", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, "http://127.0.0.1:7070"},
+		{"azure", map[string]string{"AZURE_STORAGE_ACCOUNT_NAME": "acct", "AZURE_STORAGE_ACCOUNT_KEY": "a2V5"}, "https://acct.blob.core.windows.net"},
+		{"azurite", map[string]string{"AZURE_STORAGE_ACCOUNT_NAME": "devstoreaccount1", "AZURE_STORAGE_ACCOUNT_KEY": "a2V5",
+			"AZURE_BLOB_ENDPOINT": "http://127.0.0.1:10000/devstoreaccount1"}, "http://127.0.0.1:10000"},
+		{"local", map[string]string{"STORAGE_PUBLIC_URL": "http://files.example.com:8080/"}, "http://files.example.com:8080"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := storage.ConfigFromEnv(func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := cfg.DownloadOrigin(context.Background())
+			if err != nil || got != tc.want {
+				t.Errorf("DownloadOrigin = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

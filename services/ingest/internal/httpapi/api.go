@@ -54,6 +54,9 @@ type Options struct {
 	// TrustedProxies may name the client in X-Forwarded-For (none: the peer).
 	TrustedProxies []string
 	RateBurst      int
+	// ImageOrigin, when set, is the one origin besides its own that the
+	// dashboard's policy loads images from (the blob store's signed links).
+	ImageOrigin string
 	// Stopping is closed when the server begins to stop: long-lived
 	// responses (the event stream) end then, so shutdown need not wait.
 	Stopping <-chan struct{}

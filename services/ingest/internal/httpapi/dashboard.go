@@ -27,8 +27,16 @@ var dashboardFiles embed.FS
 // dashboardCSP allows nothing but the page's own script, style and images and
 // requests to its own origin; no inline code, no frames, and DOM sinks only
 // through Trusted Types (the script never writes HTML, only text nodes).
-const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+// imageOrigin, when set (a checked origin, never a wildcard), is the blob
+// store whose signed links show stored screenshots: images only, from it alone.
+func dashboardCSP(imageOrigin string) string {
+	img := "'self'"
+	if imageOrigin != "" {
+		img += " " + imageOrigin
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src " + img + "; connect-src 'self'; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+}
 
 // streamHeartbeat is how often an idle event stream sends a comment, so
 // proxies and load balancers keep the connection open.
@@ -83,7 +91,7 @@ func (a *API) dashboardRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 		if err != nil || d.IsDir() || staticType(path.Ext(name)) == "" {
 			return err
 		}
-		h := staticFile(sub, name)
+		h := staticFile(sub, name, dashboardCSP(a.opts.ImageOrigin))
 		if name == "index.html" {
 			r.GET("/dashboard", h)
 			r.GET("/dashboard/", h)
@@ -121,7 +129,7 @@ func staticType(ext string) string {
 
 // staticFile serves one embedded file with its hash as ETag and the
 // dashboard's security headers.
-func staticFile(fsys fs.FS, name string) gin.HandlerFunc {
+func staticFile(fsys fs.FS, name, csp string) gin.HandlerFunc {
 	b, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		panic(err)
@@ -131,7 +139,7 @@ func staticFile(fsys fs.FS, name string) gin.HandlerFunc {
 	ctype := staticType(path.Ext(name))
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
-		h.Set("Content-Security-Policy", dashboardCSP)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")

@@ -146,3 +146,19 @@ func TestEventStreamsPerKeyAreBounded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDashboardPolicyAllowsTheBlobOriginForImagesOnly: a configured blob
+// origin is added to img-src, and to nothing else.
+func TestDashboardPolicyAllowsTheBlobOriginForImagesOnly(t *testing.T) {
+	t.Parallel()
+	if got := dashboardCSP(""); !strings.Contains(got, "img-src 'self';") {
+		t.Errorf("policy without a blob origin %q, want img-src 'self' alone", got)
+	}
+	got := dashboardCSP("https://shots.s3.eu-west-1.amazonaws.com")
+	if !strings.Contains(got, "; img-src 'self' https://shots.s3.eu-west-1.amazonaws.com;") {
+		t.Errorf("policy %q lacks the blob origin in img-src", got)
+	}
+	if n := strings.Count(got, "amazonaws"); n != 1 {
+		t.Errorf("policy %q names the blob origin %d times, want once (img-src)", got, n)
+	}
+}

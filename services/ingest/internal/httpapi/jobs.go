@@ -130,7 +130,8 @@ func jobScope(c *gin.Context) (rpc.Tenant, *rpc.FieldError, bool) {
 	return t, nil, true
 }
 
-// listJobs is GET /api/v1/sync/jobs?status=&type=&projectId=&organizationId=&limit=&offset=.
+// listJobs is GET /api/v1/sync/jobs?status=&type=&projectId=&organizationId=&from=&to=&limit=&offset=
+// (from and to: RFC 3339 times, jobs created in [from, to)).
 func (a *API) listJobs(c *gin.Context) {
 	t, ferr, ok := jobScope(c)
 	if !ok {
@@ -152,7 +153,7 @@ func (a *API) listJobs(c *gin.Context) {
 	}
 	var pg rpc.ListResultsRequest
 	fields = append(fields, page(c, &pg)...)
-	req.Limit, req.Offset = pg.Limit, pg.Offset
+	req.Limit, req.Offset, req.From, req.To = pg.Limit, pg.Offset, pg.From, pg.To
 	if len(fields) > 0 {
 		problem(c, http.StatusBadRequest, "bad-query", "invalid query parameter(s)", fields...)
 		return

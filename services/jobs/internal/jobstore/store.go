@@ -139,6 +139,14 @@ type Query struct {
 	Status, Type  string
 	ParentID      string
 	Limit, Offset int
+	// CreatedFrom and CreatedTo select jobs created in [CreatedFrom,
+	// CreatedTo) (nil: unbounded).
+	CreatedFrom, CreatedTo *time.Time
+}
+
+// Created reports whether t is in the query's creation range.
+func (q Query) Created(t time.Time) bool {
+	return (q.CreatedFrom == nil || !t.Before(*q.CreatedFrom)) && (q.CreatedTo == nil || t.Before(*q.CreatedTo))
 }
 
 func (q Query) filter() bson.D {
@@ -155,7 +163,7 @@ func (q Query) filter() bson.D {
 	if q.ParentID != "" {
 		f = append(f, bson.E{Key: "parentId", Value: q.ParentID})
 	}
-	return f
+	return mongodb.TimeRange(f, "createdAt", q.CreatedFrom, q.CreatedTo)
 }
 
 // List returns a page of jobs, newest first, and the count of all that match.

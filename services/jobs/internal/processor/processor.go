@@ -264,6 +264,8 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 		r.Timestamp, r.TestRunID, r.Passed, r.Environment = in.Timestamp, in.TestRunID, &in.Passed, in.Environment
 		f.Passed, f.AccessibilityScore = &in.Passed, in.Tests.Accessibility.Score
 		f.Vulnerabilities, f.LoadTime, f.Environment = in.Tests.Security.Vulnerabilities, in.Tests.Performance.LoadTime, in.Environment
+		lcp := in.Tests.Performance.LCP
+		f.LCP = &lcp
 	}
 	return f, nil, nil
 }

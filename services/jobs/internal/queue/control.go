@@ -284,7 +284,7 @@ func matches(qu jobstore.Query) func(jobstore.Record) bool {
 	return func(r jobstore.Record) bool {
 		return r.OrganizationID == qu.OrganizationID && (qu.ProjectID == "" || r.ProjectID == qu.ProjectID) &&
 			(qu.Status == "" || r.Status == qu.Status) && (qu.Type == "" || r.Type == qu.Type) &&
-			(qu.ParentID == "" || r.ParentID == qu.ParentID)
+			(qu.ParentID == "" || r.ParentID == qu.ParentID) && qu.Created(r.CreatedAt)
 	}
 }
 

@@ -134,16 +134,7 @@ type Query struct {
 
 func (q Query) filter() bson.D {
 	f := bson.D{{Key: "organizationId", Value: q.OrganizationID}, {Key: "projectId", Value: q.ProjectID}}
-	if q.From != nil || q.To != nil {
-		r := bson.D{}
-		if q.From != nil {
-			r = append(r, bson.E{Key: "$gte", Value: *q.From})
-		}
-		if q.To != nil {
-			r = append(r, bson.E{Key: "$lt", Value: *q.To})
-		}
-		f = append(f, bson.E{Key: "receivedAt", Value: r})
-	}
+	f = mongodb.TimeRange(f, "receivedAt", q.From, q.To)
 	if q.Success != nil {
 		f = append(f, bson.E{Key: "success", Value: *q.Success})
 	}

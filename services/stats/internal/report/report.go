@@ -107,6 +107,7 @@ func FiguresOf(c tally.Counters) rpc.Figures {
 			PassRate:                  ratio(c[tally.GuardianPassed], c[tally.GuardianRuns], 100),
 			AverageAccessibilityScore: ratio(c[tally.GuardianAccessibilityMilli], c[tally.GuardianRuns]*1000, 1),
 			AverageLoadTime:           ratio(c[tally.GuardianLoadTimeMilli], c[tally.GuardianRuns]*1000, 1),
+			AverageLCP:                ratio(c[tally.GuardianLCPMilli], c[tally.GuardianLCPRuns]*1000, 1),
 			TotalVulnerabilities:      c[tally.GuardianVulnerabilities],
 		},
 		Jobs: rpc.JobFigures{ByStatus: map[string]int64{}, ByType: map[string]map[string]int64{}},

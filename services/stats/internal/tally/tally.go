@@ -39,6 +39,11 @@ const (
 	GuardianAccessibilityMilli = "guardian_accessibilityMilli"
 	GuardianLoadTimeMilli      = "guardian_loadTimeMilli"
 	GuardianVulnerabilities    = "guardian_vulnerabilities"
+	// GuardianLCPRuns counts the runs whose LCP is known (every run counted
+	// from its result; a processed event older than the figure carries none),
+	// GuardianLCPMilli sums their LCP.
+	GuardianLCPRuns  = "guardian_lcpRuns"
+	GuardianLCPMilli = "guardian_lcpMilli"
 
 	JobPrefix   = "job_"
 	FilePrefix  = "file_"
@@ -91,7 +96,7 @@ func FromProcessed(id string, p events.Processed) (Change, error) {
 	case events.Autopilot:
 		c.Inc = autopilot(f.Success != nil && *f.Success, f.TrustScore)
 	case events.Guardian:
-		c.Inc = guardian(f.Passed != nil && *f.Passed, f.AccessibilityScore, f.LoadTime, f.Vulnerabilities)
+		c.Inc = guardian(f.Passed != nil && *f.Passed, f.AccessibilityScore, f.LoadTime, f.LCP, f.Vulnerabilities)
 	default:
 		return Change{}, fmt.Errorf("unknown product %q", p.Product)
 	}
@@ -120,7 +125,7 @@ func FromResult(id, org, project string, product events.Product, receivedAt time
 		if err := json.Unmarshal(data, &in); err != nil {
 			return Change{}, fmt.Errorf("decoding guardian result %s: %w", id, err)
 		}
-		c.Inc = guardian(in.Passed, in.Tests.Accessibility.Score, in.Tests.Performance.LoadTime, in.Tests.Security.Vulnerabilities)
+		c.Inc = guardian(in.Passed, in.Tests.Accessibility.Score, in.Tests.Performance.LoadTime, &in.Tests.Performance.LCP, in.Tests.Security.Vulnerabilities)
 	default:
 		return Change{}, fmt.Errorf("result %s: unknown product %q", id, product)
 	}
@@ -141,11 +146,15 @@ func autopilot(success bool, trust float64) map[string]int64 {
 	}
 }
 
-func guardian(passed bool, accessibility, loadTime float64, vulns int64) map[string]int64 {
-	return map[string]int64{
+func guardian(passed bool, accessibility, loadTime float64, lcp *float64, vulns int64) map[string]int64 {
+	inc := map[string]int64{
 		GuardianRuns: 1, GuardianPassed: b2i(passed), GuardianFailed: b2i(!passed),
 		GuardianAccessibilityMilli: Milli(accessibility), GuardianLoadTimeMilli: Milli(loadTime), GuardianVulnerabilities: vulns,
 	}
+	if lcp != nil {
+		inc[GuardianLCPRuns], inc[GuardianLCPMilli] = 1, Milli(*lcp)
+	}
+	return inc
 }
 
 // FromJob is the change of a job lifecycle event: the job entered a status.

@@ -35,10 +35,10 @@ func TestResultAndProcessedAgree(t *testing.T) {
 			map[string]int64{tally.AutopilotRuns: 1, tally.AutopilotSuccessful: 0, tally.AutopilotFailed: 1, tally.AutopilotTrustMilli: 124}},
 		{"guardian", events.Guardian,
 			events.GuardianRun{Passed: true, Tests: events.GuardianTests{Accessibility: events.GuardianAccessibility{Score: 99.9999},
-				Performance: events.GuardianPerformance{LoadTime: 1234.5678}, Security: events.GuardianSecurity{Vulnerabilities: 4}}},
-			events.Figures{Passed: ptr(true), AccessibilityScore: 99.9999, LoadTime: 1234.5678, Vulnerabilities: 4},
+				Performance: events.GuardianPerformance{LoadTime: 1234.5678, LCP: 987.6543}, Security: events.GuardianSecurity{Vulnerabilities: 4}}},
+			events.Figures{Passed: ptr(true), AccessibilityScore: 99.9999, LoadTime: 1234.5678, LCP: ptr(987.6543), Vulnerabilities: 4},
 			map[string]int64{tally.GuardianRuns: 1, tally.GuardianPassed: 1, tally.GuardianFailed: 0, tally.GuardianAccessibilityMilli: 100000,
-				tally.GuardianLoadTimeMilli: 1234568, tally.GuardianVulnerabilities: 4}},
+				tally.GuardianLoadTimeMilli: 1234568, tally.GuardianLCPRuns: 1, tally.GuardianLCPMilli: 987654, tally.GuardianVulnerabilities: 4}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

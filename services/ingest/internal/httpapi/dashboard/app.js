@@ -26,7 +26,9 @@
   }
   const spinner = (what) => el('div', { class: 'spinner', role: 'status', text: 'Loading ' + what + '…' });
   const note = (text) => el('div', { class: 'note', text });
-  const errorBox = (text) => el('div', { class: 'alert', role: 'alert', text });
+  // errorBox says what failed; with retry, its "Try again" button reads it again.
+  const errorBox = (text, retry) => el('div', { class: 'alert', role: 'alert' }, el('span', { text }),
+    retry ? el('button', { type: 'button', class: 'small secondary', 'data-reload': '', onclick: retry }, 'Try again') : null);
   const num = (v) => (typeof v === 'number' && isFinite(v) ? v : 0);
   const fmtNum = (v, digits) => (typeof v === 'number' && isFinite(v)
     ? v.toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 1 : digits }) : '—');
@@ -135,6 +137,12 @@
 
   function signOut(reason) {
     stopStream();
+    // A refused key keeps its organization and project in the form: only
+    // the key needs typing again.
+    if (session && typeof reason === 'string') {
+      $('f-org').value = session.org;
+      $('f-project').value = session.project;
+    }
     session = null;
     sessionStorage.removeItem(SESSION);
     $('tenant').replaceChildren();
@@ -217,6 +225,7 @@
     ['pass-rate', 'Guardian pass rate', (b) => b.guardian && b.guardian.passRate, pct],
     ['accessibility', 'Average accessibility score', (b) => b.guardian && b.guardian.averageAccessibilityScore, (v) => fmtNum(v, 1)],
     ['load-time', 'Average load time', (b) => b.guardian && b.guardian.averageLoadTime, fmtMs],
+    ['lcp', 'Average LCP', (b) => b.guardian && b.guardian.averageLcp, fmtMs],
     ['vulnerabilities', 'Vulnerabilities', (b) => b.guardian && b.guardian.totalVulnerabilities, (v) => fmtNum(v, 0)],
     ['files', 'Files uploaded', (b) => b.files && b.files.uploaded, (v) => fmtNum(v, 0)],
   ];
@@ -260,7 +269,7 @@
     jobs: [
       { key: 'status', label: 'Status', options: [['', 'Any status']].concat(STATUS.map((s) => [s, STATUS_LABEL[s]])) },
       { key: 'type', label: 'Type', options: [['', 'Any type']].concat(Object.entries(JOB_TYPE)) },
-    ],
+    ].concat(RANGE_FILTER),
     insight: RANGE_FILTER,
     autopilot: [{ key: 'success', label: 'Result', options: [['', 'Any result'], ['true', 'Succeeded'], ['false', 'Failed']] }].concat(RANGE_FILTER),
     guardian: [
@@ -338,7 +347,7 @@
     const r = await api('GET', '/api/v1/sync/' + name + '?' + listQuery(name));
     if (!session || seq !== requestSeq[name]) return; // a newer read is under way
     if (!r.ok) {
-      box.replaceChildren(r.unavailable ? note(words[2] + ' ' + words[1] + ' are not available: ' + r.message) : errorBox('Could not load ' + words[2] + ' ' + words[1] + ': ' + r.message));
+      box.replaceChildren(r.unavailable ? note(words[2] + ' ' + words[1] + ' are not available: ' + r.message) : errorBox('Could not load ' + words[2] + ' ' + words[1] + ': ' + r.message, () => load(name)));
       return;
     }
     const items = (r.body && r.body.items) || [];
@@ -419,7 +428,7 @@
     const r = await api('GET', '/api/v1/sync/' + name + '/' + encodeURIComponent(id));
     if (!session || openDetails[name].get(id) !== box) return; // closed meanwhile
     if (!r.ok) {
-      body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message));
+      body.replaceChildren(r.unavailable && r.status !== 404 ? note('Details are not available: ' + r.message) : errorBox('Could not load the details: ' + r.message, () => { body.replaceChildren(); showDetail(name, id, btn, host, box, true); }));
       return;
     }
     body.replaceChildren(...{ insight: insightDetail, autopilot: autopilotDetail, guardian: guardianDetail, jobs: jobDetail }[name](r.body || {}).filter(Boolean));
@@ -496,7 +505,8 @@
 
   // screenshot shows one of a run's screenshots: a stored file as its image,
   // through a signed download link read now (the page's policy loads images
-  // of its own origin only); an http(s) URL elsewhere as a link, as it is.
+  // of its own origin and of the configured blob store only); an http(s)
+  // URL elsewhere as a link, as it is.
   function screenshot(u) {
     if (/^https?:\/\//.test(u)) {
       return el('figure', { class: 'shot', 'data-shot': u }, el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', class: 'mono', text: u }));
@@ -562,7 +572,7 @@
     if (r.ok) r.stats = jobStats(r.body || {}, items);
     if (!filtered('jobs')) renderStats(r);
     if (!r.ok) {
-      box.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message));
+      box.replaceChildren(r.unavailable ? note('Sync jobs are not available: ' + r.message) : errorBox('Could not load jobs: ' + r.message, () => load('jobs')));
       return;
     }
     if (!items.length) { box.replaceChildren(note(filtered('jobs') ? 'No jobs match these filters.' : 'No jobs yet.')); return; }
@@ -709,7 +719,7 @@
     const r = await api('GET', '/api/v1/alerts?limit=' + PAGE);
     if (!session || seq !== requestSeq.alerts) return;
     if (!r.ok) {
-      panel.replaceChildren(r.unavailable ? note('Alerts are not available: ' + r.message) : errorBox('Could not load the alerts: ' + r.message));
+      panel.replaceChildren(r.unavailable ? note('Alerts are not available: ' + r.message) : errorBox('Could not load the alerts: ' + r.message, () => loadAlerts()));
       return;
     }
     const items = (r.body && r.body.items) || [];
@@ -759,7 +769,7 @@
   const charts = new Map(); // chart key → uPlot instance
   const COLORS = {
     critical: '#b91c1c', high: '#c2410c', medium: '#a16207', low: '#2563eb',
-    runs: '#94a3b8', success: '#15803d', pass: '#15803d', a11y: '#7c3aed', load: '#2563eb',
+    runs: '#94a3b8', success: '#15803d', pass: '#15803d', a11y: '#7c3aed', load: '#2563eb', lcp: '#0e7490',
     COMPLETED: '#15803d', FAILED: '#b91c1c', CANCELLED: '#57606a', ACTIVE: '#2563eb', WAITING: '#a16207', DELAYED: '#c2410c',
   };
 
@@ -798,6 +808,8 @@
     const jobs = statuses.map((s) => at(days, (d) => (d.jobs && d.jobs.byStatus && d.jobs.byStatus[s]) || 0));
     const shownStatuses = statuses.filter((s, i) => sum(jobs[i]) > 0);
     const issues = sum(sev.flat());
+    const lcp = at(days, (d) => d.guardian && d.guardian.averageLcp);
+    const lcpDays = lcp.filter((v) => v !== null).length;
     const lastDays = 'in the last ' + plural(n, 'day');
     return [
       { key: 'issues', title: 'Insight issues by severity', stacked: true,
@@ -816,6 +828,9 @@
       { key: 'load', title: 'Guardian average load time',
         caption: sum(tests) ? 'Milliseconds, the average of each day\'s test runs' : 'No Guardian test runs ' + lastDays,
         series: [{ label: 'Load time (ms)', color: COLORS.load, values: at(days, (d) => d.guardian && d.guardian.averageLoadTime), scale: 'ms' }] },
+      { key: 'lcp', title: 'Guardian largest contentful paint (LCP)',
+        caption: lcpDays ? 'The average LCP of each day\'s test runs: ' + plural(lcpDays, 'day') + ' with runs ' + lastDays + ', the latest ' + fmtMs(lcp.filter((v) => v !== null).pop()) : 'No Guardian test runs with an LCP ' + lastDays,
+        series: [{ label: 'LCP (ms)', color: COLORS.lcp, values: lcp, scale: 'ms' }] },
       { key: 'jobs', title: 'Jobs by status',
         caption: shownStatuses.length ? 'Jobs ' + lastDays + ': ' + shownStatuses.map((s) => fmtNum(sum(jobs[statuses.indexOf(s)]), 0) + ' ' + JOB_EVENT[s]).join(', ') : 'No jobs ' + lastDays,
         series: (shownStatuses.length ? shownStatuses : ['COMPLETED']).map((s) => ({ label: capital(JOB_EVENT[s]), color: COLORS[s], values: jobs[statuses.indexOf(s)] })) },
@@ -856,7 +871,12 @@
         label: s.label, scale: s.scale || 'count', stroke: s.color, width: s.bars ? 0 : 2, fill: s.bars ? s.color : undefined,
         paths: s.bars ? bars : undefined, points: { show: !s.bars, size: 5 }, spanGaps: !s.bars,
       }))),
-      hooks: { draw: [(u) => { fig.dataset.points = String(u.data[0].length); fig.dataset.drawn = String(Number(fig.dataset.drawn || 0) + 1); }] },
+      hooks: { draw: [(u) => {
+        fig.dataset.points = String(u.data[0].length);
+        // How many days of each series have a value (a day without runs has none).
+        fig.dataset.values = u.data.slice(1).map((d) => d.filter((v) => v !== null && v !== undefined).length).join(',');
+        fig.dataset.drawn = String(Number(fig.dataset.drawn || 0) + 1);
+      }] },
     };
     plot.replaceChildren();
     charts.set(spec.key, new uPlot(opts, [xs].concat(data), plot));
@@ -873,7 +893,7 @@
     if (!r.ok) {
       for (const c of charts.values()) c.destroy();
       charts.clear();
-      body.replaceChildren(r.unavailable ? note('Trends are not available: ' + r.message) : errorBox('Could not load the trends: ' + r.message));
+      body.replaceChildren(r.unavailable ? note('Trends are not available: ' + r.message) : errorBox('Could not load the trends: ' + r.message, () => loadTrends()));
       return;
     }
     if (typeof uPlot !== 'function') { body.replaceChildren(errorBox('The chart library did not load.')); return; }
@@ -931,7 +951,11 @@
     setLive('connecting', 'connecting');
     try {
       const resp = await fetch('/api/v1/events/stream', { headers: Object.assign(headers(), { Accept: 'text/event-stream' }), cache: 'no-store', credentials: 'omit', signal: ctl.signal });
-      if (resp.status === 401) { signOut('Your API key was refused.'); return; }
+      if (resp.status === 401) {
+        const p = await resp.json().catch(() => null);
+        if (stream === ctl) signOut('Your API key was refused: ' + ((p && (p.detail || p.title)) || 'HTTP 401'));
+        return;
+      }
       if (!resp.ok || !resp.body) throw new Error('HTTP ' + resp.status);
       setLive('live', 'live');
       backoff = 1000;
