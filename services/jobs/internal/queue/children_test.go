@@ -147,7 +147,8 @@ func TestWaitingForChildrenUsesNoWorkerAndNoAttempt(t *testing.T) {
 	if err != nil || api.API().Status != jobs.Delayed || !slices.Equal(api.API().WaitingChildren, []string{first}) {
 		t.Fatalf("the API shows the waiting parent as %+v (%v)", api.API(), err)
 	}
-	time.Sleep(600 * time.Millisecond) // three polls: the parent stays parked
+	// Three polls of the parked parent: it stays parked.
+	b.waitDeliveries(t, queue.ConsumerName("delayed"), b.consumer(t, queue.ConsumerName("delayed")).Delivered.Consumer, 3)
 	if n := len(p.get()); n != 1 {
 		t.Fatalf("the parent ran %d times while its child ran, want 1", n)
 	}
@@ -202,7 +203,9 @@ func TestCancelOfAWaitingParent(t *testing.T) {
 	}
 	close(g.get(child))
 	b.waitStatus(t, child, jobs.Completed, 10*time.Second)
-	time.Sleep(800 * time.Millisecond) // four polls
+	// The parked submission is dropped when next checked: the delayed
+	// consumer has nothing in hand, and the parent did not run again.
+	b.waitSettled(t, queue.ConsumerName("delayed"))
 	if n := len(p.get()); n != 1 {
 		t.Fatalf("the cancelled parent ran %d times, want 1", n)
 	}
@@ -342,11 +345,16 @@ func TestDuplicateWakeRunsTheJobOnce(t *testing.T) {
 		}
 	}
 	dup("dup-while-running")
-	time.Sleep(500 * time.Millisecond)
+	// The duplicate is taken and acknowledged without running beside the
+	// run that holds the wake: only that run's message is left in hand.
+	waitFor(t, "the duplicate wake dropped", 10*time.Second, func() bool {
+		info := b.consumer(t, queue.ConsumerName("NORMAL"))
+		return info.NumPending == 0 && info.NumAckPending == 1
+	})
 	close(hold)
 	b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
 	dup("dup-after")
-	time.Sleep(500 * time.Millisecond)
+	b.waitSettled(t, queue.ConsumerName("NORMAL"))
 	mu.Lock()
 	defer mu.Unlock()
 	if runs != 2 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
@@ -112,6 +113,41 @@ func (b *bundle) stored(t *testing.T, id string) jobstore.Record {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// consumer reads the state of one of the queue's consumers.
+func (b *bundle) consumer(t *testing.T, name string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := b.nats.JS.Consumer(context.Background(), events.StreamJobs, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// waitDeliveries waits until the consumer name has made n deliveries
+// more than it had made at from (its Delivered.Consumer).
+func (b *bundle) waitDeliveries(t *testing.T, name string, from uint64, n uint64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d more deliveries of %s", n, name), 10*time.Second, func() bool {
+		return b.consumer(t, name).Delivered.Consumer >= from+n
+	})
+}
+
+// waitSettled waits until the consumers have no message left to deliver
+// and none delivered and unacknowledged: nothing more can run.
+func (b *bundle) waitSettled(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		waitFor(t, name+" settled", 10*time.Second, func() bool {
+			info := b.consumer(t, name)
+			return info.NumPending == 0 && info.NumAckPending == 0
+		})
+	}
 }
 
 func (b *bundle) waitStatus(t *testing.T, id, status string, d time.Duration) jobstore.Record {
@@ -240,7 +276,8 @@ func TestCrashedWorkerJobIsRedeliveredAndCompletedOnce(t *testing.T) {
 	}})
 	_ = healthy
 	rec := b.waitStatus(t, r.ID, jobs.Completed, 10*time.Second)
-	time.Sleep(1500 * time.Millisecond) // one more ack wait: nothing else may run
+	// Acknowledged, with nothing left to deliver: nothing else may run.
+	b.waitSettled(t, queue.ConsumerName("NORMAL"))
 	if completions.Load() != 1 || starts.Load() != 1 {
 		t.Fatalf("crashed starts %d, completions %d, want 1 and 1", starts.Load(), completions.Load())
 	}
@@ -277,7 +314,19 @@ func TestHigherPrioritiesStartFirstAndLowIsNotStarved(t *testing.T) {
 	if _, err := q.SubmitMany(ctx, specs); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // everything is held, nothing starts
+	// Every job is stored and none delivered: the paused consumers hold
+	// them on the server, and nothing starts.
+	waitFor(t, "the jobs stored behind paused consumers", 10*time.Second, func() bool {
+		var pending uint64
+		for _, p := range jobs.Priorities {
+			info := b.consumer(t, queue.ConsumerName(p.Name))
+			if !info.Paused || info.NumAckPending != 0 {
+				return false
+			}
+			pending += info.NumPending
+		}
+		return pending == 4*each
+	})
 	mu.Lock()
 	if len(order) != 0 {
 		t.Fatalf("%d jobs started while paused", len(order))
@@ -402,7 +451,12 @@ func TestPauseHoldsJobsAndCancelDropsAWaitingOne(t *testing.T) {
 	if _, err := q.Cancel(ctx, "org2", "proj1", keep.ID); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("cancel of another tenant's job: %v, want ErrNotFound", err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	// The job is stored behind the paused consumer, not delivered: it
+	// cannot start.
+	waitFor(t, "the job held on the server", 10*time.Second, func() bool {
+		info := b.consumer(t, queue.ConsumerName("NORMAL"))
+		return info.Paused && info.NumPending >= 1 && info.NumAckPending == 0
+	})
 	if _, ok := ran.Load(keep.ID); ok {
 		t.Fatal("a job started while the queue was paused")
 	}
