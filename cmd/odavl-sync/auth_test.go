@@ -222,7 +222,7 @@ func TestAnOrganizationsAdminCannotActOnTheWholeDeployment(t *testing.T) {
 	}
 	var b struct{ Key string }
 	r.JSON(t, &b)
-	for _, path := range []string{"/api/v1/sync/jobs/pause", "/api/v1/sync/jobs/resume", "/api/v1/admin/stats/rebuild"} {
+	for _, path := range []string{"/api/v1/sync/jobs/pause?scope=queue", "/api/v1/sync/jobs/resume?scope=queue", "/api/v1/admin/stats/rebuild"} {
 		p := checkProblem(t, s.DoAs(b.Key, "orgB", "b1", http.MethodPost, path, nil), http.StatusForbidden)
 		if !strings.Contains(p.Detail, "operator") {
 			t.Errorf("%s: %q does not say an operator key is needed", path, p.Detail)
@@ -274,4 +274,59 @@ func TestUnknownKeysAreLimitedPerAddress(t *testing.T) {
 	if r := s.Do(http.MethodGet, "/api/v1/sync/insight", nil); r.Status != http.StatusOK {
 		t.Fatalf("the known key after the flood: %d %s", r.Status, r.Body)
 	}
+}
+
+// TestAnOrganizationsAdminPausesItsOwnJobs: an organization's admin pauses
+// and resumes its own organization's jobs (the default scope of its key):
+// its jobs wait, PAUSED, while every other organization's run; a resume
+// runs them. A scope that is no scope is a 400 naming it.
+func TestAnOrganizationsAdminPausesItsOwnJobs(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, nil)
+	r := s.Do(http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "orgB", "projectId": "b1", "scopes": []string{"admin", "sync"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("creating orgB's admin key: %d %s", r.Status, r.Body)
+	}
+	var b struct{ Key string }
+	r.JSON(t, &b)
+	asB := func(method, path string, body any) apiResp { return s.DoAs(b.Key, "orgB", "b1", method, path, body) }
+	mail := map[string]any{"type": "EMAIL_SEND", "payload": map[string]any{"to": []string{"x@example.com"}, "subject": "s", "text": "."}}
+
+	r = asB(http.MethodPost, "/api/v1/sync/jobs/pause", nil)
+	var st struct {
+		Paused         bool
+		Scope          string
+		OrganizationID string
+	}
+	r.JSON(t, &st)
+	if r.Status != http.StatusOK || !st.Paused || st.Scope != "organization" || st.OrganizationID != "orgB" {
+		t.Fatalf("orgB's pause: %d %s", r.Status, r.Body)
+	}
+	var held apiJob
+	asB(http.MethodPost, "/api/v1/jobs", mail).JSON(t, &held)
+	if held.Status != "PAUSED" {
+		t.Fatalf("orgB's job submitted while it is paused is %s", held.Status)
+	}
+	var other apiJob
+	s.Do(http.MethodPost, "/api/v1/jobs", mail).JSON(t, &other)
+	s.waitJob(t, other.ID, "COMPLETED") // another organization's job runs
+	var list struct{ Stats struct{ Paused bool } }
+	asB(http.MethodGet, "/api/v1/sync/jobs", nil).JSON(t, &list)
+	if !list.Stats.Paused {
+		t.Errorf("orgB's job list does not say it is paused")
+	}
+	job := func() apiJob {
+		var j struct{ Job apiJob }
+		asB(http.MethodGet, "/api/v1/sync/jobs/"+held.ID, nil).JSON(t, &j)
+		return j.Job
+	}
+	if j := job(); j.Status != "PAUSED" {
+		t.Fatalf("orgB's job is %s while its organization is paused", j.Status)
+	}
+	checkProblem(t, asB(http.MethodPost, "/api/v1/sync/jobs/pause?scope=everything", nil), http.StatusBadRequest)
+
+	if r := asB(http.MethodPost, "/api/v1/sync/jobs/resume", nil); r.Status != http.StatusOK {
+		t.Fatalf("orgB's resume: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "orgB's job completed after the resume", func() bool { return job().Status == "COMPLETED" })
 }

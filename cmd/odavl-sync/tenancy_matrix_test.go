@@ -71,9 +71,11 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 			naming(get("/api/v1/sync/jobs?organizationId=" + v.org))},
 		"POST /api/v1/sync/jobs": {post("/api/v1/sync/jobs", map[string]any{"action": "cancel", "jobId": v.job}),
 			post("/api/v1/sync/jobs", map[string]any{"action": "retry", "jobId": v.job}), post("/api/v1/sync/jobs", map[string]any{"action": "retry", "jobId": v.insight})},
-		"DELETE /api/v1/sync/jobs":         {del("/api/v1/sync/jobs?daysToKeep=0")},
-		"POST /api/v1/sync/jobs/pause":     {operator(post("/api/v1/sync/jobs/pause", nil))},
-		"POST /api/v1/sync/jobs/resume":    {operator(post("/api/v1/sync/jobs/resume", nil))},
+		"DELETE /api/v1/sync/jobs": {del("/api/v1/sync/jobs?daysToKeep=0")},
+		// The whole queue is the operator's; an organization's admin pauses
+		// and resumes its own organization's jobs (the default scope).
+		"POST /api/v1/sync/jobs/pause":     {operator(post("/api/v1/sync/jobs/pause?scope=queue", nil)), post("/api/v1/sync/jobs/pause", nil)},
+		"POST /api/v1/sync/jobs/resume":    {post("/api/v1/sync/jobs/resume", nil), operator(post("/api/v1/sync/jobs/resume?scope=queue", nil))},
 		"GET /api/v1/stats/summary":        {get("/api/v1/stats/summary"), get("/api/v1/stats/summary?scope=organization")},
 		"GET /api/v1/stats/trends":         {get("/api/v1/stats/trends"), get("/api/v1/stats/trends?scope=organization")},
 		"POST /api/v1/admin/stats/rebuild": {operator(post("/api/v1/admin/stats/rebuild", nil))},

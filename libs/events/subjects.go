@@ -89,6 +89,21 @@ func JobSubject(priority, jobType string) string {
 	return fmt.Sprintf("jobs.v1.%s.%s", strings.ToLower(priority), jobType)
 }
 
+// JobHeldSubject is where the jobs of a paused organization wait, stored
+// and delivered to no consumer, until it is resumed.
+func JobHeldSubject(org, jobType string) string {
+	return fmt.Sprintf("jobs.v1.held.%s.%s", org, jobType)
+}
+
+// JobsHeldOf is the filter of an organization's held jobs ("" for every
+// organization's).
+func JobsHeldOf(org string) string {
+	if org == "" {
+		return "jobs.v1.held.>"
+	}
+	return "jobs.v1.held." + org + ".>"
+}
+
 // JobEventSubject is where a job's lifecycle change is announced.
 func JobEventSubject(org, project, status string) string {
 	return fmt.Sprintf("jobs.v1.events.%s.%s.%s", org, project, strings.ToLower(status))

@@ -13,7 +13,7 @@ const (
 	JobsCancel = "odavl.jobs.v1.jobs.cancel" // JobActionRequest -> Job
 	JobsClear  = "odavl.jobs.v1.jobs.clear"  // ClearJobsRequest -> ClearJobsResponse
 	JobsStats  = "odavl.jobs.v1.jobs.stats"  // ListJobsRequest -> JobStats
-	JobsPause  = "odavl.jobs.v1.queue.pause" // Tenant -> QueueState
+	JobsPause  = "odavl.jobs.v1.queue.pause" // QueueControlRequest -> QueueState
 	JobsResume = "odavl.jobs.v1.queue.resume"
 )
 
@@ -82,4 +82,20 @@ type ClearJobsResponse struct {
 // QueueState is whether the queue is paused.
 type QueueState struct {
 	Paused bool `json:"paused"`
+	// Scope is what the answer is about: the whole queue, or the jobs of
+	// OrganizationID.
+	Scope          string `json:"scope,omitempty"`
+	OrganizationID string `json:"organizationId,omitempty"`
+}
+
+// ScopeQueue is the scope of a pause or resume of every organization's
+// jobs (the operator's); ScopeOrganization that of the caller's
+// organization's jobs (its admin's).
+const ScopeQueue = "queue"
+
+// QueueControlRequest pauses or resumes the whole queue, or the jobs of
+// the tenant's organization.
+type QueueControlRequest struct {
+	Tenant
+	Scope string `json:"scope"`
 }

@@ -147,16 +147,35 @@ func (s *Service) clearJobs(ctx context.Context, req rpc.ClearJobsRequest) (rpc.
 	return rpc.ClearJobsResponse{Deleted: n, DaysToKeep: req.DaysToKeep}, nil
 }
 
-func (s *Service) pauseQueue(ctx context.Context, _ rpc.Tenant) (rpc.QueueState, error) {
-	if err := s.queue.Pause(ctx); err != nil {
-		return rpc.QueueState{}, err
-	}
-	return rpc.QueueState{Paused: true}, nil
+func (s *Service) pauseQueue(ctx context.Context, req rpc.QueueControlRequest) (rpc.QueueState, error) {
+	return s.queueControl(ctx, req, true)
 }
 
-func (s *Service) resumeQueue(ctx context.Context, _ rpc.Tenant) (rpc.QueueState, error) {
-	if err := s.queue.Resume(ctx); err != nil {
+func (s *Service) resumeQueue(ctx context.Context, req rpc.QueueControlRequest) (rpc.QueueState, error) {
+	return s.queueControl(ctx, req, false)
+}
+
+// queueControl pauses or resumes the whole queue, or one organization's
+// jobs (the gateway decides who may do which).
+func (s *Service) queueControl(ctx context.Context, req rpc.QueueControlRequest, pause bool) (rpc.QueueState, error) {
+	var err error
+	switch {
+	case req.Scope == rpc.ScopeOrganization && req.OrganizationID == "":
+		return rpc.QueueState{}, rpc.BadRequest("organizationId is required to pause an organization")
+	case req.Scope == rpc.ScopeOrganization && pause:
+		err = s.queue.PauseOrganization(ctx, req.OrganizationID)
+	case req.Scope == rpc.ScopeOrganization:
+		err = s.queue.ResumeOrganization(ctx, req.OrganizationID)
+	case pause:
+		err = s.queue.Pause(ctx)
+	default:
+		err = s.queue.Resume(ctx)
+	}
+	if err != nil {
 		return rpc.QueueState{}, err
 	}
-	return rpc.QueueState{Paused: false}, nil
+	if req.Scope == rpc.ScopeOrganization {
+		return rpc.QueueState{Paused: pause, Scope: rpc.ScopeOrganization, OrganizationID: req.OrganizationID}, nil
+	}
+	return rpc.QueueState{Paused: pause, Scope: rpc.ScopeQueue}, nil
 }

@@ -21,10 +21,11 @@ func (a *API) jobRoutes(g *gin.RouterGroup) {
 	g.GET("/sync/jobs", a.listJobs)
 	g.POST("/sync/jobs", a.jobAction)
 	g.DELETE("/sync/jobs", a.clearJobs)
-	// The queue is paused as a whole (its consumers on the server): an
-	// operator's action, not one organization's.
-	g.POST("/sync/jobs/pause", requireOperator, a.queueControl(rpc.JobsPause))
-	g.POST("/sync/jobs/resume", requireOperator, a.queueControl(rpc.JobsResume))
+	// An organization's admin pauses its own organization's jobs; the
+	// operator pauses the whole queue (scope=queue, its default) or one
+	// organization's (scope=organization, with X-Organization-Id).
+	g.POST("/sync/jobs/pause", requireAdmin, a.queueControl(rpc.JobsPause))
+	g.POST("/sync/jobs/resume", requireAdmin, a.queueControl(rpc.JobsResume))
 }
 
 func oneOf(v string, allowed []string) bool {
@@ -221,7 +222,21 @@ func (a *API) clearJobs(c *gin.Context) {
 
 func (a *API) queueControl(subject string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		resp, err := rpc.Call[rpc.QueueState](c.Request.Context(), a.nc, subject, tenantOf(c))
+		operator := keyOf(c).Has(tenancy.ScopeOperator)
+		scope := c.Query("scope")
+		switch {
+		case scope == "" && operator:
+			scope = rpc.ScopeQueue
+		case scope == "":
+			scope = rpc.ScopeOrganization
+		case scope != rpc.ScopeQueue && scope != rpc.ScopeOrganization:
+			problem(c, http.StatusBadRequest, "bad-query", "scope must be queue (every organization's jobs) or organization (your organization's)")
+			return
+		case scope == rpc.ScopeQueue && !operator:
+			problem(c, http.StatusForbidden, "forbidden", "pausing the whole queue acts on every organization: it needs the deployment's operator key; an organization's admin key pauses its own organization (scope=organization)")
+			return
+		}
+		resp, err := rpc.Call[rpc.QueueState](c.Request.Context(), a.nc, subject, rpc.QueueControlRequest{Tenant: tenantOf(c), Scope: scope})
 		if err != nil {
 			a.fail(c, err)
 			return

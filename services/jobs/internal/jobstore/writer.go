@@ -165,6 +165,7 @@ func (w *Writer) watch(ctx context.Context) error {
 // Add queues a change. For a durable change it returns a channel that
 // receives nil once the change is written, or the write's error.
 func (w *Writer) Add(c Change) <-chan error {
+	c.msPrecision()
 	var ch chan error
 	if c.Durable {
 		ch = make(chan error, 1)
@@ -246,6 +247,28 @@ func (w *Writer) liveLocked(id string) (Record, bool) {
 	delete(w.liveRaw, id)
 	w.live[id] = r
 	return r, true
+}
+
+// msPrecision cuts a change's times to the store's precision (BSON dates
+// hold milliseconds), so that a record reads the same from the bucket and,
+// once projected, from the store.
+func (c *Change) msPrecision() {
+	ms := func(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
+	c.At, c.Base.CreatedAt, c.Base.UpdatedAt = ms(c.At), ms(c.Base.CreatedAt), ms(c.Base.UpdatedAt)
+	for _, p := range []**time.Time{&c.Base.RunAt, &c.Base.StartedAt, &c.Base.FinishedAt} {
+		if *p != nil {
+			t := ms(**p)
+			*p = &t
+		}
+	}
+	if len(c.Base.History) > 0 {
+		h := make([]Transition, len(c.Base.History))
+		for i, t := range c.Base.History {
+			t.At = ms(t.At)
+			h[i] = t
+		}
+		c.Base.History = h
+	}
 }
 
 func apply(r *Record, c Change) {

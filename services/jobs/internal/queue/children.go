@@ -326,7 +326,7 @@ func (q *Queue) wake(ctx context.Context, e waitEntry, rev uint64) error {
 	sub.RunAt = nil
 	now := q.now().UTC()
 	status := jobs.Waiting
-	if q.sched.isPaused() {
+	if q.sched.isPaused() || q.OrganizationPaused(sub.OrganizationID) {
 		status = jobs.Paused
 	}
 	if err := <-q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now, Durable: true}); err != nil {

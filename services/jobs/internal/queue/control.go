@@ -37,6 +37,8 @@ func (q *Queue) applyControl(e jetstream.KeyValueEntry) {
 	switch k := e.Key(); {
 	case k == keyPaused:
 		q.sched.setPaused(!deleted)
+	case strings.HasPrefix(k, orgPausedPrefix):
+		q.applyOrgPause(strings.TrimPrefix(k, orgPausedPrefix), !deleted)
 	case strings.HasPrefix(k, cancelPrefix) && !deleted:
 		id := strings.TrimPrefix(k, cancelPrefix)
 		gen, _ := strconv.Atoi(string(e.Value()))
@@ -236,7 +238,7 @@ func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
 		bs[r.Status]++
 		bt[r.Type]++
 	}
-	st := Stats{ByStatus: map[string]int64{}, ByType: map[string]int64{}, Paused: q.Paused()}
+	st := Stats{ByStatus: map[string]int64{}, ByType: map[string]int64{}, Paused: q.Paused() || q.OrganizationPaused(org)}
 	for _, s := range jobs.Statuses {
 		st.ByStatus[s] = bs[s]
 		st.Total += bs[s]

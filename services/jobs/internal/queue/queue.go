@@ -119,6 +119,9 @@ type Submission struct {
 	// made before this message.
 	Waits       int `json:"waits,omitempty"`
 	GenAttempts int `json:"genAttempts,omitempty"`
+	// Released marks a job set aside while its organization was paused,
+	// then released (orgpause.go).
+	Released bool `json:"released,omitempty"`
 }
 
 // Job is a running job as its handler sees it.
@@ -158,6 +161,12 @@ type Queue struct {
 	waits jetstream.KeyValue // jobs waiting for their children
 	sched *sched
 
+	// asideMu orders the setting aside of a paused organization's jobs
+	// before the release of its resume; pausedOrgs are the organizations
+	// paused (orgpause.go).
+	asideMu    sync.RWMutex
+	pausedOrgs map[string]bool
+
 	mu        sync.Mutex
 	running   map[string]*runningJob
 	cancelled map[string]int // job id -> generation cancelled
@@ -194,7 +203,7 @@ func New(log *slog.Logger, nc *nats.Conn, store *jobstore.Store, cfg Config) (*Q
 	q := &Queue{
 		log: log, nc: nc, js: js, store: store, cfg: cfg, now: time.Now,
 		handlers: map[string]Handler{}, sched: newSched(),
-		running: map[string]*runningJob{}, cancelled: map[string]int{}, quit: make(chan struct{}),
+		running: map[string]*runningJob{}, cancelled: map[string]int{}, quit: make(chan struct{}), pausedOrgs: map[string]bool{},
 	}
 	if cfg.Registerer != nil {
 		q.metrics = NewMetrics(cfg.Registerer)
@@ -238,6 +247,43 @@ func (q *Queue) Start(ctx context.Context) error {
 		return err
 	}
 	q.ctx, q.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	if err := q.startPriorities(ctx); err != nil {
+		return err
+	}
+	if err := q.startWaits(ctx); err != nil {
+		return err
+	}
+	if err := q.startDelayed(ctx); err != nil {
+		return err
+	}
+	go func() {
+		// Held jobs of organizations not paused any more: a release cut
+		// short by a crash.
+		if err := q.release(q.ctx, ""); err != nil {
+			q.log.Warn("releasing held jobs", "err", err)
+		}
+	}()
+	for range q.cfg.Workers {
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for {
+				it := q.sched.next()
+				if it == nil {
+					return
+				}
+				settle(it.msg, q.run(it))
+			}
+		}()
+	}
+	q.wg.Add(1)
+	go func() { defer q.wg.Done(); q.keepHeld() }()
+	return nil
+}
+
+// startPriorities creates the consumer of each priority and consumes it
+// into the scheduler.
+func (q *Queue) startPriorities(ctx context.Context) error {
 	for i, p := range jobs.Priorities {
 		cons, err := q.js.CreateOrUpdateConsumer(ctx, events.StreamJobs, jetstream.ConsumerConfig{
 			Durable:       ConsumerName(p.Name),
@@ -270,27 +316,6 @@ func (q *Queue) Start(ctx context.Context) error {
 		}
 		q.ccs = append(q.ccs, cc)
 	}
-	if err := q.startWaits(ctx); err != nil {
-		return err
-	}
-	if err := q.startDelayed(ctx); err != nil {
-		return err
-	}
-	for range q.cfg.Workers {
-		q.wg.Add(1)
-		go func() {
-			defer q.wg.Done()
-			for {
-				it := q.sched.next()
-				if it == nil {
-					return
-				}
-				settle(it.msg, q.run(it))
-			}
-		}()
-	}
-	q.wg.Add(1)
-	go func() { defer q.wg.Done(); q.keepHeld() }()
 	return nil
 }
 
@@ -306,7 +331,11 @@ func (q *Queue) intake(level int, m jetstream.Msg) outcome {
 		q.log.Error("undecodable job submission terminated", "subject", m.Subject(), "seq", meta.Sequence.Stream, "err", err)
 		return terminate("undecodable submission")
 	}
-	q.sched.push(&item{msg: m, sub: sub, level: level, attempt: int(meta.NumDelivered), held: time.Now()})
+	it := &item{msg: m, sub: sub, level: level, attempt: int(meta.NumDelivered), held: time.Now()}
+	if q.OrganizationPaused(sub.OrganizationID) {
+		return q.setAside(it)
+	}
+	q.sched.push(it)
 	return holdIt
 }
 

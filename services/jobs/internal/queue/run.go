@@ -24,9 +24,9 @@ func (q *Queue) run(it *item) outcome {
 		return ackIt // the canceller wrote the record
 	}
 	attempt := sub.BaseAttempt + it.attempt
-	if it.attempt > 1 {
-		// A redelivery: the previous delivery may have finished the job and
-		// crashed before its ack.
+	if it.attempt > 1 || sub.Released {
+		// A redelivery (or a release repeated): the previous delivery may
+		// have finished the job and crashed before its ack.
 		if r, ok, err := q.writer.Get(context.Background(), q.store, sub.JobID); err == nil && ok && r.Generation == sub.Generation && jobs.Terminal(r.Status) {
 			return ackIt
 		}
@@ -259,7 +259,7 @@ func (q *Queue) delayed(ctx context.Context, m jetstream.Msg) outcome {
 	sub.RunAt = nil
 	now := q.now().UTC()
 	status := jobs.Waiting
-	if q.sched.isPaused() {
+	if q.sched.isPaused() || q.OrganizationPaused(sub.OrganizationID) {
 		status = jobs.Paused
 	}
 	q.writer.Add(jobstore.Change{Base: q.baseRecord(sub), Status: status, At: now})

@@ -205,3 +205,19 @@ func (s *sched) heldByLevel() [numLevels]int {
 	}
 	return n
 }
+
+// removeOrg takes every item of an organization out and returns them.
+func (s *sched) removeOrg(org string) []*item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*item
+	for _, it := range s.byID {
+		if it.sub.OrganizationID == org {
+			out = append(out, it)
+		}
+	}
+	for _, it := range out {
+		s.removeLocked(it)
+	}
+	return out
+}

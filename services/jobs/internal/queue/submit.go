@@ -53,6 +53,10 @@ func (q *Queue) Submit(ctx context.Context, s Spec) (jobstore.Record, error) {
 // submission and its first lifecycle event are acknowledged by JetStream.
 func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record, error) {
 	now := q.now().UTC()
+	// Held for reading until every submission is acknowledged: a resume
+	// of a paused organization releases what was set aside before it.
+	q.asideMu.RLock()
+	defer q.asideMu.RUnlock()
 	paused := q.sched.isPaused()
 	subs := make([]Submission, len(specs))
 	out := make([]jobstore.Record, len(specs))
@@ -76,7 +80,7 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 		switch {
 		case sub.RunAt != nil:
 			status = jobs.Delayed
-		case paused:
+		case paused || q.pausedOrgs[sub.OrganizationID]:
 			status = jobs.Paused
 		}
 		base := q.baseRecord(sub)
@@ -143,9 +147,20 @@ func subjectOf(sub Submission) string {
 	return events.JobSubject(jobs.PriorityName(sub.Priority), sub.Type)
 }
 
+// subjectFor is subjectOf, or the held subject of a paused organization's
+// job that is due. The caller holds asideMu for reading.
+func (q *Queue) subjectFor(sub Submission) string {
+	if sub.RunAt == nil && q.pausedOrgs[sub.OrganizationID] {
+		return events.JobHeldSubject(sub.OrganizationID, sub.Type)
+	}
+	return subjectOf(sub)
+}
+
 // resubmit publishes a submission again (delayed, woken, parked, retried)
 // under msgID and waits for its acknowledgement.
 func (q *Queue) resubmit(ctx context.Context, sub Submission, msgID string) error {
+	q.asideMu.RLock()
+	defer q.asideMu.RUnlock()
 	f, err := q.publishSubmission(sub, msgID)
 	if err != nil {
 		return err
@@ -153,8 +168,13 @@ func (q *Queue) resubmit(ctx context.Context, sub Submission, msgID string) erro
 	return waitAll(ctx, []jetstream.PubAckFuture{f})
 }
 
+// publishSubmission publishes a submission where it goes now; the caller
+// holds asideMu for reading until it is acknowledged.
 func (q *Queue) publishSubmission(sub Submission, msgID string) (jetstream.PubAckFuture, error) {
-	subject := subjectOf(sub)
+	return q.publishTo(q.subjectFor(sub), sub, msgID)
+}
+
+func (q *Queue) publishTo(subject string, sub Submission, msgID string) (jetstream.PubAckFuture, error) {
 	ev, err := events.New(msgID, Source, events.TypeJobSubmitted, sub.SubmittedAt, sub.OrganizationID, sub.ProjectID, sub)
 	if err != nil {
 		return nil, err
