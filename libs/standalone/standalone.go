@@ -37,7 +37,7 @@ type Deps struct {
 	// Version is the binary's build version (for a service's own /healthz).
 	Version string
 	// Metrics records consumer loops' figures for /metrics on the health
-	// port (set it as bus.ConsumerConfig.Metrics).
+	// port (give it to bus.Defaults for ConsumerConfig.Middleware).
 	Metrics *bus.Metrics
 	// Healthy is nil while the NATS connection lives (for a service's own
 	// /healthz, as the gateway's).
