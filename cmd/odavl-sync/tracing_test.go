@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/jobs"
+	"github.com/odavl/sync/services/stats"
+)
+
+// TestOneTraceFromUploadToAggregate follows one Insight upload through a
+// real serve with an in-memory exporter: the gateway's request, the
+// received event's publish, the jobs service's processing and its result
+// document write, the processed event's publish, and the stats service's
+// delivery and aggregate update are spans of one trace, each the child of
+// the one before (the trace context crosses NATS in the message headers).
+// Not parallel: it sets the process's global tracer provider, as
+// tracing.Start does when OTEL_* turns tracing on.
+func TestOneTraceFromUploadToAggregate(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		_ = tp.Shutdown(context.Background())
+	})
+	s := startServe(t, nil)
+	rc := s.post(events.Insight, insightBody(s.Cred.OrganizationID, s.Cred.ProjectID, 1))
+
+	// The chain, from the request to the aggregate: each span's name and
+	// kind, and its parent's index in the chain.
+	want := []struct {
+		name string
+		kind trace.SpanKind
+	}{
+		{"POST /api/v1/sync/insight", trace.SpanKindServer},
+		{"send " + events.ReceivedType(events.Insight), trace.SpanKindProducer},
+		{"process " + jobs.ConsumerSync, trace.SpanKindConsumer},
+		{"store result", trace.SpanKindInternal},
+		{"send " + events.ProcessedType(events.Insight), trace.SpanKindProducer},
+		{"process " + stats.ConsumerProcessed, trace.SpanKindConsumer},
+		{"update aggregates", trace.SpanKindInternal},
+	}
+	parentOf := []int{-1, 0, 1, 2, 2, 4, 5}
+	var chain []tracetest.SpanStub
+	eventually(t, "the upload's trace to reach the aggregate update", func() bool {
+		chain = findChain(exp.GetSpans(), rc.EventID)
+		return len(chain) == len(want) && chain[len(chain)-1].Name != ""
+	})
+	for i, w := range want {
+		s := chain[i]
+		if s.Name != w.name || s.SpanKind != w.kind {
+			t.Errorf("span %d: %s (%s), want %s (%s)", i, s.Name, s.SpanKind, w.name, w.kind)
+		}
+		if s.SpanContext.TraceID() != chain[0].SpanContext.TraceID() {
+			t.Errorf("span %s in trace %s, want the request's %s", s.Name, s.SpanContext.TraceID(), chain[0].SpanContext.TraceID())
+		}
+		if p := parentOf[i]; p >= 0 && s.Parent.SpanID() != chain[p].SpanContext.SpanID() {
+			t.Errorf("span %s is a child of %s, want of %s", s.Name, s.Parent.SpanID(), chain[p].Name)
+		}
+		if s.Status.Code.String() == "Error" {
+			t.Errorf("span %s failed: %s", s.Name, s.Status.Description)
+		}
+	}
+	if t.Failed() {
+		t.Log(describe(exp.GetSpans()))
+	}
+}
+
+// findChain is the upload's spans in chain order (see the test), found
+// from the received event's publish (its message id is the upload id):
+// missing ones are left zero.
+func findChain(spans tracetest.SpanStubs, uploadID string) []tracetest.SpanStub {
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	children := map[trace.SpanID][]tracetest.SpanStub{}
+	var received tracetest.SpanStub
+	for _, s := range spans {
+		byID[s.SpanContext.SpanID()] = s
+		children[s.Parent.SpanID()] = append(children[s.Parent.SpanID()], s)
+		if s.SpanKind == trace.SpanKindProducer && attr(s, "messaging.message.id") == uploadID {
+			received = s
+		}
+	}
+	if !received.SpanContext.IsValid() {
+		return nil
+	}
+	child := func(of tracetest.SpanStub, name string) tracetest.SpanStub {
+		for _, c := range children[of.SpanContext.SpanID()] {
+			if c.Name == name {
+				return c
+			}
+		}
+		return tracetest.SpanStub{}
+	}
+	request := byID[received.Parent.SpanID()]
+	process := child(received, "process "+jobs.ConsumerSync)
+	store := child(process, "store result")
+	processed := child(process, "send "+events.ProcessedType(events.Insight))
+	counted := child(processed, "process "+stats.ConsumerProcessed)
+	update := child(counted, "update aggregates")
+	return []tracetest.SpanStub{request, received, process, store, processed, counted, update}
+}
+
+func attr(s tracetest.SpanStub, key string) string {
+	for _, a := range s.Attributes {
+		if a.Key == attribute.Key(key) {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
+
+func describe(spans tracetest.SpanStubs) string {
+	var b strings.Builder
+	for _, s := range spans {
+		fmt.Fprintf(&b, "\n%s %s %s parent=%s %s", s.SpanContext.TraceID(), s.SpanContext.SpanID(), s.Name, s.Parent.SpanID(), s.SpanKind)
+	}
+	return b.String()
+}
