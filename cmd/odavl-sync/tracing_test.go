@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -126,4 +131,40 @@ func describe(spans tracetest.SpanStubs) string {
 		fmt.Fprintf(&b, "\n%s %s %s parent=%s %s", s.SpanContext.TraceID(), s.SpanContext.SpanID(), s.Name, s.Parent.SpanID(), s.SpanKind)
 	}
 	return b.String()
+}
+
+// TestServeExportsTracesOverOTLP checks the wiring of the OTEL_* variables:
+// with an OTLP endpoint set (here an HTTP server standing in for a
+// collector), serve exports its spans there under the service name
+// odavl-sync, by the time it has stopped, and a caller's traceparent
+// header makes the upload's trace the caller's. Not parallel: serve sets
+// the process's global tracer provider when tracing is on.
+func TestServeExportsTracesOverOTLP(t *testing.T) {
+	propagator := otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()); otel.SetTextMapPropagator(propagator) })
+	var mu sync.Mutex
+	var got bytes.Buffer
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			mu.Lock()
+			_, _ = io.Copy(&got, r.Body)
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(collector.Close)
+	s := startServe(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL})
+	traceID := trace.TraceID{0x0d, 0xa7, 0x1, 0x5c}
+	rc := s.post(events.Insight, insightBody(s.Cred.OrganizationID, s.Cred.ProjectID, 1),
+		"traceparent", fmt.Sprintf("00-%s-%s-01", traceID, trace.SpanID{0xca, 0x11}))
+	s.stored(rc)
+	if code := s.Stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range [][]byte{[]byte("odavl-sync"), traceID[:], []byte("store result"), []byte("process " + jobs.ConsumerSync)} {
+		if !bytes.Contains(got.Bytes(), want) {
+			t.Errorf("the collector got no %q (%d bytes of spans)", want, got.Len())
+		}
+	}
 }

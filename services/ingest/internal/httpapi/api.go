@@ -20,8 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/odavl/sync/libs/events"
@@ -101,10 +100,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		log.Error("TRUSTED_PROXIES ignored", "err", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	// Each request is a server span (a no-op unless tracing is on): an
-	// upload's trace starts here, or joins the caller's (a W3C
-	// traceparent header), and goes on in the published event.
-	r.Use(a.recover, otelgin.Middleware("ingest", otelgin.WithPropagators(propagation.TraceContext{})), a.observe)
+	r.Use(a.recover, traceRequests(otel.Tracer(tracerName)), a.observe)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		problem(c, http.StatusNotFound, "not-found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
