@@ -116,7 +116,6 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	workers := max(c.Workers, 1)
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Loop{cancel: cancel}
-	sem := make(chan struct{}, workers)
 	maxDeliver := c.MaxDeliver
 	if maxDeliver == 0 && len(c.Backoff) > 0 {
 		maxDeliver = len(c.Backoff) + 1
@@ -127,26 +126,27 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	} else if ackWait == 0 {
 		ackWait = 30 * time.Second
 	}
-	h = Chain(h, c.Middleware...)
-	handle := func(msg jetstream.Msg, received time.Time) {
-		defer func() { <-sem; l.wg.Done() }()
-		l.dispatch(hctx, log, msg, c, ackWait, maxDeliver, received, h)
-	}
+	// A message is in hand from its receipt: while it is handled, or while
+	// it waits for a worker (one at most: then the callback blocks). The
+	// middleware wraps both, so that KeepAlive keeps a waiting message
+	// alive too (the ack wait runs from the delivery: JetStream would hand
+	// it out again while it is still in hand, seen under load as one more
+	// attempt than happened) and Measure counts it in flight.
+	inHand := make(chan struct{}, workers+1)
+	working := make(chan struct{}, workers)
+	run := Chain(func(ctx context.Context, d Delivery) error {
+		working <- struct{}{}
+		defer func() { <-working }()
+		return h(ctx, d)
+	}, c.Middleware...)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		received := time.Now()
-		select {
-		case sem <- struct{}{}:
-		default:
-			// The ack wait runs from the delivery, not from the moment a
-			// worker is free: a message waiting for one is kept alive, or
-			// JetStream would hand it out again while it is still in hand
-			// (seen under load as one more attempt than happened).
-			release := keepAlive(msg, ackWait/3, time.Time{})
-			sem <- struct{}{}
-			release()
-		}
+		inHand <- struct{}{}
 		l.wg.Add(1)
-		go handle(msg, received)
+		go func() {
+			defer func() { <-inHand; l.wg.Done() }()
+			l.dispatch(hctx, log, msg, c, ackWait, maxDeliver, received, run)
+		}()
 	}, jetstream.PullMaxMessages(max(2*workers, 16)),
 		// A short pull expiry bounds the stall when the server has let go of
 		// a pull request the client still counts on (seen in the job queue:

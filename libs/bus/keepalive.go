@@ -7,9 +7,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// KeepAlive keeps a delivery from being redelivered while its handler runs,
-// for at most limit from its receipt: it sends an in-progress ack every
-// third of the ack wait. Without it a handler that outlasts the ack wait
+// KeepAlive keeps a delivery from being redelivered while it is in hand
+// (waiting for a worker, then handled), for at most limit from its
+// receipt: it sends an in-progress ack every third of the ack wait. Without it a handler that outlasts the ack wait
 // (the first backoff, when there is one) sees its message redelivered to
 // another worker while it still runs; past limit, a stuck handler's message
 // is redelivered.
@@ -31,26 +31,22 @@ func KeepAlive(limit time.Duration) Middleware {
 }
 
 // keepAlive sends an in-progress ack for msg every interval until the
-// returned stop is called or, when until is not zero, until then.
+// returned stop is called or until passes.
 func keepAlive(msg jetstream.Msg, every time.Duration, until time.Time) (stop func()) {
-	if every <= 0 || (!until.IsZero() && !time.Now().Before(until)) {
+	if every <= 0 || !time.Now().Before(until) {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
-		var end <-chan time.Time
-		if !until.IsZero() {
-			timer := time.NewTimer(time.Until(until))
-			defer timer.Stop()
-			end = timer.C
-		}
+		end := time.NewTimer(time.Until(until))
+		defer end.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-end:
+			case <-end.C:
 				return
 			case <-t.C:
 				_ = msg.InProgress()

@@ -15,7 +15,7 @@ const (
 )
 
 // Metrics are the consumer loops' figures, by durable consumer: deliveries
-// handled by outcome, handler seconds, deliveries being handled. One
+// handled by outcome, seconds in hand, deliveries in hand. One
 // Metrics serves every loop of a process (through Measure); a nil *Metrics
 // records nothing.
 type Metrics struct {
@@ -33,12 +33,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"consumer", "outcome"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "odavl_sync_consumer_handler_seconds",
-			Help:    "Time the handler took for one delivery, by durable consumer.",
+			Help:    "Time one delivery was in hand (handled, after waiting for a worker if all were busy), by durable consumer.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30},
 		}, []string{"consumer"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "odavl_sync_consumer_in_flight",
-			Help: "Deliveries being handled, by durable consumer.",
+			Help: "Deliveries in hand (handled or waiting for a worker), by durable consumer.",
 		}, []string{"consumer"}),
 	}
 	reg.MustRegister(m.handled, m.seconds, m.inFlight)
@@ -60,7 +60,8 @@ func (m *Metrics) Start(consumer string) {
 }
 
 // Measure records each delivery in m, by consumer: in flight while it is
-// handled, then its outcome and how long it took. A nil m records nothing.
+// in hand (handled or waiting for a worker), then its outcome and how long
+// it took. A nil m records nothing.
 func Measure(m *Metrics) Middleware {
 	return func(next Handler) Handler {
 		if m == nil {
