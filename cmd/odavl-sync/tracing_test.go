@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/odavl/sync/client/cli"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/services/jobs"
 	"github.com/odavl/sync/services/stats"
@@ -165,6 +166,22 @@ func TestServeExportsTracesOverOTLP(t *testing.T) {
 	for _, want := range [][]byte{[]byte("odavl-sync"), traceID[:], []byte("store result"), []byte("process " + jobs.ConsumerSync)} {
 		if !bytes.Contains(got.Bytes(), want) {
 			t.Errorf("the collector got no %q (%d bytes of spans)", want, got.Len())
+		}
+	}
+}
+
+// TestBadTracingVariableIsAUsageError checks that an OTEL_* value serve
+// cannot honour stops it at start, naming the variable.
+func TestBadTracingVariableIsAUsageError(t *testing.T) {
+	t.Parallel()
+	for _, env := range []map[string]string{{"OTEL_TRACES_EXPORTER": "zipkin"}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"},
+			func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+		for name := range env {
+			if code != cli.ExitUsage || !strings.Contains(errOut.String(), name) {
+				t.Errorf("%v: exit %d, stderr %q; want %d naming %s", env, code, errOut.String(), cli.ExitUsage, name)
+			}
 		}
 	}
 }
