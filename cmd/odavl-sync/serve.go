@@ -28,6 +28,7 @@ import (
 	"github.com/odavl/sync/libs/embedded"
 	"github.com/odavl/sync/libs/jsonlog"
 	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/tracing"
 	"github.com/odavl/sync/services/ingest"
 	"github.com/odavl/sync/services/jobs"
 	"github.com/odavl/sync/services/stats"
@@ -82,7 +83,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	jobsCfg, jobsErr := jobs.ConfigFromEnv(e.Getenv)
 	storageCfg, storageErr := storage.ConfigFromEnv(e.Getenv)
 	statsCfg, statsErr := stats.ConfigFromEnv(e.Getenv)
-	if err := errors.Join(r.Err(), ingestErr, jobsErr, storageErr, statsErr); err != nil {
+	traceCfg, traceErr := tracing.ConfigFromEnv(e.Getenv, "odavl-sync", version)
+	if err := errors.Join(r.Err(), ingestErr, jobsErr, storageErr, statsErr, traceErr); err != nil {
 		return cli.WithCode(cli.ExitUsage, err)
 	}
 	addrFrom := "--addr"
@@ -109,6 +111,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	log := jsonlog.New(e.Stderr, level)
 	start := time.Now()
+
+	// Tracing: off unless the OTEL_* variables turn it on; the spans in
+	// hand are flushed last.
+	stopTracing, err := tracing.Start(ctx, log, traceCfg)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	// NATS: embedded unless NATS_URL is set.
 	var ns *server.Server

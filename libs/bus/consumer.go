@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -18,13 +17,23 @@ import (
 // Delivery is one delivery of an event to a handler.
 type Delivery struct {
 	Event events.Event
+	// Consumer is the durable consumer that made the delivery.
+	Consumer string
 	// Subject the message was published on.
 	Subject string
 	// Attempt counts deliveries of this message, from 1.
 	Attempt int
 	// MaxAttempts is the consumer's MaxDeliver (0: unlimited).
 	MaxAttempts int
-	// Msg is the underlying message, for InProgress on long work.
+	// RetryIn is the delay before the redelivery that follows, should
+	// this attempt fail with an error that is not Permanent.
+	RetryIn time.Duration
+	// AckWait is how long JetStream waits for this delivery's settlement
+	// (or an in-progress ack) before it redelivers it.
+	AckWait time.Duration
+	// Received is when the loop took the message from JetStream.
+	Received time.Time
+	// Msg is the underlying message (its headers carry the trace context).
 	Msg jetstream.Msg
 }
 
@@ -32,7 +41,7 @@ type Delivery struct {
 func (d Delivery) Last() bool { return d.MaxAttempts > 0 && d.Attempt >= d.MaxAttempts }
 
 // Handler processes one delivery. It must be idempotent: a delivery can be
-// repeated. It never acknowledges by hand; its result decides.
+// repeated. It never acknowledges by hand; its result decides (see Outcome).
 type Handler func(ctx context.Context, d Delivery) error
 
 // ConsumerConfig is the configuration of a durable pull consumer with the
@@ -49,14 +58,11 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// Workers is how many deliveries are handled at once (default 1).
 	Workers int
-	// KeepAlive is how long a delivery is kept alive with in-progress acks
-	// while its handler runs (0: not at all). Without it a handler that
-	// outlasts the ack wait (the first backoff, when there is one) sees its
-	// message redelivered to another worker while it still runs; past it, a
-	// stuck handler's message is redelivered.
-	KeepAlive time.Duration
-	// Metrics, when set, records the loop's deliveries.
-	Metrics *Metrics
+	// Middleware wraps the handler, the first outermost: usually
+	// Defaults(log, metrics, nil), with KeepAlive appended for handlers
+	// that may outlast the ack wait. Without Recover a handler's panic
+	// ends the process.
+	Middleware []Middleware
 }
 
 // EnsureConsumer creates or updates the durable consumer described by c.
@@ -102,14 +108,14 @@ type Loop struct {
 	once   sync.Once
 }
 
-// Consume starts the loop: up to workers deliveries are handled at once, each
-// acknowledged by the handler's result. Backoff is used for NakWithDelay by
-// attempt (the last value repeats). Stop drains it.
+// Consume starts the loop: up to workers deliveries are handled at once by
+// h wrapped in c.Middleware, each settled by the result (see Outcome):
+// nil acks, a Permanent error terminates, anything else is redelivered
+// after Backoff by attempt (the last value repeats). Stop drains it.
 func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c ConsumerConfig, h Handler) (*Loop, error) {
 	workers := max(c.Workers, 1)
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Loop{cancel: cancel}
-	sem := make(chan struct{}, workers)
 	maxDeliver := c.MaxDeliver
 	if maxDeliver == 0 && len(c.Backoff) > 0 {
 		maxDeliver = len(c.Backoff) + 1
@@ -120,24 +126,27 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	} else if ackWait == 0 {
 		ackWait = 30 * time.Second
 	}
-	c.Metrics.start(c.Durable)
-	handle := func(msg jetstream.Msg, stopKeepAlive func()) {
-		defer func() { <-sem; l.wg.Done() }()
-		defer stopKeepAlive()
-		t0 := time.Now()
-		outcome := l.dispatch(hctx, log, msg, c.Backoff, maxDeliver, h)
-		c.Metrics.done(c.Durable, outcome, time.Since(t0))
-	}
+	// A message is in hand from its receipt: while it is handled, or while
+	// it waits for a worker (one at most: then the callback blocks). The
+	// middleware wraps both, so that KeepAlive keeps a waiting message
+	// alive too (the ack wait runs from the delivery: JetStream would hand
+	// it out again while it is still in hand, seen under load as one more
+	// attempt than happened) and Measure counts it in flight.
+	inHand := make(chan struct{}, workers+1)
+	working := make(chan struct{}, workers)
+	run := Chain(func(ctx context.Context, d Delivery) error {
+		working <- struct{}{}
+		defer func() { <-working }()
+		return h(ctx, d)
+	}, c.Middleware...)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		// The ack wait runs from the delivery, not from the moment a
-		// worker is free: a message waiting for one is kept alive too, or
-		// JetStream would hand it out again while it is still in hand
-		// (seen under load as one more attempt than happened).
-		stop := keepAlive(msg, ackWait/3, c.KeepAlive)
-		c.Metrics.received(c.Durable)
-		sem <- struct{}{}
+		received := time.Now()
+		inHand <- struct{}{}
 		l.wg.Add(1)
-		go handle(msg, stop)
+		go func() {
+			defer func() { <-inHand; l.wg.Done() }()
+			l.dispatch(hctx, log, msg, c, ackWait, maxDeliver, received, run)
+		}()
 	}, jetstream.PullMaxMessages(max(2*workers, 16)),
 		// A short pull expiry bounds the stall when the server has let go of
 		// a pull request the client still counts on (seen in the job queue:
@@ -159,65 +168,52 @@ func Consume(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, c C
 	return l, nil
 }
 
-// dispatch hands msg to h and settles it by the result, which it returns
-// as an outcome (OutcomeAck, OutcomeTerm, OutcomeRetry).
-func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg, backoff []time.Duration, maxDeliver int, h Handler) string {
-	meta, err := msg.Metadata()
-	if err != nil {
-		log.Error("message without metadata", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return OutcomeTerm
-	}
-	ev, err := events.Decode(msg.Data())
-	if err != nil {
-		// A message that is not an event can never be handled: terminate it and say so.
-		log.Error("undecodable event terminated", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", err)
-		_ = msg.TermWithReason("undecodable event")
-		return OutcomeTerm
-	}
-	d := Delivery{Event: ev, Subject: msg.Subject(), Attempt: int(meta.NumDelivered), MaxAttempts: maxDeliver, Msg: msg}
-	err = safeCall(ctx, h, d)
+// Outcome is how the loop settles a delivery whose handler returned err:
+// OutcomeAck for nil, OutcomeTerm for a Permanent error, OutcomeRetry
+// otherwise.
+func Outcome(err error) string {
 	switch {
 	case err == nil:
-		if aerr := msg.DoubleAck(ctx); aerr != nil {
-			log.Warn("ack failed", "event", ev.ID, "err", aerr)
-		}
 		return OutcomeAck
 	case IsPermanent(err):
-		log.Error("event terminated", "event", ev.ID, "type", ev.Type, "attempt", d.Attempt, "err", err)
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
 		return OutcomeTerm
 	default:
-		delay := BackoffFor(backoff, d.Attempt)
-		log.Warn("event failed, will retry", "event", ev.ID, "type", ev.Type, "attempt", d.Attempt, "retryIn", delay, "err", err)
-		_ = msg.NakWithDelay(delay)
 		return OutcomeRetry
 	}
 }
 
-// keepAlive sends an in-progress ack for msg every interval for at most
-// limit, until the returned stop is called.
-func keepAlive(msg jetstream.Msg, every, limit time.Duration) (stop func()) {
-	if limit <= 0 || every <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		end := time.After(limit)
-		for {
-			select {
-			case <-done:
-				return
-			case <-end:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+// dispatch hands msg to h and settles it by the result. A message without
+// metadata, or that is not an event, goes through h's middleware too, with
+// a Permanent error in place of the handler's call: it is terminated, and
+// logged, measured and traced like any other.
+func (l *Loop) dispatch(ctx context.Context, log *slog.Logger, msg jetstream.Msg, c ConsumerConfig, ackWait time.Duration, maxDeliver int, received time.Time, h Handler) {
+	d := Delivery{Consumer: c.Durable, Subject: msg.Subject(), MaxAttempts: maxDeliver, AckWait: ackWait, Received: received, Msg: msg}
+	var bad error
+	if meta, err := msg.Metadata(); err != nil {
+		bad = fmt.Errorf("message without metadata: %w", err)
+	} else {
+		d.Attempt = int(meta.NumDelivered)
+		d.RetryIn = BackoffFor(c.Backoff, d.Attempt)
+		if d.Event, err = events.Decode(msg.Data()); err != nil {
+			// A message that is not an event can never be handled.
+			bad = fmt.Errorf("undecodable event (stream sequence %d): %w", meta.Sequence.Stream, err)
 		}
-	}()
-	return func() { close(done) }
+	}
+	run := h
+	if bad != nil {
+		run = Chain(func(context.Context, Delivery) error { return Permanent(bad) }, c.Middleware...)
+	}
+	err := run(ctx, d)
+	switch Outcome(err) {
+	case OutcomeAck:
+		if aerr := msg.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack failed", "consumer", c.Durable, "event", d.Event.ID, "err", aerr)
+		}
+	case OutcomeTerm:
+		_ = msg.TermWithReason(truncate(err.Error(), 200))
+	default:
+		_ = msg.NakWithDelay(d.RetryIn)
+	}
 }
 
 // BackoffFor is the delay before the redelivery that follows attempt.
@@ -227,15 +223,6 @@ func BackoffFor(backoff []time.Duration, attempt int) time.Duration {
 	}
 	i := min(max(attempt-1, 0), len(backoff)-1)
 	return backoff[i]
-}
-
-func safeCall(ctx context.Context, h Handler, d Delivery) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return h(ctx, d)
 }
 
 func truncate(s string, n int) string {

@@ -34,15 +34,11 @@ func TestConsumeMapsResults(t *testing.T) {
 		Stream: events.StreamSync, Durable: "test", Filters: []string{"sync.v1.*.*.*.received"},
 		Backoff: []time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, Workers: 2,
 	}
-	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	seen := map[string][]attempt{}
 	last := map[string]bool{}
 	done := make(chan struct{}, 10)
-	loop, err := bus.Consume(ctx, quiet, cons, cfg, func(_ context.Context, d bus.Delivery) error {
+	cons := consume(t, nb, cfg, func(_ context.Context, d bus.Delivery) error {
 		mu.Lock()
 		seen[d.Event.ID] = append(seen[d.Event.ID], attempt{d.Attempt, time.Now()})
 		if d.Last() {
@@ -59,15 +55,8 @@ func TestConsumeMapsResults(t *testing.T) {
 			return errors.New("transient")
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loop.Stop()
 	for _, id := range []string{"ok", "permanent", "flaky"} {
-		ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
-			t.Fatal(err)
-		}
+		publish(ctx, t, nb, id)
 	}
 	// ok: 1, permanent: 1, flaky: 3 (MaxDeliver = len(backoff)+1).
 	for i := 0; i < 5; i++ {
@@ -122,70 +111,28 @@ func TestPublishDedupesByEventID(t *testing.T) {
 	}
 }
 
-// TestKeepAliveHoldsASlowDelivery checks that a handler that outlasts the
-// ack wait (the first backoff) keeps its message for up to KeepAlive: it is
-// not redelivered to another worker while it runs; a stuck one is, after.
-func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
-	t.Parallel()
-	nb := natstest.Start(t)
+// consume runs h on a consumer made from cfg until the test ends.
+func consume(t *testing.T, nb *natstest.Bundle, cfg bus.ConsumerConfig, h bus.Handler) jetstream.Consumer {
+	t.Helper()
 	ctx := context.Background()
-	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{"sync.v1.*.*.*.received"},
-		Backoff: []time.Duration{500 * time.Millisecond, 500 * time.Millisecond}, Workers: 4, KeepAlive: 4 * time.Second,
-	}
 	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[string][]int{}
-	loop, err := bus.Consume(ctx, quiet, cons, cfg, func(ctx context.Context, d bus.Delivery) error {
-		mu.Lock()
-		seen[d.Event.ID] = append(seen[d.Event.ID], d.Attempt)
-		mu.Unlock()
-		wait := 2 * time.Second // 4 ack waits, well inside KeepAlive
-		if d.Event.ID == "stuck" && d.Attempt == 1 {
-			wait = 8 * time.Second
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-		return nil
-	})
+	loop, err := bus.Consume(ctx, quiet, cons, cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer loop.Stop()
-	for _, id := range []string{"slow", "stuck"} {
-		ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The stuck delivery is handed out again once KeepAlive is over; then
-	// everything is acked, and nothing more can come.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mu.Lock()
-		n := len(seen["stuck"])
-		mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stuck delivery was never handed out again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	settled(t, cons)
-	mu.Lock()
-	defer mu.Unlock()
-	if got := seen["slow"]; len(got) != 1 {
-		t.Errorf("slow delivery handled as attempts %v, want only 1", got)
-	}
-	if got := seen["stuck"]; len(got) < 2 {
-		t.Errorf("stuck delivery handled as attempts %v, want a redelivery once KeepAlive is over", got)
+	t.Cleanup(loop.Stop)
+	return cons
+}
+
+// publish publishes an Insight received event with id, in ctx's trace.
+func publish(ctx context.Context, t *testing.T, nb *natstest.Bundle, id string) {
+	t.Helper()
+	ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+		t.Fatal(err)
 	}
 }
 

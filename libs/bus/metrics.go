@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,8 +15,9 @@ const (
 )
 
 // Metrics are the consumer loops' figures, by durable consumer: deliveries
-// handled by outcome, handler seconds, deliveries in hand. One Metrics
-// serves every loop of a process; a nil *Metrics records nothing.
+// handled by outcome, seconds in hand, deliveries in hand. One
+// Metrics serves every loop of a process (through Measure); a nil *Metrics
+// records nothing.
 type Metrics struct {
 	handled  *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
@@ -31,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"consumer", "outcome"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "odavl_sync_consumer_handler_seconds",
-			Help:    "Time the handler took for one delivery, by durable consumer.",
+			Help:    "Time one delivery was in hand (handled, after waiting for a worker if all were busy), by durable consumer.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30},
 		}, []string{"consumer"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -43,9 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// start makes the consumer's series exist from the start (at 0), so a
-// scrape shows a consumer that has had nothing to do.
-func (m *Metrics) start(consumer string) {
+// Start makes a consumer's series exist from the start (at 0), so a scrape
+// shows a consumer that has had nothing to do. Measure creates them on a
+// consumer's first delivery otherwise.
+func (m *Metrics) Start(consumer string) {
 	if m == nil {
 		return
 	}
@@ -56,20 +59,23 @@ func (m *Metrics) start(consumer string) {
 	m.inFlight.WithLabelValues(consumer)
 }
 
-func (m *Metrics) received(consumer string) {
-	if m != nil {
-		m.inFlight.WithLabelValues(consumer).Inc()
+// Measure records each delivery in m, by consumer: in flight while it is
+// in hand (handled or waiting for a worker), then its outcome and how long
+// it took. A nil m records nothing.
+func Measure(m *Metrics) Middleware {
+	return func(next Handler) Handler {
+		if m == nil {
+			return next
+		}
+		return func(ctx context.Context, d Delivery) error {
+			inFlight := m.inFlight.WithLabelValues(d.Consumer)
+			inFlight.Inc()
+			t0 := time.Now()
+			err := next(ctx, d)
+			inFlight.Dec()
+			m.handled.WithLabelValues(d.Consumer, Outcome(err)).Inc()
+			m.seconds.WithLabelValues(d.Consumer).Observe(time.Since(t0).Seconds())
+			return err
+		}
 	}
-}
-
-func (m *Metrics) done(consumer, outcome string, took time.Duration) {
-	if m == nil {
-		return
-	}
-	m.inFlight.WithLabelValues(consumer).Dec()
-	if outcome == "" {
-		return // not handled (no metadata, not an event, killed)
-	}
-	m.handled.WithLabelValues(consumer, outcome).Inc()
-	m.seconds.WithLabelValues(consumer).Observe(took.Seconds())
 }

@@ -15,6 +15,7 @@ import (
 // the resource the event is about, set by the publisher.
 // The event id is the Nats-Msg-Id, so a second publish of the same event
 // inside the dedupe window is dropped by the server (the ack says Duplicate).
+// The trace context of ctx goes in the message's headers (see Trace).
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event) (*jetstream.PubAck, error) {
 	b, err := ev.MarshalJSON()
 	if err != nil {
@@ -23,7 +24,9 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev eve
 	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	msg.Header.Set("Ce-Type", ev.Type)
+	end := tracePublish(ctx, msg)
 	ack, err := js.PublishMsg(ctx, msg)
+	end(err)
 	if err != nil {
 		return nil, fmt.Errorf("publishing %s on %s: %w", ev.ID, subject, err)
 	}

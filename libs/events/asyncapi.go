@@ -217,6 +217,8 @@ func AsyncAPIDocument(opts AsyncAPIOptions) ([]byte, error) {
 		"properties": map[string]any{
 			"Nats-Msg-Id": map[string]any{"type": "string", "description": "The event id: JetStream drops a repeated publish inside the stream's dedupe window."},
 			"Ce-Type":     map[string]any{"type": "string", "description": "The event type, to route without parsing the body."},
+			"traceparent": map[string]any{"type": "string", "description": "W3C trace context of the publisher's span, when the publish was traced (e.g. an upload's HTTP request): continue the trace from it."},
+			"tracestate":  map[string]any{"type": "string", "description": "W3C trace state that goes with traceparent, when there is one."},
 		},
 	}
 	doc := map[string]any{

@@ -27,6 +27,7 @@ import (
 	"github.com/odavl/sync/libs/config"
 	"github.com/odavl/sync/libs/jsonlog"
 	"github.com/odavl/sync/libs/mongodb"
+	"github.com/odavl/sync/libs/tracing"
 )
 
 // Deps are the connections a service is built from.
@@ -38,7 +39,7 @@ type Deps struct {
 	// Version is the binary's build version (for a service's own /healthz).
 	Version string
 	// Metrics records consumer loops' figures for /metrics on the health
-	// port (set it as bus.ConsumerConfig.Metrics).
+	// port (give it to bus.Defaults for ConsumerConfig.Middleware).
 	Metrics *bus.Metrics
 	// Registry takes a service's own figures for that /metrics.
 	Registry prometheus.Registerer
@@ -94,7 +95,8 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	healthAddr := r.String("HEALTH_ADDR", ":8081")
 	replicas := r.Int("STREAM_REPLICAS", 1)
 	level := r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error")
-	if err := r.Err(); err != nil {
+	traceCfg, traceErr := tracing.ConfigFromEnv(getenv, name, bin.Version)
+	if err := errors.Join(r.Err(), traceErr); err != nil {
 		return err
 	}
 
@@ -103,6 +105,14 @@ func Run(ctx context.Context, bin Binary, getenv func(string) string, stdout io.
 	_ = lv.UnmarshalText([]byte(level))
 	log := jsonlog.New(stdout, lv).With("service", name)
 	log.Info("starting", "version", bin.Version, "natsUrl", natsURL, "natsUser", natsUser, "natsPassword", mask(natsPassword), "mongoDb", mongoDB, "healthAddr", healthAddr, "streamReplicas", replicas)
+
+	// Tracing: off unless the OTEL_* variables turn it on; the spans in
+	// hand are flushed last.
+	stopTracing, err := tracing.Start(ctx, log, traceCfg)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	// NATS.
 	opts := []nats.Option{nats.Name("odavl-sync-" + name), nats.MaxReconnects(-1)}

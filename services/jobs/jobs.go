@@ -62,7 +62,8 @@ type Config struct {
 	// <DataDir>/outbox.
 	SMTP handlers.SMTP
 	// Metrics, when set, records the sync consumer loop's figures (the
-	// health port's /metrics when the service runs alone).
+	// health port's /metrics when the service runs alone) through the
+	// loop's middleware (bus.Measure).
 	Metrics *bus.Metrics
 	// Registerer, when set, gets the queue's figures by job type
 	// (queue.Metrics), upload processing included.
@@ -188,9 +189,9 @@ func (s *Service) Run(ctx context.Context) error {
 		// An upload takes milliseconds, but under load its batched writes can
 		// outlast the ack wait (the first backoff): keep it from being run
 		// again beside itself.
-		KeepAlive: time.Minute,
-		Metrics:   s.cfg.Metrics,
+		Middleware: append(bus.Defaults(s.log, s.cfg.Metrics, nil), bus.KeepAlive(time.Minute)),
 	}
+	s.cfg.Metrics.Start(cc.Durable)
 	cons, err := bus.EnsureConsumer(ctx, s.js, cc)
 	if err != nil {
 		return err

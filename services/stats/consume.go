@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/tracing"
 	"github.com/odavl/sync/services/stats/internal/tally"
 )
 
@@ -19,7 +22,11 @@ func (s *Service) handle(ctx context.Context, d bus.Delivery) error {
 	if !ok {
 		return nil
 	}
-	return s.store.Apply(ctx, c, s.crash)
+	ctx, end := tracing.Span(ctx, "update aggregates", attribute.String("odavl.organization.id", c.OrganizationID),
+		attribute.String("odavl.project.id", c.ProjectID))
+	err = s.store.Apply(ctx, c, s.crash)
+	end(err)
+	return err
 }
 
 func changeOf(ev events.Event) (tally.Change, bool, error) {

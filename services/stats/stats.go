@@ -139,7 +139,7 @@ type Status struct {
 func (s *Service) consumerConfigs() []bus.ConsumerConfig {
 	mk := func(stream, durable, filter string) bus.ConsumerConfig {
 		return bus.ConsumerConfig{Stream: stream, Durable: durable, Filters: []string{filter},
-			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers, Metrics: s.cfg.Metrics}
+			AckWait: s.cfg.AckWait, Backoff: nil, Workers: s.cfg.Workers, Middleware: bus.Defaults(s.log, s.cfg.Metrics, nil)}
 	}
 	return []bus.ConsumerConfig{
 		mk(events.StreamSync, ConsumerProcessed, events.AllProcessed),
@@ -194,6 +194,7 @@ func (s *Service) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.cfg.Metrics.Start(cc.Durable)
 		loop, err := bus.Consume(ctx, s.log, cons, cc, s.handle)
 		if err != nil {
 			return err

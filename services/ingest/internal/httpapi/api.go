@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/odavl/sync/libs/events"
@@ -104,7 +105,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 		log.Error("TRUSTED_PROXIES ignored", "err", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	r.Use(a.recover, a.observe)
+	r.Use(a.recover, traceRequests(otel.Tracer(tracerName)), a.observe)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		problem(c, http.StatusNotFound, "not-found", "no route "+c.Request.Method+" "+c.Request.URL.Path)

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
+	"github.com/odavl/sync/libs/tracing"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 	"github.com/odavl/sync/services/jobs/internal/results"
@@ -184,7 +186,7 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if err := p.insert(ctx, r); err != nil && !errors.Is(err, results.ErrExists) {
+	if err := p.store(ctx, r); err != nil {
 		return err
 	}
 	if alert != nil {
@@ -196,6 +198,19 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 		return err
 	}
 	return p.announce(ctx, rc, job, r, figures, now)
+}
+
+// store writes the result document (once: a stored one is left as it is),
+// in a span of the upload's trace.
+func (p *Processor) store(ctx context.Context, r results.Result) error {
+	ctx, end := tracing.Span(ctx, "store result", attribute.String("db.collection.name", results.Collection(r.Product)),
+		attribute.String("odavl.upload.id", r.ID), attribute.String("odavl.product", string(r.Product)))
+	err := p.insert(ctx, r)
+	if errors.Is(err, results.ErrExists) {
+		err = nil
+	}
+	end(err)
+	return err
 }
 
 // publishProcessed announces an upload stored by an earlier delivery.

@@ -183,7 +183,8 @@ func (f *fixture) consume(t *testing.T, backoff time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	cc := bus.ConsumerConfig{Stream: events.StreamSync, Durable: "t-sync", Filters: []string{events.AllReceived},
-		Backoff: []time.Duration{backoff}, Workers: 4, KeepAlive: time.Minute}
+		Backoff: []time.Duration{backoff}, Workers: 4,
+		Middleware: append(bus.Defaults(f.log, nil, nil), bus.KeepAlive(time.Minute))}
 	cons, err := bus.EnsureConsumer(ctx, f.nb.JS, cc)
 	if err != nil {
 		t.Fatal(err)
