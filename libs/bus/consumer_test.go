@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/natstest"
@@ -31,7 +29,7 @@ func TestConsumeMapsResults(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, Workers: 2,
 	}
 	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
@@ -65,7 +63,7 @@ func TestConsumeMapsResults(t *testing.T) {
 	defer loop.Stop()
 	for _, id := range []string{"ok", "permanent", "flaky"} {
 		ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, id), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +77,7 @@ func TestConsumeMapsResults(t *testing.T) {
 	}
 	// No further delivery can come once the consumer holds nothing pending:
 	// every message acked, terminated or past its MaxDeliver.
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	mu.Lock()
 	defer mu.Unlock()
 	if n := len(seen["ok"]); n != 1 {
@@ -108,7 +106,7 @@ func TestPublishDedupesByEventID(t *testing.T) {
 	t.Parallel()
 	nb := natstest.Start(t)
 	ev, _ := events.New("same-id", "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-	subj := events.ReceivedSubject("o", "p", events.Insight)
+	subj := events.ReceivedSubject("o", "p", events.Insight, "up_same")
 	a1, err := bus.Publish(context.Background(), nb.JS, subj, ev)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +128,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{500 * time.Millisecond, 500 * time.Millisecond}, Workers: 4, KeepAlive: 4 * time.Second,
 	}
 	cons, err := bus.EnsureConsumer(ctx, nb.JS, cfg)
@@ -159,7 +157,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	defer loop.Stop()
 	for _, id := range []string{"slow", "stuck"} {
 		ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+		if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, id), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +176,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	mu.Lock()
 	defer mu.Unlock()
 	if got := seen["slow"]; len(got) != 1 {
@@ -186,21 +184,5 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	}
 	if got := seen["stuck"]; len(got) < 2 {
 		t.Errorf("stuck delivery handled as attempts %v, want a redelivery once KeepAlive is over", got)
-	}
-}
-
-// settled waits until cons has nothing left to deliver or redeliver.
-func settled(t *testing.T, cons jetstream.Consumer) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := cons.Info(context.Background())
-		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the consumer never settled: %+v %v", info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

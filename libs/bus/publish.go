@@ -15,7 +15,8 @@ import (
 // the resource the event is about, set by the publisher.
 // The event id is the Nats-Msg-Id, so a second publish of the same event
 // inside the dedupe window is dropped by the server (the ack says Duplicate).
-func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event) (*jetstream.PubAck, error) {
+// opts add expectations the server checks (jetstream.WithExpectLastSequencePerSubject).
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
@@ -23,7 +24,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev eve
 	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	msg.Header.Set("Ce-Type", ev.Type)
-	ack, err := js.PublishMsg(ctx, msg)
+	ack, err := js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("publishing %s on %s: %w", ev.ID, subject, err)
 	}

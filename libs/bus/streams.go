@@ -14,7 +14,9 @@ import (
 type StreamOptions struct {
 	// Replicas is the stream replica count: 1 for the embedded server, 3 on a cluster.
 	Replicas int
-	// MaxAge bounds how long events are kept (default 30 days).
+	// MaxAge bounds how long events are kept (default 30 days). An upload's
+	// received event is its idempotency record: MaxAge is at least the
+	// gateway's IDEMPOTENCY_TTL.
 	MaxAge time.Duration
 	// Duplicates is the dedupe window for Nats-Msg-Id (default 2 minutes).
 	Duplicates time.Duration
@@ -43,8 +45,12 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			Duplicates:  o.Duplicates,
 		}
 	}
+	sync := mk(events.StreamSync, "ODAVL Sync uploads: received, processed, alerts", "sync.v1.>")
+	// The gateway reads an upload's received event back by its subject to
+	// answer a replay: any replica may answer.
+	sync.AllowDirect = true
 	return []jetstream.StreamConfig{
-		mk(events.StreamSync, "ODAVL Sync uploads: received, processed, alerts", "sync.v1.>"),
+		sync,
 		// Job submissions (jobs.v1.<priority>.<type>) and lifecycle events
 		// (jobs.v1.events.>) share one stream: NATS counts the two subject
 		// sets as overlapping, and consumers tell them apart by filter.

@@ -284,7 +284,7 @@ func (a *API) receipt(c *gin.Context) {
 	id, t := c.Param("id"), tenantOf(c)
 	job, err := rpc.Call[rpc.Job](c.Request.Context(), a.nc, rpc.JobsGetJob, rpc.GetRequest{Tenant: t, ID: id})
 	if rpc.StatusOf(err) == http.StatusNotFound {
-		rec, lerr := a.uploads.Lookup(c.Request.Context(), id)
+		rec, lerr := a.uploads.Lookup(c.Request.Context(), t.OrganizationID, t.ProjectID, id)
 		if lerr == nil && rec.OrganizationID == t.OrganizationID && rec.ProjectID == t.ProjectID {
 			answer(c, http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": "WAITING", "product": rec.Product, "receivedAt": rec.ReceivedAt})
 			return

@@ -449,7 +449,7 @@ func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, 
 		id := fmt.Sprintf("upl_%06d", i)
 		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
 			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
-		subj := events.ReceivedSubject("org", "proj", events.Insight)
+		subj := events.ReceivedSubject("org", "proj", events.Insight, id)
 		ev.Subject = id
 		b, _ := json.Marshal(ev)
 		m := &nats.Msg{Subject: subj, Data: b, Header: nats.Header{}}

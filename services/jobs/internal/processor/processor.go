@@ -159,7 +159,7 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 	if err := <-p.writer.Add(jobstore.Change{Base: next, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
 		return r, err
 	}
-	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product)
+	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product, rc.UploadID)
 	ev, err := events.New(fmt.Sprintf("%s-retry-%d", rc.UploadID, rc.Generation), Source, events.ReceivedType(rc.Product), now, rc.OrganizationID, rc.ProjectID, rc)
 	if err != nil {
 		return r, err
