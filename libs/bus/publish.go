@@ -21,12 +21,18 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev eve
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
 	}
+	return PublishEncoded(ctx, js, subject, ev.ID, ev.Type, b, opts...)
+}
+
+// PublishEncoded is Publish of an envelope already encoded: b is the JSON
+// of the event with the given id and type.
+func PublishEncoded(ctx context.Context, js jetstream.JetStream, subject, id, typ string, b []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	msg.Header.Set("Ce-Type", ev.Type)
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg.Header.Set("Ce-Type", typ)
 	ack, err := js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("publishing %s on %s: %w", ev.ID, subject, err)
+		return nil, fmt.Errorf("publishing %s on %s: %w", id, subject, err)
 	}
 	return ack, nil
 }

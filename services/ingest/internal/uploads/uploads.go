@@ -8,6 +8,7 @@
 package uploads
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -151,16 +152,43 @@ func wrongLastSequence(err error) bool {
 }
 
 func (u *Uploads) publish(ctx context.Context, up Upload, subject, id, hash string, at time.Time, expect uint64) (*jetstream.PubAck, error) {
+	b, err := encodeReceived(up, id, hash, at)
+	if err != nil {
+		return nil, err
+	}
+	return bus.PublishEncoded(ctx, u.js, subject, id, events.ReceivedType(up.Product), b, jetstream.WithExpectLastSequencePerSubject(expect))
+}
+
+// payloadMark stands for the payload while the envelope is encoded: the
+// canonical payload (compact JSON already) is put in its place afterwards,
+// instead of being checked and copied twice more by encoding/json.
+var payloadMark = []byte(`"payload":0}}`)
+
+// encodeReceived is the JSON of an upload's received event.
+func encodeReceived(up Upload, id, hash string, at time.Time) ([]byte, error) {
+	if len(up.Canonical) == 0 {
+		return nil, fmt.Errorf("encoding event %s: no payload", id)
+	}
 	ev, err := events.New(id, Source, events.ReceivedType(up.Product), at, up.OrganizationID, up.ProjectID, events.Received{
 		UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
 		IdempotencyKey: up.IdempotencyKey, PayloadHash: hash, KeyID: up.KeyID, ReceivedAt: at,
-		Payload: up.Canonical,
+		Payload: json.RawMessage(`0`),
 	})
 	if err != nil {
 		return nil, err
 	}
 	ev.Subject = id
-	return bus.Publish(ctx, u.js, subject, ev, jetstream.WithExpectLastSequencePerSubject(expect))
+	b, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", id, err)
+	}
+	if !bytes.HasSuffix(b, payloadMark) {
+		return nil, fmt.Errorf("encoding event %s: the payload is not last in the envelope", id)
+	}
+	out := make([]byte, 0, len(b)+len(up.Canonical))
+	out = append(out, b[:len(b)-3]...) // up to "payload":
+	out = append(out, up.Canonical...)
+	return append(out, '}', '}'), nil
 }
 
 // ErrUnknown is returned by Lookup for an upload that was never accepted.
