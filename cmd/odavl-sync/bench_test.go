@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -36,6 +38,9 @@ import (
 //     measured alone;
 //   - processing running: the jobs service stores results behind the
 //     gateway; the raw side runs only once every consumer has settled.
+//
+// BENCH_CPUPROFILE=FILE writes the CPU profile of the process (serve and
+// its HTTP clients) while the first paused pair's gateway side runs.
 //
 // Then, on a fresh serve, POST → stored latency at an open-loop 200 uploads/s
 // (BENCH_RATE, BENCH_SECONDS): each upload is sent at its scheduled time
@@ -68,6 +73,10 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			var p pair
 			gateway := func() {
+				if prof := os.Getenv("BENCH_CPUPROFILE"); prof != "" && r == 0 && !processing {
+					stop := cpuProfile(b, prof)
+					defer stop()
+				}
 				p.gw = uploadAll(b, s, clients, bodies)
 				if processing {
 					settle(b, s) // the raw side never runs beside processing
@@ -126,6 +135,22 @@ func BenchmarkIngest(b *testing.B) {
 	b.Logf("POST → stored at an open-loop %d uploads/s for %d s (processing running): p50 %.1f ms, p99 %.1f ms, max %.1f ms; POST → 202 p99 %.1f ms",
 		rate, seconds, ms(st.p50), ms(st.p99), ms(st.max), ms(st.acceptP99))
 	b.ReportMetric(ms(st.p99), "stored-p99-ms")
+}
+
+// cpuProfile starts a CPU profile into file and returns what stops it.
+func cpuProfile(b *testing.B, file string) func() {
+	b.Helper()
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 // side is one side's figures.

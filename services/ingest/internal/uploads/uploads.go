@@ -93,6 +93,8 @@ type Upload struct {
 	IdempotencyKey            string
 	// Canonical is the payload re-encoded canonically (sorted keys, no spaces).
 	Canonical []byte
+	// PayloadHash is Hash(Canonical) when the caller has it already.
+	PayloadHash string
 }
 
 // Accept makes u durable and returns its receipt, in one JetStream write:
@@ -106,7 +108,10 @@ type Upload struct {
 func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 	id := UploadID(up.OrganizationID, up.ProjectID, up.Product, up.IdempotencyKey)
 	subject := events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product, id)
-	hash := Hash(up.Canonical)
+	hash := up.PayloadHash
+	if hash == "" {
+		hash = Hash(up.Canonical)
+	}
 	var expect uint64 // the last sequence on subject the publish expects: 0, nothing
 	for range 3 {
 		at := u.now().UTC().Truncate(time.Millisecond)
