@@ -45,12 +45,11 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			Duplicates:  o.Duplicates,
 		}
 	}
-	sync := mk(events.StreamSync, "ODAVL Sync uploads: received, processed, alerts", "sync.v1.>")
-	// The gateway reads an upload's received event back by its subject to
-	// answer a replay: any replica may answer.
-	sync.AllowDirect = true
 	return []jetstream.StreamConfig{
-		sync,
+		// The gateway reads an upload's received event back by its subject
+		// to answer a replay, from the stream's leader (no direct gets: a
+		// follower may not have applied it yet).
+		mk(events.StreamSync, "ODAVL Sync uploads: received, processed, alerts", "sync.v1.>"),
 		// Job submissions (jobs.v1.<priority>.<type>) and lifecycle events
 		// (jobs.v1.events.>) share one stream: NATS counts the two subject
 		// sets as overlapping, and consumers tell them apart by filter.

@@ -57,7 +57,12 @@ type Uploads struct {
 	stream jetstream.Stream
 	ttl    time.Duration
 	now    func() time.Time
+	legacy jetstream.KeyValue // the records of an older version, while it holds some
 }
+
+// LegacyBucket is the KV bucket where versions before 2026-12-04 kept the
+// idempotency records (one per upload, kept IDEMPOTENCY_TTL).
+const LegacyBucket = "sync_uploads"
 
 // Open prepares to accept uploads into the SYNC stream, remembering each
 // upload's key for ttl. The stream must keep events at least that long: a
@@ -70,7 +75,17 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (*Uplo
 	if age := st.CachedInfo().Config.MaxAge; age > 0 && age < ttl {
 		return nil, fmt.Errorf("IDEMPOTENCY_TTL %s is longer than stream %s keeps events (max age %s): an upload's received event is its idempotency record; raise the stream's max age or lower IDEMPOTENCY_TTL", ttl, events.StreamSync, age)
 	}
-	return &Uploads{js: js, stream: st, ttl: ttl, now: time.Now}, nil
+	u := &Uploads{js: js, stream: st, ttl: ttl, now: time.Now}
+	// Uploads accepted by an older version keep their idempotency rules
+	// until their records expire: their keys are looked up there first.
+	if kv, err := js.KeyValue(ctx, LegacyBucket); err == nil {
+		if status, err := kv.Status(ctx); err == nil && status.Values() > 0 {
+			u.legacy = kv
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("opening bucket %s: %w", LegacyBucket, err)
+	}
+	return u, nil
 }
 
 // UploadID derives an upload's id from its tenant, product and idempotency key.
@@ -100,8 +115,9 @@ type Upload struct {
 // Accept makes u durable and returns its receipt, in one JetStream write:
 // the received event is published on the upload's own subject, expecting
 // it to hold nothing yet. When it holds the upload already (a retry, or
-// concurrent uploads with one key: the server lets one in), the first
-// message on it answers: the same payload gets the first receipt (Replay
+// concurrent uploads with one key: the server lets one in), the message on
+// it answers (the upload's received event, or a manual retry's, which
+// repeats its data): the same payload gets the first receipt (Replay
 // true), another payload is ErrConflict. After ttl the key is free again
 // and the upload is published anew, expecting the old message to be the
 // last one on the subject.
@@ -112,8 +128,23 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 	if hash == "" {
 		hash = Hash(up.Canonical)
 	}
+	if u.legacy != nil {
+		if rc, ok, err := u.legacyReplay(ctx, id, hash); ok || err != nil {
+			return rc, err
+		}
+	}
 	var expect uint64 // the last sequence on subject the publish expects: 0, nothing
-	for range 3 {
+	for try := range tries {
+		if try > 0 && expect == 0 {
+			// The subject held a message the read did not find yet (a
+			// publish of it still being applied on a cluster), or one
+			// purged since: give the stream a moment.
+			select {
+			case <-time.After(time.Duration(try) * 10 * time.Millisecond):
+			case <-ctx.Done():
+				return Receipt{}, ctx.Err()
+			}
+		}
 		at := u.now().UTC().Truncate(time.Millisecond)
 		ack, err := u.publish(ctx, up, subject, id, hash, at, expect)
 		if err == nil && !ack.Duplicate {
@@ -124,7 +155,8 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 		}
 		first, seq, err := u.read(ctx, subject)
 		if errors.Is(err, ErrUnknown) {
-			continue // purged meanwhile, or a replica behind the leader: try again
+			expect = 0
+			continue
 		}
 		if err != nil {
 			return Receipt{}, err
@@ -138,7 +170,34 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 		}
 		return receipt(id, first.ReceivedAt, true), nil
 	}
-	return Receipt{}, fmt.Errorf("recording upload %s: its subject kept changing; retry", id)
+	return Receipt{}, fmt.Errorf("recording upload %s: its subject answered neither a publish nor a read in %d tries", id, tries)
+}
+
+// tries bounds the publish-then-read rounds of one Accept.
+const tries = 4
+
+// legacyReplay answers an upload whose key an older version recorded (and
+// whose event it published): ok is false when it did not.
+func (u *Uploads) legacyReplay(ctx context.Context, id, hash string) (Receipt, bool, error) {
+	e, err := u.legacy.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Receipt{}, false, nil
+	}
+	if err != nil {
+		return Receipt{}, false, fmt.Errorf("reading upload record %s: %w", id, err)
+	}
+	var old struct {
+		PayloadHash string    `json:"payloadHash"`
+		ReceivedAt  time.Time `json:"receivedAt"`
+		Published   bool      `json:"published"`
+	}
+	if err := json.Unmarshal(e.Value(), &old); err != nil || !old.Published {
+		return Receipt{}, false, nil // not known to be published: accepted anew
+	}
+	if old.PayloadHash != hash {
+		return Receipt{}, false, fmt.Errorf("%w: upload %s", ErrConflict, id)
+	}
+	return receipt(id, old.ReceivedAt, true), true, nil
 }
 
 func receipt(id string, at time.Time, replay bool) Receipt {

@@ -213,3 +213,36 @@ func TestOpenRefusesTTLBeyondStream(t *testing.T) {
 		t.Fatalf("Open with a TTL beyond the stream's max age: %v", err)
 	}
 }
+
+// An upload an older version accepted (its record in the bucket it kept,
+// its event published) is still a replay, or a conflict, after the upgrade.
+func TestUploadsOfAnOlderVersionKeepTheirKeys(t *testing.T) {
+	nb := natstest.Start(t)
+	ctx := context.Background()
+	kv, err := nb.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: uploads.LegacyBucket, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uploads.UploadID("acme", "web", events.Autopilot, "runId:old")
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	if _, err := kv.Put(ctx, id, []byte(`{"uploadId":"`+id+`","organizationId":"acme","projectId":"web","product":"autopilot","payloadHash":"`+uploads.Hash([]byte(`{"runId":"old"}`))+`","receivedAt":"2026-12-03T10:00:00Z","published":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	up, err := uploads.Open(ctx, nb.JS, 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := up.Accept(ctx, upload("runId:old", `{"runId":"old"}`))
+	if err != nil || !rc.Replay || rc.UploadID != id || !rc.ReceivedAt.Equal(at) {
+		t.Fatalf("retry of an upload the older version accepted: %+v %v, want its first receipt", rc, err)
+	}
+	if _, err := up.Accept(ctx, upload("runId:old", `{"runId":"old","x":1}`)); !errors.Is(err, uploads.ErrConflict) {
+		t.Fatalf("another payload under its key: %v, want ErrConflict", err)
+	}
+	if n := received(t, nb.JS, events.Autopilot); n != 0 {
+		t.Errorf("%d received events published, want none", n)
+	}
+	if rc, err := up.Accept(ctx, upload("runId:new", `{"runId":"new"}`)); err != nil || rc.Replay {
+		t.Fatalf("a new upload: %+v %v", rc, err)
+	}
+}
