@@ -140,7 +140,7 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 			// publish of it still being applied on a cluster), or one
 			// purged since: give the stream a moment.
 			select {
-			case <-time.After(time.Duration(try) * 10 * time.Millisecond):
+			case <-time.After(time.Duration(try) * 20 * time.Millisecond):
 			case <-ctx.Done():
 				return Receipt{}, ctx.Err()
 			}
@@ -174,7 +174,7 @@ func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 }
 
 // tries bounds the publish-then-read rounds of one Accept.
-const tries = 4
+const tries = 5
 
 // legacyReplay answers an upload whose key an older version recorded (and
 // whose event it published): ok is false when it did not.
@@ -207,12 +207,18 @@ func receipt(id string, at time.Time, replay bool) Receipt {
 	}
 }
 
+// errDuplicateInProcess is the error code of a publish refused on a
+// cluster while another with its message id is being applied.
+const errDuplicateInProcess jetstream.ErrorCode = 10158
+
 // wrongLastSequence reports whether a publish was refused because its
-// subject's last sequence was not the expected one (10164 on a replicated
-// stream).
+// subject holds a message already: its last sequence was not the expected
+// one (10164 on a replicated stream), or, on a cluster, a publish of the
+// same upload is being applied.
 func wrongLastSequence(err error) bool {
 	var ae *jetstream.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant || ae.ErrorCode == errDuplicateInProcess)
 }
 
 func (u *Uploads) publish(ctx context.Context, up Upload, subject, id, hash string, at time.Time, expect uint64) (*jetstream.PubAck, error) {

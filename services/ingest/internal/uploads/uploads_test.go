@@ -94,7 +94,14 @@ func TestReplayAfterDedupeWindow(t *testing.T) {
 // it, and one event is stored.
 func TestConcurrentSameKey(t *testing.T) {
 	up, nb := setup(t)
-	const n = 20
+	oneUpload(t, up, nb.JS, 20)
+}
+
+// oneUpload makes n concurrent uploads under one key and checks that one
+// is accepted, the rest are replays of it, one event is stored, and a
+// different payload under the key is a conflict.
+func oneUpload(t *testing.T, up *uploads.Uploads, js jetstream.JetStream, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	rcs := make([]uploads.Receipt, n)
 	errs := make([]error, n)
@@ -121,7 +128,10 @@ func TestConcurrentSameKey(t *testing.T) {
 	if fresh != 1 {
 		t.Errorf("%d uploads not marked replay, want 1", fresh)
 	}
-	if got := received(t, nb.JS, events.Autopilot); got != 1 {
+	if _, err := up.Accept(context.Background(), upload("runId:same", `{"runId":"same","x":1}`)); !errors.Is(err, uploads.ErrConflict) {
+		t.Errorf("another payload under the key: %v, want ErrConflict", err)
+	}
+	if got := received(t, js, events.Autopilot); got != 1 {
 		t.Errorf("%d received events on the stream, want 1", got)
 	}
 }
