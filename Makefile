@@ -62,7 +62,7 @@ bench-store: ## The embedded store at 100,000 ~10 KB results, before (ODAVL_STOR
 bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
 	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)
 
-bench-ingest: ## Uploads/s and p50/p99 of ~10 KB Insight uploads through serve vs raw JetStream publishes of the same bytes
+bench-ingest: ## Uploads/s of ~10 KB Insight uploads through serve vs raw JetStream publishes (fresh server per pair, processing paused and running, 3 repeats), and POST → stored p99 at 200 uploads/s
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
 
 fuzz: ## Fuzz the three upload bodies, and every route's path, query and headers, through a real serve (router, NATS, store, storage), FUZZTIME each (make fuzz FUZZTIME=8s)

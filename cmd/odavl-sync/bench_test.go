@@ -5,8 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -16,82 +17,337 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/services/jobs"
 )
 
-// BenchmarkIngest measures accepted ~10 KB Insight uploads per second and
-// their latency through the real serve (HTTP, auth, validation, idempotency
-// record, JetStream publish with PubAck, the jobs service processing behind
-// it), and in the same run the raw JetStream publish rate of the same bytes
-// on the same server (a file stream with the same dedupe window, synchronous
-// publishes with a Nats-Msg-Id), with the same number of concurrent clients.
-// JetStream runs with its default fsync interval (acknowledged before fsync).
-// b.N is the number of uploads (and of raw publishes):
+// BenchmarkIngest compares accepted ~10 KB Insight uploads per second through
+// the real serve (HTTP, auth, validation, the JetStream publish with its
+// PubAck) with raw synchronous JetStream publishes of the same bytes (a file
+// stream with the same dedupe window, a Nats-Msg-Id each, one connection
+// per publisher) at the same concurrency, on the same server. b.N uploads
+// (and raw publishes) a side:
 //
 //	make bench-ingest   (go test -run '^$' -bench '^BenchmarkIngest$' -benchtime 3000x ./cmd/odavl-sync)
+//
+// Each pair of sides runs on a fresh serve and the order of the sides
+// alternates from pair to pair. Two pairs per repeat, three repeats:
+//   - processing paused: the jobs service's consumer of received uploads is
+//     paused on the server (NATS consumer pause), so the gateway path is
+//     measured alone;
+//   - processing running: the jobs service stores results behind the
+//     gateway; the raw side runs only once every consumer has settled.
+//
+// BENCH_CPUPROFILE=FILE writes the CPU profile of the process (serve and
+// its HTTP clients) while the first paused pair's gateway side runs.
+//
+// Then, on a fresh serve, POST → stored latency at an open-loop 200 uploads/s
+// (BENCH_RATE, BENCH_SECONDS): each upload is sent at its scheduled time
+// whatever the earlier ones do, and its latency runs from that time to its
+// processed event (published once its result and job record are stored).
+// JetStream runs with its default fsync interval (acknowledged before fsync).
 func BenchmarkIngest(b *testing.B) {
-	const clients = 32
-	s := startServe(b, map[string]string{"RATE_LIMIT_RPS": "0"}) // measure the path, not the per-key limit
-	c := s.Cred
+	if b.N == 1 {
+		return // the testing package's probe run; the figures come from -benchtime Nx
+	}
+	const clients, repeats = 32, 3
+	env := map[string]string{"RATE_LIMIT_RPS": "0"} // measure the path, not the per-key limit
+	first := startServe(b, env)
+	org, project := first.Cred.OrganizationID, first.Cred.ProjectID
+	first.Stop()
 	bodies := make([][]byte, b.N)
 	for i := range bodies {
-		bodies[i] = tenKBInsight(c.OrganizationID, c.ProjectID, i)
+		bodies[i] = tenKBInsight(org, project, i)
 	}
-	b.Logf("upload size %d bytes, %d clients, %d uploads", len(bodies[0]), clients, b.N)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	b.Logf("upload size %d bytes, %d clients, %d uploads a side, %d repeats, JetStream default fsync; 2 shared cores", len(bodies[0]), clients, b.N, repeats)
 
-	// HTTP uploads.
+	type pair struct{ gw, raw side }
+	var paused, running []pair
 	b.ResetTimer()
-	httpLat, httpTook, failed := runConcurrent(clients, b.N, func(i int) error {
-		req, _ := http.NewRequest(http.MethodPost, c.APIURL+"/api/v1/sync/insight", bytes.NewReader(bodies[i]))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-		req.Header.Set("X-Organization-Id", c.OrganizationID)
-		req.Header.Set("X-Project-Id", c.ProjectID)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
+	for r := range repeats {
+		for _, processing := range []bool{false, true} {
+			s := startServe(b, env)
+			if !processing {
+				pauseProcessing(b, s)
+			}
+			var p pair
+			gateway := func() {
+				if prof := os.Getenv("BENCH_CPUPROFILE"); prof != "" && r == 0 && !processing {
+					stop := cpuProfile(b, prof)
+					defer stop()
+				}
+				p.gw = uploadAll(b, s, clients, bodies)
+				if processing {
+					settle(b, s) // the raw side never runs beside processing
+				}
+			}
+			raw := func() { p.raw = publishRaw(b, s, clients, bodies) }
+			if r%2 == 0 {
+				gateway()
+				raw()
+			} else {
+				raw()
+				gateway()
+			}
+			s.Stop()
+			if processing {
+				running = append(running, p)
+			} else {
+				paused = append(paused, p)
+			}
+			b.Logf("repeat %d, processing %-7s: gateway %6.0f/s (p50 %6.2f ms, p99 %7.2f ms) | raw %6.0f/s (p50 %5.2f ms, p99 %6.2f ms) | ratio %.3f",
+				r+1, map[bool]string{false: "paused", true: "running"}[processing], p.gw.rate, ms(p.gw.p50), ms(p.gw.p99), p.raw.rate, ms(p.raw.p50), ms(p.raw.p99), p.gw.rate/p.raw.rate)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
+	}
 	b.StopTimer()
-	if failed > 0 {
-		b.Fatalf("%d uploads not accepted", failed)
+	ratios := func(ps []pair) (med, lo, hi float64) {
+		var rs []float64
+		for _, p := range ps {
+			rs = append(rs, p.gw.rate/p.raw.rate)
+		}
+		sort.Float64s(rs)
+		return rs[len(rs)/2], rs[0], rs[len(rs)-1]
+	}
+	rates := func(ps []pair, gw bool) (med, lo, hi float64) {
+		var rs []float64
+		for _, p := range ps {
+			rs = append(rs, map[bool]float64{true: p.gw.rate, false: p.raw.rate}[gw])
+		}
+		sort.Float64s(rs)
+		return rs[len(rs)/2], rs[0], rs[len(rs)-1]
+	}
+	for _, x := range []struct {
+		name string
+		ps   []pair
+	}{{"paused", paused}, {"running", running}} {
+		m, lo, hi := ratios(x.ps)
+		gm, glo, ghi := rates(x.ps, true)
+		rm, rlo, rhi := rates(x.ps, false)
+		b.Logf("processing %-7s: gateway %.0f/s (%.0f–%.0f), raw %.0f/s (%.0f–%.0f), ratio median %.3f (%.3f–%.3f) over %d fresh pairs",
+			x.name, gm, glo, ghi, rm, rlo, rhi, m, lo, hi, len(x.ps))
+		b.ReportMetric(m, "ratio-"+x.name)
+		b.ReportMetric(gm, "uploads/s-"+x.name)
 	}
 
-	// Raw JetStream publishes of the same bytes.
-	nc := s.natsConn()
-	js, err := jetstream.New(nc)
+	rate, seconds := envInt("BENCH_RATE", 200), envInt("BENCH_SECONDS", 10)
+	st := storedLatency(b, env, rate, seconds)
+	b.Logf("POST → stored at an open-loop %d uploads/s for %d s (processing running): p50 %.1f ms, p99 %.1f ms, max %.1f ms; POST → 202 p99 %.1f ms",
+		rate, seconds, ms(st.p50), ms(st.p99), ms(st.max), ms(st.acceptP99))
+	b.ReportMetric(ms(st.p99), "stored-p99-ms")
+}
+
+// cpuProfile starts a CPU profile into file and returns what stops it.
+func cpuProfile(b *testing.B, file string) func() {
+	b.Helper()
+	f, err := os.Create(file)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+	if err := pprof.StartCPUProfile(f); err != nil {
 		b.Fatal(err)
 	}
-	rawLat, rawTook, failed := runConcurrent(clients, b.N, func(i int) error {
-		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: "bench.raw", Data: bodies[i]}, jetstream.WithMsgID("raw-"+strconv.Itoa(i)))
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+// side is one side's figures.
+type side struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+// uploadAll posts bodies through s's gateway from the given number of
+// clients.
+func uploadAll(b *testing.B, s *served, clients int, bodies [][]byte) side {
+	b.Helper()
+	c := s.Cred
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer hc.CloseIdleConnections()
+	lat, took, failed := runConcurrent(clients, len(bodies), func(i int) error {
+		_, err := postInsight(hc, c, bodies[i])
+		return err
+	})
+	if failed > 0 {
+		b.Fatalf("%d uploads not accepted", failed)
+	}
+	return side{float64(len(bodies)) / took.Seconds(), pct(lat, 50), pct(lat, 99)}
+}
+
+// postInsight posts one Insight upload and returns its upload id.
+func postInsight(hc *http.Client, c credentials, body []byte) (string, error) {
+	req, _ := http.NewRequest(http.MethodPost, c.APIURL+"/api/v1/sync/insight", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.APIKey)
+	req.Header.Set("X-Organization-Id", c.OrganizationID)
+	req.Header.Set("X-Project-Id", c.ProjectID)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var rc struct {
+		UploadID string `json:"uploadId"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rc); err != nil || resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("status %d %v", resp.StatusCode, err)
+	}
+	return rc.UploadID, nil
+}
+
+// publishRaw publishes bodies to a stream of their own on s's NATS, with
+// one connection per publisher.
+func publishRaw(b *testing.B, s *served, clients int, bodies [][]byte) side {
+	b.Helper()
+	ctx := context.Background()
+	jss := make([]jetstream.JetStream, clients)
+	for i := range jss {
+		js, err := jetstream.New(s.natsConn())
+		if err != nil {
+			b.Fatal(err)
+		}
+		jss[i] = js
+	}
+	if _, err := jss[0].CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	lat, took, failed := runConcurrent(clients, len(bodies), func(i int) error {
+		_, err := jss[i%clients].PublishMsg(ctx, &nats.Msg{Subject: "bench.raw", Data: bodies[i]}, jetstream.WithMsgID("raw-"+strconv.Itoa(i)))
 		return err
 	})
 	if failed > 0 {
 		b.Fatalf("%d raw publishes failed", failed)
 	}
+	if err := jss[0].DeleteStream(ctx, "BENCH"); err != nil {
+		b.Fatal(err)
+	}
+	return side{float64(len(bodies)) / took.Seconds(), pct(lat, 50), pct(lat, 99)}
+}
 
-	httpRate := float64(b.N) / httpTook.Seconds()
-	rawRate := float64(b.N) / rawTook.Seconds()
-	b.ReportMetric(httpRate, "uploads/s")
-	b.ReportMetric(ms(pct(httpLat, 50)), "p50-ms")
-	b.ReportMetric(ms(pct(httpLat, 99)), "p99-ms")
-	b.ReportMetric(rawRate, "raw-pub/s")
-	b.ReportMetric(ms(pct(rawLat, 50)), "raw-p50-ms")
-	b.ReportMetric(ms(pct(rawLat, 99)), "raw-p99-ms")
-	b.ReportMetric(httpRate/rawRate, "http/raw")
-	b.Logf("HTTP uploads: %.0f/s p50 %.2f ms p99 %.2f ms | raw JetStream publishes: %.0f/s p50 %.2f ms p99 %.2f ms | ratio %.2f (JetStream default fsync)",
-		httpRate, ms(pct(httpLat, 50)), ms(pct(httpLat, 99)), rawRate, ms(pct(rawLat, 50)), ms(pct(rawLat, 99)), httpRate/rawRate)
+// pauseProcessing pauses the jobs service's consumer of received uploads
+// on the server: uploads are accepted and stay in the stream unprocessed.
+func pauseProcessing(b *testing.B, s *served) {
+	b.Helper()
+	js, err := jetstream.New(s.natsConn())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.PauseConsumer(context.Background(), events.StreamSync, jobs.ConsumerSync, time.Now().Add(24*time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// settle waits until every consumer of s's streams has nothing left to
+// deliver or to be acknowledged: the uploads are processed and counted.
+func settle(b *testing.B, s *served) {
+	b.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(s.natsConn())
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for _, stream := range []string{events.StreamSync, events.StreamJobs, events.StreamStorage} {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for name := range st.ConsumerNames(ctx).Name() {
+			for {
+				c, err := st.Consumer(ctx, name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				info, err := c.Info(ctx)
+				if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("consumer %s of %s not settled: %+v %v", name, stream, info, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// stored is the figures of POST → stored.
+type stored struct{ p50, p99, max, acceptP99 time.Duration }
+
+// storedLatency sends rate uploads a second for the given seconds to a fresh
+// serve, each at its scheduled time, and times each from that time to its
+// processed event.
+func storedLatency(b *testing.B, env map[string]string, rate, seconds int) stored {
+	b.Helper()
+	s := startServe(b, env)
+	defer s.Stop()
+	c := s.Cred
+	var mu sync.Mutex
+	done := map[string]time.Time{}
+	all := make(chan struct{})
+	n := rate * seconds
+	sub, err := s.natsConn().Subscribe(events.AllProcessed, func(m *nats.Msg) {
+		at := time.Now()
+		var ev struct {
+			Subject string `json:"subject"`
+		}
+		if json.Unmarshal(m.Data, &ev) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := done[ev.Subject]; !ok {
+			done[ev.Subject] = at
+			if len(done) == n {
+				close(all)
+			}
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer hc.CloseIdleConnections()
+	ids := make([]string, n)
+	sent := make([]time.Time, n)
+	accept := make([]time.Duration, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range n {
+		sent[i] = start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(sent[i]))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := postInsight(hc, c, tenKBInsight(c.OrganizationID, c.ProjectID, 1_000_000+i))
+			accept[i] = time.Since(sent[i])
+			if err != nil {
+				failed.Add(1)
+			}
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("%d uploads not accepted", failed.Load())
+	}
+	select {
+	case <-all:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d uploads stored after 5 minutes", len(done), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lat := make([]time.Duration, n)
+	for i, id := range ids {
+		lat[i] = done[id].Sub(sent[i])
+	}
+	return stored{pct(lat, 50), pct(lat, 99), pct(lat, 100), pct(accept, 99)}
 }
 
 // runConcurrent runs do(0..n-1) on the given number of workers and returns

@@ -156,7 +156,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: ingestCfg.StreamReplicas}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: ingestCfg.StreamReplicas, MaxAge: max(30*24*time.Hour, ingestCfg.IdempotencyTTL)}); err != nil {
 		return err
 	}
 

@@ -169,7 +169,7 @@ func jobsFigures(t *testing.T, nb *natstest.Bundle, health, metrics string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.Publish(context.Background(), nb.JS, events.ReceivedSubject("o1", "p1", events.Insight), ev); err != nil {
+	if _, err := bus.Publish(context.Background(), nb.JS, events.ReceivedSubject("o1", "p1", events.Insight, "u1"), ev); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the processed upload in the runs of its job type", func() bool {

@@ -671,7 +671,7 @@ func TestSyncReceiptFailedWithReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.Publish(context.Background(), js, events.ReceivedSubject(c.OrganizationID, c.ProjectID, events.Insight), ev); err != nil {
+	if _, err := bus.Publish(context.Background(), js, events.ReceivedSubject(c.OrganizationID, c.ProjectID, events.Insight, id), ev); err != nil {
 		t.Fatal(err)
 	}
 	k := s.contract()

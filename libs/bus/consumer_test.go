@@ -31,7 +31,7 @@ func TestConsumeMapsResults(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, Workers: 2,
 	}
 	var mu sync.Mutex
@@ -97,7 +97,7 @@ func TestPublishDedupesByEventID(t *testing.T) {
 	t.Parallel()
 	nb := natstest.Start(t)
 	ev, _ := events.New("same-id", "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-	subj := events.ReceivedSubject("o", "p", events.Insight)
+	subj := events.ReceivedSubject("o", "p", events.Insight, "same-id")
 	a1, err := bus.Publish(context.Background(), nb.JS, subj, ev)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func consume(t *testing.T, nb *natstest.Bundle, cfg bus.ConsumerConfig, h bus.Ha
 func publish(ctx context.Context, t *testing.T, nb *natstest.Bundle, id string) {
 	t.Helper()
 	ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
-	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, id), ev); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -20,7 +20,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-keepalive", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{500 * time.Millisecond, 500 * time.Millisecond}, Workers: 4,
 		Middleware: []bus.Middleware{bus.KeepAlive(4 * time.Second)},
 	}
@@ -64,7 +64,7 @@ func TestKeepAliveHoldsADeliveryWaitingForAWorker(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-keepalive-waiting", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-keepalive-waiting", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{500 * time.Millisecond}, Workers: 1,
 		Middleware: []bus.Middleware{bus.KeepAlive(10 * time.Second)},
 	}

@@ -36,7 +36,7 @@ func TestLogSaysWhatBecameOfAFailedDelivery(t *testing.T) {
 		{err: errors.New("store down"), want: map[string]any{"level": "WARN", "msg": "event failed, will retry", "err": "store down", "retryIn": float64(4 * time.Second)}},
 	} {
 		buf.Reset()
-		d := bus.Delivery{Event: events.Event{ID: "ev-1", Type: events.TypeInsightReceived}, Consumer: "jobs-sync", Subject: "sync.v1.o.p.insight.received",
+		d := bus.Delivery{Event: events.Event{ID: "ev-1", Type: events.TypeInsightReceived}, Consumer: "jobs-sync", Subject: "sync.v1.o.p.insight.received.u1",
 			Attempt: 2, RetryIn: 4 * time.Second}
 		if err := mw(func(context.Context, bus.Delivery) error { return tc.err })(ctx, d); err != tc.err {
 			t.Fatalf("Log changed the handler's error %v into %v", tc.err, err)
@@ -52,7 +52,7 @@ func TestLogSaysWhatBecameOfAFailedDelivery(t *testing.T) {
 			t.Fatalf("log %q: %v", buf.String(), err)
 		}
 		want := map[string]any{"consumer": "jobs-sync", "event": "ev-1", "type": events.TypeInsightReceived, "attempt": float64(2),
-			"subject": "sync.v1.o.p.insight.received", "traceId": traceID.String()}
+			"subject": "sync.v1.o.p.insight.received.u1", "traceId": traceID.String()}
 		for k, v := range tc.want {
 			want[k] = v
 		}

@@ -52,13 +52,13 @@ func TestMiddlewareSeesEveryDelivery(t *testing.T) {
 		}
 	}
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-every", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-every", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{time.Second, 3 * time.Second}, Workers: 1,
 		Middleware: append(bus.Defaults(quiet, bus.NewMetrics(reg), nil), spy),
 	}
 	handled := 0
 	cons := consume(t, nb, cfg, func(context.Context, bus.Delivery) error { handled++; return nil })
-	if _, err := nb.JS.Publish(ctx, "sync.v1.o.p.insight.received", []byte("not an event")); err != nil {
+	if _, err := nb.JS.Publish(ctx, "sync.v1.o.p.insight.received.u1", []byte("not an event")); err != nil {
 		t.Fatal(err)
 	}
 	publish(ctx, t, nb, "fine")
@@ -74,7 +74,11 @@ func TestMiddlewareSeesEveryDelivery(t *testing.T) {
 	settled(t, cons)
 	for _, id := range []string{"", "fine"} {
 		d, ok := got[id]
-		if !ok || d.Consumer != "test-every" || d.Subject != "sync.v1.o.p.insight.received" || d.Attempt != 1 ||
+		want := "sync.v1.o.p.insight.received.u1" // the message that is not an event
+		if id != "" {
+			want = events.ReceivedSubject("o", "p", events.Insight, id)
+		}
+		if !ok || d.Consumer != "test-every" || d.Subject != want || d.Attempt != 1 ||
 			d.MaxAttempts != 3 || d.RetryIn != time.Second || d.AckWait != time.Second || d.Received.IsZero() {
 			t.Errorf("delivery %q: %+v (seen: %v)", id, d, ok)
 		}

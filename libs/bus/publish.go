@@ -15,20 +15,27 @@ import (
 // the resource the event is about, set by the publisher.
 // The event id is the Nats-Msg-Id, so a second publish of the same event
 // inside the dedupe window is dropped by the server (the ack says Duplicate).
-// The trace context of ctx goes in the message's headers (see Trace).
-func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event) (*jetstream.PubAck, error) {
+// The trace context of ctx goes in the message's headers (see Trace);
+// opts add expectations the server checks (jetstream.WithExpectLastSequencePerSubject).
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev events.Event, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
 	}
+	return PublishEncoded(ctx, js, subject, ev.ID, ev.Type, b, opts...)
+}
+
+// PublishEncoded is Publish of an envelope already encoded: b is the JSON
+// of the event with the given id and type.
+func PublishEncoded(ctx context.Context, js jetstream.JetStream, subject, id, typ string, b []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	msg.Header.Set("Ce-Type", ev.Type)
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg.Header.Set("Ce-Type", typ)
 	end := tracePublish(ctx, msg)
-	ack, err := js.PublishMsg(ctx, msg)
+	ack, err := js.PublishMsg(ctx, msg, opts...)
 	end(err)
 	if err != nil {
-		return nil, fmt.Errorf("publishing %s on %s: %w", ev.ID, subject, err)
+		return nil, fmt.Errorf("publishing %s on %s: %w", id, subject, err)
 	}
 	return ack, nil
 }

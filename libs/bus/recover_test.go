@@ -24,7 +24,7 @@ func TestRecoverTurnsAPanicIntoARetry(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-recover", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-recover", Filters: []string{events.AllReceived},
 		Backoff: []time.Duration{50 * time.Millisecond}, Workers: 1, Middleware: []bus.Middleware{bus.Recover()},
 	}
 	acked := make(chan int, 1)

@@ -14,7 +14,9 @@ import (
 type StreamOptions struct {
 	// Replicas is the stream replica count: 1 for the embedded server, 3 on a cluster.
 	Replicas int
-	// MaxAge bounds how long events are kept (default 30 days).
+	// MaxAge bounds how long events are kept (default 30 days). An upload's
+	// received event is its idempotency record: MaxAge is at least the
+	// gateway's IDEMPOTENCY_TTL.
 	MaxAge time.Duration
 	// Duplicates is the dedupe window for Nats-Msg-Id (default 2 minutes).
 	Duplicates time.Duration
@@ -44,6 +46,9 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
+		// The gateway reads an upload's received event back by its subject
+		// to answer a replay, from the stream's leader (no direct gets: a
+		// follower may not have applied it yet).
 		mk(events.StreamSync, "ODAVL Sync uploads: received, processed, alerts", "sync.v1.>"),
 		// Job submissions (jobs.v1.<priority>.<type>) and lifecycle events
 		// (jobs.v1.events.>) share one stream: NATS counts the two subject

@@ -27,7 +27,7 @@ func TestTraceJoinsThePublishersTrace(t *testing.T) {
 	nb := natstest.Start(t)
 	ctx := context.Background()
 	cfg := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: "test-trace", Filters: []string{"sync.v1.*.*.*.received"},
+		Stream: events.StreamSync, Durable: "test-trace", Filters: []string{events.AllReceived},
 		Workers: 1, Middleware: []bus.Middleware{bus.Trace(tp)},
 	}
 	handled := make(chan trace.SpanContext, 2)
@@ -65,14 +65,14 @@ func TestTraceJoinsThePublishersTrace(t *testing.T) {
 	// A publish outside any trace carries no trace context.
 	msgs := make(chan *nats.Msg, 1)
 	nc := natstest.Connect(t, nb.URL)
-	if _, err := nc.ChanSubscribe("sync.v1.o.p.autopilot.received", msgs); err != nil {
+	if _, err := nc.ChanSubscribe("sync.v1.o.p.autopilot.received.untraced", msgs); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	ev, _ := events.New("untraced", "/test", events.TypeAutopilotReceived, time.Now(), "o", "p", map[string]string{})
-	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Autopilot), ev); err != nil {
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Autopilot, "untraced"), ev); err != nil {
 		t.Fatal(err)
 	}
 	select {

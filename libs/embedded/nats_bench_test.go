@@ -55,7 +55,7 @@ func BenchmarkPublishDurability(b *testing.B) {
 				for pb.Next() {
 					id := "e" + strconv.FormatInt(seq.Add(1), 10)
 					ev, _ := events.New(id, "/bench", events.TypeInsightReceived, time.Now(), "o", "p", data)
-					if _, err := bus.Publish(ctx, js, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+					if _, err := bus.Publish(ctx, js, events.ReceivedSubject("o", "p", events.Insight, id), ev); err != nil {
 						b.Error(err)
 						return
 					}

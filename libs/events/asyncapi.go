@@ -78,8 +78,8 @@ func catalog() ([]channel, []message) {
 		products[i] = string(p)
 	}
 	chans := []channel{
-		{"uploadReceived", "sync.v1.{organizationId}.{projectId}.{product}.received", "Uploads the gateway accepted, published before it answers 202 (stream SYNC).",
-			withTenant(map[string]param{"product": {"The product that uploaded.", products}})},
+		{"uploadReceived", "sync.v1.{organizationId}.{projectId}.{product}.received.{uploadId}", "Uploads the gateway accepted, published before it answers 202 (stream SYNC), each on a subject of its own: the first message on it is the upload's idempotency record. Subscribe to sync.v1.{organizationId}.{projectId}.{product}.received.*.",
+			withTenant(map[string]param{"product": {"The product that uploaded.", products}, "uploadId": {"The upload id (up_ and 32 hex digits; a manual retry is published again on it).", nil}})},
 		{"uploadProcessed", "sync.v1.{organizationId}.{projectId}.{product}.processed", "Uploads stored as results (stream SYNC).",
 			withTenant(map[string]param{"product": {"The product that uploaded.", products}})},
 		{"criticalAlert", "sync.v1.{organizationId}.{projectId}.insight.alert.critical", "Insight uploads that count critical issues, once per upload (stream SYNC).", withTenant(nil)},

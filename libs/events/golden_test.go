@@ -47,7 +47,7 @@ func goldens() []golden {
 	}
 	var gs []golden
 	for _, p := range events.Products {
-		gs = append(gs, golden{events.ReceivedType(p), events.ReceivedSubject("acme", "web", p), up(p), events.SourceIngest, up(p), &events.Received{
+		gs = append(gs, golden{events.ReceivedType(p), events.ReceivedSubject("acme", "web", p, up(p)), up(p), events.SourceIngest, up(p), &events.Received{
 			UploadID: up(p), OrganizationID: "acme", ProjectID: "web", Product: p, IdempotencyKey: key[p],
 			PayloadHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", KeyID: "key_8f14e45fceea167a",
 			ReceivedAt: at, Payload: json.RawMessage(payload[p]),

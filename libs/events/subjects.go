@@ -26,7 +26,7 @@ func (p Product) Valid() bool {
 
 // Streams and the subjects they hold.
 const (
-	StreamSync    = "SYNC"    // sync.v1.>: received, processed and alert events of uploads
+	StreamSync    = "SYNC"    // sync.v1.>: received (one subject per upload), processed and alert events of uploads
 	StreamJobs    = "JOBS"    // jobs.v1.>: job submissions and job lifecycle events
 	StreamStorage = "STORAGE" // storage.v1.>: file events
 )
@@ -69,9 +69,11 @@ func ValidID(s string) bool { return idRE.MatchString(s) }
 // IDRule says what ValidID accepts, for error messages.
 const IDRule = "must be 1-128 letters, digits, '-' or '_'"
 
-// ReceivedSubject is where an accepted upload is published.
-func ReceivedSubject(org, project string, p Product) string {
-	return fmt.Sprintf("sync.v1.%s.%s.%s.received", org, project, p)
+// ReceivedSubject is where an accepted upload is published: a subject of
+// its own per upload, so that the stream holds the gateway's idempotency
+// record (the first message on it) and answers a replay by reading it.
+func ReceivedSubject(org, project string, p Product, uploadID string) string {
+	return "sync.v1." + org + "." + project + "." + string(p) + ".received." + uploadID
 }
 
 // ProcessedSubject is where a stored upload is announced.
@@ -116,7 +118,7 @@ func FileEventSubject(org, project, kind string) string {
 
 // Wildcards for consumers.
 const (
-	AllReceived  = "sync.v1.*.*.*.received"
+	AllReceived  = "sync.v1.*.*.*.received.*"
 	AllProcessed = "sync.v1.*.*.*.processed"
 	AllAlerts    = "sync.v1.*.*.insight.alert.critical"
 	AllJobEvents = "jobs.v1.events.>"

@@ -6,6 +6,7 @@ package natstest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -53,4 +54,22 @@ func Connect(tb testing.TB, url string) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// Settled waits until cons has nothing left to deliver or redeliver (every
+// message acked, terminated or past its MaxDeliver): no delivery can come
+// after it. It fails tb after 10 s.
+func Settled(tb testing.TB, cons jetstream.Consumer) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cons.Info(context.Background())
+		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the consumer never settled: %+v %v", info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -170,7 +170,7 @@ type Service struct {
 	stopping chan struct{}
 }
 
-// New prepares the gateway: it opens its bucket and indexes and binds its listener.
+// New prepares the gateway: it opens the uploads' stream and its indexes and binds its listener.
 func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config, opts Options) (*Service, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -179,7 +179,7 @@ func New(ctx context.Context, log *slog.Logger, nc *nats.Conn, db *mongo.Databas
 	if err := mongodb.EnsureIndexes(ctx, db, tenancy.Indexes()); err != nil {
 		return nil, err
 	}
-	up, err := uploads.Open(ctx, js, cfg.IdempotencyTTL, cfg.StreamReplicas)
+	up, err := uploads.Open(ctx, js, cfg.IdempotencyTTL)
 	if err != nil {
 		return nil, err
 	}

@@ -184,7 +184,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stopInserter()
 	proc.UseInserter(results.NewInserter(inserterCtx, s.results))
 	cc := bus.ConsumerConfig{
-		Stream: events.StreamSync, Durable: ConsumerSync, Filters: []string{events.AllReceived},
+		// Uploads received before their subjects carried the upload id
+		// (sync.v1.<org>.<project>.<product>.received) are still processed.
+		Stream: events.StreamSync, Durable: ConsumerSync, Filters: []string{events.AllReceived, "sync.v1.*.*.*.received"},
 		Backoff: s.cfg.Backoff, Workers: s.cfg.SyncWorkers,
 		// An upload takes milliseconds, but under load its batched writes can
 		// outlast the ack wait (the first backoff): keep it from being run

@@ -47,7 +47,7 @@ func (b *testBundle) receive(t *testing.T, org, project string, p events.Product
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject(org, project, p), ev); err != nil {
+	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject(org, project, p, upload), ev); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -94,7 +94,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	ev, _ := events.New("received-again-a1", "/odavl-sync/ingest", events.ReceivedType(events.Autopilot), at, "o1", "p1", events.Received{
 		UploadID: "a1", OrganizationID: "o1", ProjectID: "p1", Product: events.Autopilot, IdempotencyKey: "a1", ReceivedAt: at,
 		Payload: mustJSON(autopilotPayload("o1", "p1", "run1", at, false, 0.2005))})
-	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject("o1", "p1", events.Autopilot), ev); err != nil {
+	if _, err := bus.Publish(context.Background(), b.nats.JS, events.ReceivedSubject("o1", "p1", events.Autopilot, "a1"), ev); err != nil {
 		t.Fatal(err)
 	}
 	for _, pe := range fixture()[10:] { // job and file events (dated day1)

@@ -42,11 +42,10 @@ func setup(tb testing.TB) *testBundle {
 	if b.key, _, err = tenants.CreateKey(ctx, b.org, b.project, "test", []string{tenancy.ScopeSync}); err != nil {
 		tb.Fatal(err)
 	}
-	up, err := uploads.Open(ctx, nb.JS, 30*24*time.Hour, 1)
+	up, err := uploads.Open(ctx, nb.JS, 30*24*time.Hour)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(up.Wait)
 	v, err := schema.New(time.Now)
 	if err != nil {
 		tb.Fatal(err)

@@ -69,14 +69,15 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			problem(c, http.StatusBadRequest, "validation", detail, fields...)
 			return
 		}
-		idem, ferr := idempotencyKey(c, p, canonical)
+		hash := uploads.Hash(canonical)
+		idem, ferr := idempotencyKey(c, p, canonical, hash)
 		if ferr != nil {
 			problem(c, http.StatusBadRequest, "bad-idempotency-key", ferr.Message, *ferr)
 			return
 		}
 		rc, err := a.uploads.Accept(c.Request.Context(), uploads.Upload{
 			OrganizationID: key.OrganizationID, ProjectID: key.ProjectID, Product: p, KeyID: key.ID,
-			IdempotencyKey: idem, Canonical: canonical,
+			IdempotencyKey: idem, Canonical: canonical, PayloadHash: hash,
 		})
 		if errors.Is(err, uploads.ErrConflict) {
 			problem(c, http.StatusConflict, "idempotency-conflict", "this idempotency key ("+idem+") was used before with a different payload")
@@ -139,7 +140,7 @@ func (a *API) screenshotFiles(ctx context.Context, key tenancy.Key, body []byte,
 
 // idempotencyKey is the natural key of Autopilot and Guardian uploads, and for
 // Insight the Idempotency-Key header or, without one, the payload's hash.
-func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string, *rpc.FieldError) {
+func idempotencyKey(c *gin.Context, p events.Product, canonical []byte, hash string) (string, *rpc.FieldError) {
 	switch p {
 	case events.Autopilot:
 		var v struct {
@@ -156,7 +157,7 @@ func idempotencyKey(c *gin.Context, p events.Product, canonical []byte) (string,
 	}
 	h := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if h == "" {
-		return "sha256:" + uploads.Hash(canonical), nil
+		return "sha256:" + hash, nil
 	}
 	if len(h) > 255 || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 		return "", &rpc.FieldError{Field: "Idempotency-Key", Message: "must be 1-255 visible ASCII characters"}
@@ -285,7 +286,7 @@ func (a *API) receipt(c *gin.Context) {
 	id, t := c.Param("id"), tenantOf(c)
 	job, err := rpc.Call[rpc.Job](c.Request.Context(), a.nc, rpc.JobsGetJob, rpc.GetRequest{Tenant: t, ID: id})
 	if rpc.StatusOf(err) == http.StatusNotFound {
-		rec, lerr := a.uploads.Lookup(c.Request.Context(), id)
+		rec, lerr := a.uploads.Lookup(c.Request.Context(), t.OrganizationID, t.ProjectID, id)
 		if lerr == nil && rec.OrganizationID == t.OrganizationID && rec.ProjectID == t.ProjectID {
 			answer(c, http.StatusOK, gin.H{"id": id, "jobId": id, "state": StateQueued, "status": jobs.Waiting, "product": rec.Product, "receivedAt": rec.ReceivedAt})
 			return

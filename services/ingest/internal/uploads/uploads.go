@@ -1,18 +1,20 @@
 // Package uploads accepts validated uploads: it gives each one its id from
-// the tenant, product and idempotency key, remembers the payload's hash so a
-// retry gets the first answer (and a different payload under the same key a
-// conflict), and publishes the received event, answering only once JetStream
-// has stored it.
+// the tenant, product and idempotency key and publishes the received event,
+// answering only once JetStream has stored it. The event is also the
+// upload's idempotency record: it is published on a subject of its own, only
+// if that subject holds nothing yet, so one JetStream write makes an upload
+// durable and remembered; a retry reads it back and gets the first answer (a
+// different payload under the same key a conflict).
 package uploads
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,16 +23,14 @@ import (
 	"github.com/odavl/sync/libs/events"
 )
 
-// Bucket is the JetStream KV bucket of idempotency records.
-const Bucket = "sync_uploads"
-
 // Source is the CloudEvents source of received events.
 const Source = events.SourceIngest
 
 // ErrConflict is returned when a key was used before with another payload.
 var ErrConflict = errors.New("idempotency key reused with a different payload")
 
-// Record is what the bucket remembers of an accepted upload.
+// Record is what the stream remembers of an accepted upload: its received
+// event's data, without the payload.
 type Record struct {
 	UploadID       string         `json:"uploadId"`
 	OrganizationID string         `json:"organizationId"`
@@ -38,9 +38,6 @@ type Record struct {
 	Product        events.Product `json:"product"`
 	PayloadHash    string         `json:"payloadHash"`
 	ReceivedAt     time.Time      `json:"receivedAt"`
-	// Published is set once JetStream has stored the received event, so a
-	// retry after the stream's dedupe window does not publish it again.
-	Published bool `json:"published,omitempty"`
 }
 
 // Receipt is the answer to an accepted upload.
@@ -56,22 +53,39 @@ type Receipt struct {
 
 // Uploads accepts uploads.
 type Uploads struct {
-	js    jetstream.JetStream
-	kv    jetstream.KeyValue
-	now   func() time.Time
-	marks sync.WaitGroup
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	ttl    time.Duration
+	now    func() time.Time
+	legacy jetstream.KeyValue // the records of an older version, while it holds some
 }
 
-// Open creates or opens the idempotency bucket, keeping records for ttl.
-func Open(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (*Uploads, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "idempotency records of accepted uploads",
-		TTL: ttl, Storage: jetstream.FileStorage, Replicas: max(replicas, 1), History: 1,
-	})
+// LegacyBucket is the KV bucket where versions before 2026-12-04 kept the
+// idempotency records (one per upload, kept IDEMPOTENCY_TTL).
+const LegacyBucket = "sync_uploads"
+
+// Open prepares to accept uploads into the SYNC stream, remembering each
+// upload's key for ttl. The stream must keep events at least that long: a
+// received event is its upload's idempotency record.
+func Open(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (*Uploads, error) {
+	st, err := js.Stream(ctx, events.StreamSync)
 	if err != nil {
-		return nil, fmt.Errorf("opening bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("opening stream %s: %w", events.StreamSync, err)
 	}
-	return &Uploads{js: js, kv: kv, now: time.Now}, nil
+	if age := st.CachedInfo().Config.MaxAge; age > 0 && age < ttl {
+		return nil, fmt.Errorf("IDEMPOTENCY_TTL %s is longer than stream %s keeps events (max age %s): an upload's received event is its idempotency record; raise the stream's max age or lower IDEMPOTENCY_TTL", ttl, events.StreamSync, age)
+	}
+	u := &Uploads{js: js, stream: st, ttl: ttl, now: time.Now}
+	// Uploads accepted by an older version keep their idempotency rules
+	// until their records expire: their keys are looked up there first.
+	if kv, err := js.KeyValue(ctx, LegacyBucket); err == nil {
+		if status, err := kv.Status(ctx); err == nil && status.Values() > 0 {
+			u.legacy = kv
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("opening bucket %s: %w", LegacyBucket, err)
+	}
+	return u, nil
 }
 
 // UploadID derives an upload's id from its tenant, product and idempotency key.
@@ -94,107 +108,192 @@ type Upload struct {
 	IdempotencyKey            string
 	// Canonical is the payload re-encoded canonically (sorted keys, no spaces).
 	Canonical []byte
+	// PayloadHash is Hash(Canonical) when the caller has it already.
+	PayloadHash string
 }
 
-// Accept makes u durable and returns its receipt. The same key with the same
-// payload returns the first receipt (Replay true); the same key with another
-// payload is ErrConflict. Only one of concurrent uploads with one key creates
-// the record (a KV create is atomic); the others are replays.
-//
-// A replay publishes the event again (under the same id, which JetStream
-// drops inside its dedupe window) only while the record is not marked
-// published: that closes the window where the record was written but the
-// first publish was lost, without a second event long after the window.
+// Accept makes u durable and returns its receipt, in one JetStream write:
+// the received event is published on the upload's own subject, expecting
+// it to hold nothing yet. When it holds the upload already (a retry, or
+// concurrent uploads with one key: the server lets one in), the message on
+// it answers (the upload's received event, or a manual retry's, which
+// repeats its data): the same payload gets the first receipt (Replay
+// true), another payload is ErrConflict. After ttl the key is free again
+// and the upload is published anew, expecting the old message to be the
+// last one on the subject.
 func (u *Uploads) Accept(ctx context.Context, up Upload) (Receipt, error) {
 	id := UploadID(up.OrganizationID, up.ProjectID, up.Product, up.IdempotencyKey)
-	rec := Record{UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product, PayloadHash: Hash(up.Canonical), ReceivedAt: u.now().UTC().Truncate(time.Millisecond)}
-	b, _ := json.Marshal(rec)
-	replay := false
-	rev, err := u.kv.Create(ctx, id, b)
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return Receipt{}, fmt.Errorf("recording upload %s: %w", id, err)
+	subject := events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product, id)
+	hash := up.PayloadHash
+	if hash == "" {
+		hash = Hash(up.Canonical)
+	}
+	if u.legacy != nil {
+		if rc, ok, err := u.legacyReplay(ctx, id, hash); ok || err != nil {
+			return rc, err
 		}
-		first, frev, err := u.lookup(ctx, id)
+	}
+	var expect uint64 // the last sequence on subject the publish expects: 0, nothing
+	for try := range tries {
+		if try > 0 && expect == 0 {
+			// The subject held a message the read did not find yet (a
+			// publish of it still being applied on a cluster), or one
+			// purged since: give the stream a moment.
+			select {
+			case <-time.After(time.Duration(try) * 20 * time.Millisecond):
+			case <-ctx.Done():
+				return Receipt{}, ctx.Err()
+			}
+		}
+		at := u.now().UTC().Truncate(time.Millisecond)
+		ack, err := u.publish(ctx, up, subject, id, hash, at, expect)
+		if err == nil && !ack.Duplicate {
+			return receipt(id, at, false), nil
+		}
+		if err != nil && !wrongLastSequence(err) {
+			return Receipt{}, err
+		}
+		first, seq, err := u.read(ctx, subject)
+		if errors.Is(err, ErrUnknown) {
+			expect = 0
+			continue
+		}
 		if err != nil {
 			return Receipt{}, err
 		}
-		if first.PayloadHash != rec.PayloadHash {
+		if u.now().Sub(first.ReceivedAt) > u.ttl {
+			expect = seq // forgotten: the key starts afresh
+			continue
+		}
+		if first.PayloadHash != hash {
 			return Receipt{}, fmt.Errorf("%w: upload %s", ErrConflict, id)
 		}
-		rec, rev, replay = first, frev, true
+		return receipt(id, first.ReceivedAt, true), nil
 	}
-	if !rec.Published {
-		if err := u.publish(ctx, up, rec); err != nil {
-			if !replay {
-				// Not accepted: forget the record so the client's retry starts afresh.
-				_ = u.kv.Delete(context.WithoutCancel(ctx), id, jetstream.LastRevision(rev))
-			}
-			return Receipt{}, err
-		}
-		u.markPublished(rec, rev)
+	return Receipt{}, fmt.Errorf("recording upload %s: its subject answered neither a publish nor a read in %d tries", id, tries)
+}
+
+// tries bounds the publish-then-read rounds of one Accept.
+const tries = 5
+
+// legacyReplay answers an upload whose key an older version recorded (and
+// whose event it published): ok is false when it did not.
+func (u *Uploads) legacyReplay(ctx context.Context, id, hash string) (Receipt, bool, error) {
+	e, err := u.legacy.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Receipt{}, false, nil
 	}
+	if err != nil {
+		return Receipt{}, false, fmt.Errorf("reading upload record %s: %w", id, err)
+	}
+	var old struct {
+		PayloadHash string    `json:"payloadHash"`
+		ReceivedAt  time.Time `json:"receivedAt"`
+		Published   bool      `json:"published"`
+	}
+	if err := json.Unmarshal(e.Value(), &old); err != nil || !old.Published {
+		return Receipt{}, false, nil // not known to be published: accepted anew
+	}
+	if old.PayloadHash != hash {
+		return Receipt{}, false, fmt.Errorf("%w: upload %s", ErrConflict, id)
+	}
+	return receipt(id, old.ReceivedAt, true), true, nil
+}
+
+func receipt(id string, at time.Time, replay bool) Receipt {
 	return Receipt{
 		EventID: id, JobID: id, UploadID: id, Status: "queued", StatusURL: "/api/v1/sync/jobs/" + id,
-		ReceivedAt: rec.ReceivedAt, Replay: replay,
-	}, nil
+		ReceivedAt: at, Replay: replay,
+	}
 }
 
-func (u *Uploads) publish(ctx context.Context, up Upload, rec Record) error {
-	ev, err := events.New(rec.UploadID, Source, events.ReceivedType(up.Product), rec.ReceivedAt, up.OrganizationID, up.ProjectID, events.Received{
-		UploadID: rec.UploadID, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
-		IdempotencyKey: up.IdempotencyKey, PayloadHash: rec.PayloadHash, KeyID: up.KeyID, ReceivedAt: rec.ReceivedAt,
-		Payload: up.Canonical,
+// errDuplicateInProcess is the error code of a publish refused on a
+// cluster while another with its message id is being applied.
+const errDuplicateInProcess jetstream.ErrorCode = 10158
+
+// wrongLastSequence reports whether a publish was refused because its
+// subject holds a message already: its last sequence was not the expected
+// one (10164 on a replicated stream), or, on a cluster, a publish of the
+// same upload is being applied.
+func wrongLastSequence(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant || ae.ErrorCode == errDuplicateInProcess)
+}
+
+func (u *Uploads) publish(ctx context.Context, up Upload, subject, id, hash string, at time.Time, expect uint64) (*jetstream.PubAck, error) {
+	b, err := encodeReceived(up, id, hash, at)
+	if err != nil {
+		return nil, err
+	}
+	return bus.PublishEncoded(ctx, u.js, subject, id, events.ReceivedType(up.Product), b, jetstream.WithExpectLastSequencePerSubject(expect))
+}
+
+// payloadMark stands for the payload while the envelope is encoded: the
+// canonical payload (compact JSON already) is put in its place afterwards,
+// instead of being checked and copied twice more by encoding/json.
+var payloadMark = []byte(`"payload":0}}`)
+
+// encodeReceived is the JSON of an upload's received event.
+func encodeReceived(up Upload, id, hash string, at time.Time) ([]byte, error) {
+	if len(up.Canonical) == 0 {
+		return nil, fmt.Errorf("encoding event %s: no payload", id)
+	}
+	ev, err := events.New(id, Source, events.ReceivedType(up.Product), at, up.OrganizationID, up.ProjectID, events.Received{
+		UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
+		IdempotencyKey: up.IdempotencyKey, PayloadHash: hash, KeyID: up.KeyID, ReceivedAt: at,
+		Payload: json.RawMessage(`0`),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ev.Subject = rec.UploadID
-	_, err = bus.Publish(ctx, u.js, events.ReceivedSubject(up.OrganizationID, up.ProjectID, up.Product), ev)
-	return err
+	ev.Subject = id
+	b, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding event %s: %w", id, err)
+	}
+	if !bytes.HasSuffix(b, payloadMark) {
+		return nil, fmt.Errorf("encoding event %s: the payload is not last in the envelope", id)
+	}
+	out := make([]byte, 0, len(b)+len(up.Canonical))
+	out = append(out, b[:len(b)-3]...) // up to "payload":
+	out = append(out, up.Canonical...)
+	return append(out, '}', '}'), nil
 }
-
-// markPublished records, off the request's path, that the event is stored.
-// Losing the mark (a crash, a concurrent mark) costs at most one harmless
-// re-publish by a later replay.
-func (u *Uploads) markPublished(rec Record, rev uint64) {
-	rec.Published = true
-	b, _ := json.Marshal(rec)
-	u.marks.Add(1)
-	go func() {
-		defer u.marks.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = u.kv.Update(ctx, rec.UploadID, b, rev)
-	}()
-}
-
-// Wait waits for the published marks in flight (at shutdown, and in tests).
-func (u *Uploads) Wait() { u.marks.Wait() }
 
 // ErrUnknown is returned by Lookup for an upload that was never accepted.
 var ErrUnknown = errors.New("unknown upload")
 
-// Lookup returns the record of an accepted upload.
-func (u *Uploads) Lookup(ctx context.Context, id string) (Record, error) {
-	r, _, err := u.lookup(ctx, id)
-	return r, err
+// Lookup returns the record of an upload accepted for the tenant.
+func (u *Uploads) Lookup(ctx context.Context, org, project, id string) (Record, error) {
+	if !events.ValidID(id) || !events.ValidToken(org) || !events.ValidToken(project) {
+		return Record{}, ErrUnknown
+	}
+	for _, p := range events.Products {
+		r, _, err := u.read(ctx, events.ReceivedSubject(org, project, p, id))
+		if !errors.Is(err, ErrUnknown) {
+			return r, err
+		}
+	}
+	return Record{}, ErrUnknown
 }
 
-func (u *Uploads) lookup(ctx context.Context, id string) (Record, uint64, error) {
-	if !events.ValidID(id) {
-		return Record{}, 0, ErrUnknown
-	}
-	e, err := u.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+// read returns the record an upload's subject holds and the sequence of
+// its last message (a manual retry publishes the upload again there, with
+// the same record).
+func (u *Uploads) read(ctx context.Context, subject string) (Record, uint64, error) {
+	m, err := u.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Record{}, 0, ErrUnknown
 	}
 	if err != nil {
-		return Record{}, 0, fmt.Errorf("reading upload record %s: %w", id, err)
+		return Record{}, 0, fmt.Errorf("reading upload record %s: %w", subject, err)
 	}
-	var r Record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, 0, fmt.Errorf("decoding upload record %s: %w", id, err)
+	var ev struct {
+		Data Record `json:"data"`
 	}
-	return r, e.Revision(), nil
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return Record{}, 0, fmt.Errorf("decoding upload record %s: %w", subject, err)
+	}
+	return ev.Data, m.Sequence, nil
 }

@@ -384,7 +384,7 @@ func publishUploads(nc *nats.Conn, n int) ([]any, error) {
 			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
 		ev.Subject = id
 		b, _ := json.Marshal(ev)
-		m := &nats.Msg{Subject: events.ReceivedSubject("org", "proj", events.Insight), Data: b, Header: nats.Header{}}
+		m := &nats.Msg{Subject: events.ReceivedSubject("org", "proj", events.Insight, id), Data: b, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
 		f, err := js.PublishMsgAsync(m)
 		if err != nil {

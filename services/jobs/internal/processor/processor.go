@@ -155,7 +155,7 @@ func (p *Processor) Retry(ctx context.Context, r jobstore.Record) (jobstore.Reco
 	if err := <-p.writer.Add(jobstore.Change{Base: next, Status: jobs.Waiting, At: now, Durable: true}); err != nil {
 		return r, err
 	}
-	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product)
+	subject := events.ReceivedSubject(rc.OrganizationID, rc.ProjectID, rc.Product, rc.UploadID)
 	ev, err := events.New(fmt.Sprintf("%s-retry-%d", rc.UploadID, rc.Generation), Source, events.ReceivedType(rc.Product), now, rc.OrganizationID, rc.ProjectID, rc)
 	if err != nil {
 		return r, err
@@ -223,9 +223,20 @@ func (p *Processor) publishProcessed(ctx context.Context, rc events.Received, jo
 	return p.announce(ctx, rc, job, r, figures, p.now())
 }
 
+// ProcessedID is the id of an upload's processed event in a retry
+// generation: the same for every delivery of that generation, so the
+// publish of a redelivery (its ack was lost, or it raced the first run) is
+// dropped by JetStream's dedupe, and a manual retry's is a new event.
+func ProcessedID(uploadID string, generation int) string {
+	if generation == 0 {
+		return "processed-" + uploadID
+	}
+	return fmt.Sprintf("processed-%s-g%d", uploadID, generation)
+}
+
 // announce publishes the processed event of a stored upload.
 func (p *Processor) announce(ctx context.Context, rc events.Received, job jobstore.Record, r results.Result, figures events.Figures, now time.Time) error {
-	ev, err := events.New("processed-"+rc.UploadID, Source, events.ProcessedType(rc.Product), now, rc.OrganizationID, rc.ProjectID,
+	ev, err := events.New(ProcessedID(rc.UploadID, rc.Generation), Source, events.ProcessedType(rc.Product), now, rc.OrganizationID, rc.ProjectID,
 		events.Processed{
 			UploadID: rc.UploadID, ResultID: r.ID, JobID: job.ID, OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID,
 			Product: rc.Product, Timestamp: r.Timestamp, ReceivedAt: rc.ReceivedAt, ProcessedAt: now, Figures: figures,

@@ -55,7 +55,7 @@ func TestSyncJobRecordsAndLifecycleEvents(t *testing.T) {
 	f.consume(t, 100*time.Millisecond)
 
 	ev := insightReceived("received-up_1", "up_1", "k")
-	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, "up_1"), ev); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -106,7 +106,7 @@ func TestRedeliveryAfterClearDoesNotRunTheUploadAgain(t *testing.T) {
 	ev := insightReceived("received-up_1", "up_1", "k")
 	deliver := func(attempt int) {
 		t.Helper()
-		if err := p.Handle(ctx, bus.Delivery{Event: ev, Subject: events.ReceivedSubject("o", "p", events.Insight), Attempt: attempt, MaxAttempts: 4}); err != nil {
+		if err := p.Handle(ctx, bus.Delivery{Event: ev, Subject: events.ReceivedSubject("o", "p", events.Insight, "up_1"), Attempt: attempt, MaxAttempts: 4}); err != nil {
 			t.Fatalf("delivery %d: %v", attempt, err)
 		}
 	}

@@ -41,7 +41,7 @@ func TestFailedUploadIsProcessedAgainByRetry(t *testing.T) {
 	f.consume(t, 300*time.Millisecond)
 
 	ev := insightReceived("up_r", "up_r", "key-r")
-	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight), ev); err != nil {
+	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, "up_r"), ev); err != nil {
 		t.Fatal(err)
 	}
 	waitRecord := func(what string, ok func(jobstore.Record) bool) jobstore.Record {

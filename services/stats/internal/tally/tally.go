@@ -79,7 +79,9 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// ProcessedID is the change id of a processed upload: the processed event's id.
+// ProcessedID is the change id of a processed upload: its processed event's
+// id in the first generation; a manual retry's event (-g<n>) counts under
+// it too, so an upload counts once.
 func ProcessedID(uploadID string) string { return "processed-" + uploadID }
 
 // FromProcessed is the change of a processed upload.

@@ -1,0 +1,50 @@
+package uploads
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/odavl/sync/libs/events"
+)
+
+// The received event put together around the canonical payload is the
+// event encoding/json makes of it: the same bytes, and the same JSON when
+// the payload holds characters encoding/json escapes (<, >, &).
+func TestEncodeReceivedIsTheEvent(t *testing.T) {
+	at := time.Date(2026, 12, 4, 8, 0, 0, 123e6, time.UTC)
+	for _, payload := range []string{`{"runId":"r1","success":true}`, `{"a":[1,2,{"b":"x\"y"}],"c":null}`, `{"message":"a < b && c > d","é":"ü"}`} {
+		up := Upload{OrganizationID: "acme", ProjectID: "web", Product: events.Autopilot, KeyID: "k1", IdempotencyKey: "runId:r1", Canonical: []byte(payload)}
+		got, err := encodeReceived(up, "up_1", "h", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.New("up_1", Source, events.ReceivedType(up.Product), at, "acme", "web", events.Received{
+			UploadID: "up_1", OrganizationID: "acme", ProjectID: "web", Product: events.Autopilot, IdempotencyKey: "runId:r1",
+			PayloadHash: "h", KeyID: "k1", ReceivedAt: at, Payload: json.RawMessage(payload)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Subject = "up_1"
+		want, err := ev.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("encoded\n%s\nwant\n%s", got, want)
+		}
+		if !bytes.ContainsAny([]byte(payload), "<>&") && !bytes.Equal(got, want) {
+			t.Errorf("encoded\n%s\nwant the same bytes as\n%s", got, want)
+		}
+		if _, err := events.Decode(got); err != nil {
+			t.Errorf("decoding %s: %v", got, err)
+		}
+	}
+}
