@@ -169,3 +169,48 @@ func TestProjectionReplayChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A submission's record held on one instance to be collapsed, while another
+// instance runs and finishes the job, never overwrites the finished state
+// when it is written at last: neither while the finished record is in the
+// bucket nor once the projection has taken it out (it would list the job
+// WAITING for ever).
+func TestAHeldRecordDoesNotOverwriteAFinishedJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStack(t)
+	held, err := jobstore.NewWriter(ctx, st.nb.JS, st.log, jobstore.WriterOptions{Hold: time.Hour, Store: st.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(held.Stop)
+	other := st.writer(t)
+	p := st.project(t)
+	for _, projected := range []bool{false, true} {
+		id := fmt.Sprintf("job_projected_%v", projected)
+		base := jobstore.Record{ID: id, Type: jobs.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4, CreatedAt: time.Now().UTC()}
+		held.Add(jobstore.Change{Base: base, Create: true, Status: jobs.Waiting, At: time.Now().UTC()}) // held an hour
+		other.Add(jobstore.Change{Base: base, Status: jobs.Active, At: time.Now().UTC(), Attempt: 1})
+		if err := <-other.Add(jobstore.Change{Base: base, Status: jobs.Completed, At: time.Now().UTC(), Attempt: 1, Durable: true}); err != nil {
+			t.Fatal(err)
+		}
+		if projected {
+			if err := p.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held.Flush()
+		if r, ok, err := held.Get(ctx, st.store, id); err != nil || !ok || r.Status != jobs.Completed {
+			t.Fatalf("projected %v: the job reads %v %v %s after the held record was written, want COMPLETED", projected, ok, err, r.Status)
+		}
+		if err := p.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := st.store.GetAny(ctx, id); err != nil || r.Status != jobs.Completed {
+			t.Fatalf("projected %v: stored %v %s, want COMPLETED", projected, err, r.Status)
+		}
+		if live := held.Live(func(r jobstore.Record) bool { return r.ID == id }); len(live) != 0 {
+			t.Fatalf("projected %v: listed unfinished: %+v", projected, live)
+		}
+	}
+}

@@ -58,6 +58,9 @@ type WriterOptions struct {
 	Hold time.Duration
 	// Parallel is how many writes of one flush run side by side (default 256).
 	Parallel int
+	// Store, when set, is read before a write over an entry taken out of
+	// the bucket: the job's record there may be finished (see put).
+	Store *Store
 }
 
 // Writer keeps the truth of every job's state in the JetStream KV bucket
@@ -94,6 +97,8 @@ type Writer struct {
 type rev struct {
 	n  uint64
 	at time.Time
+	// gone: the entry was taken out (the job's record is in the store).
+	gone bool
 }
 
 type entry struct {
@@ -151,7 +156,7 @@ func (w *Writer) watch(ctx context.Context) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if e.Revision() > w.revs[e.Key()].n {
-			w.revs[e.Key()] = rev{e.Revision(), time.Now()}
+			w.revs[e.Key()] = rev{e.Revision(), time.Now(), !put}
 			delete(w.live, e.Key())
 			if put {
 				w.liveRaw[e.Key()] = e.Value()
@@ -498,7 +503,7 @@ func (w *Writer) flush(all bool) {
 			// Equal: the watch saw this put first; the record held here
 			// also has the payload, which the bucket keeps only for jobs
 			// that may run again.
-			w.revs[e.rec.ID] = rev{revs[i], time.Now()}
+			w.revs[e.rec.ID] = rev{revs[i], time.Now(), false}
 			w.live[e.rec.ID] = e.rec
 			delete(w.liveRaw, e.rec.ID)
 		}
@@ -535,12 +540,16 @@ func (w *Writer) pruneLocked() {
 	}
 }
 
-// put writes a record to the bucket unless the bucket holds a newer state
-// of the job: a newer generation, or a finished state of the same one (a
-// cancel made on another instance while this one still ran the job). It
-// writes over the revision last seen here, so a change made meanwhile
-// elsewhere is read and weighed, never overwritten blindly. It returns the
-// new revision, 0 if the record was superseded.
+// put writes a record to the bucket unless a newer state of the job is
+// known: a newer generation, or a finished state of the same one (a cancel
+// made on another instance while this one still ran the job, or a
+// submission's record held here to be collapsed while another instance ran
+// and finished the job). It weighs the newest state seen here first, then
+// writes over the revision seen, so that a change made meanwhile elsewhere
+// makes the write fail and is read and weighed; an entry taken out of the
+// bucket is weighed against the job's record in the store, where the
+// projection put it. It returns the new revision, 0 if the record was
+// superseded.
 func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 	if r.Status == jobs.Completed {
 		r.Payload = "" // a completed job keeps its output; it never runs again
@@ -553,22 +562,34 @@ func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 		return 0, err
 	}
 	w.mu.Lock()
-	last := w.revs[r.ID].n
+	last := w.revs[r.ID]
+	seen, has := w.liveLocked(r.ID)
 	w.mu.Unlock()
+	if has && supersedes(seen, r) {
+		return 0, nil
+	}
 	for range 10 {
-		var n uint64
-		if last == 0 {
-			n, err = w.kv.Create(ctx, r.ID, b)
-		} else {
-			n, err = w.kv.Update(ctx, r.ID, b, last)
+		if last.gone {
+			if stored, err := w.storedSupersedes(ctx, r); err != nil || stored {
+				return 0, err
+			}
 		}
+		// Revision 0 expects no message at all on the key, not even the
+		// marker of an entry taken out: that is weighed first.
+		n, err := w.kv.Update(ctx, r.ID, b, last.n)
 		if err == nil || !revisionConflict(err) {
 			return n, err
 		}
 		cur, err := w.kv.Get(ctx, r.ID)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-			last = 0
+		case errors.Is(err, jetstream.ErrKeyDeleted):
+			last = rev{gone: true}
+			if last.n, err = w.markerRevision(ctx, r.ID); err != nil {
+				return 0, err
+			}
+			continue
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			last = rev{}
 			continue
 		case err != nil:
 			return 0, err
@@ -577,9 +598,37 @@ func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 		if err := json.Unmarshal(cur.Value(), &have); err == nil && supersedes(have, r) {
 			return 0, nil
 		}
-		last = cur.Revision()
+		last = rev{n: cur.Revision()}
 	}
 	return 0, fmt.Errorf("writing job %s: the bucket's entry kept changing", r.ID)
+}
+
+// storedSupersedes reports whether the store holds a newer state of the
+// job than r.
+func (w *Writer) storedSupersedes(ctx context.Context, r Record) (bool, error) {
+	if w.opt.Store == nil {
+		return false, nil
+	}
+	have, err := w.opt.Store.GetAny(ctx, r.ID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return supersedes(have, r) || have.Status == jobs.Cleared && have.Generation >= r.Generation, nil
+}
+
+// markerRevision is the revision of the marker an entry taken out left.
+func (w *Writer) markerRevision(ctx context.Context, key string) (uint64, error) {
+	h, err := w.kv.History(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, err
+	}
+	if len(h) == 0 {
+		return 0, nil
+	}
+	return h[len(h)-1].Revision(), nil
 }
 
 // supersedes reports whether the bucket's record have is newer than r:

@@ -237,7 +237,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		return fmt.Errorf("creating bucket %s: %w", ControlBucket, err)
 	}
 	q.kv = kv
-	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold}); err != nil {
+	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold, Store: q.store}); err != nil {
 		return err
 	}
 	if q.projection, err = jobstore.StartProjection(ctx, q.js, q.store, q.log, jobstore.ProjectionOptions{Keep: q.cfg.Keep}); err != nil {
