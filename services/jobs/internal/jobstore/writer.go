@@ -201,10 +201,13 @@ func (w *Writer) Add(c Change) <-chan error {
 		}
 		e.rec = start
 	}
-	if c.Base.Generation < e.rec.Generation {
+	if c.Base.Generation < e.rec.Generation || c.Base.Generation == e.rec.Generation && jobs.Terminal(e.rec.Status) {
 		w.mu.Unlock()
 		if ch != nil {
-			ch <- nil // a change of an older generation: superseded
+			// A change of an older generation, or one that comes after its
+			// generation finished (the first finished state stands):
+			// superseded.
+			ch <- nil
 		}
 		return ch
 	}
@@ -582,14 +585,12 @@ func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 		}
 		cur, err := w.kv.Get(ctx, r.ID)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyDeleted):
+		case errors.Is(err, jetstream.ErrKeyDeleted) || errors.Is(err, jetstream.ErrKeyNotFound):
+			// Taken out (a purge reads as not found), or never there.
 			last = rev{gone: true}
 			if last.n, err = w.markerRevision(ctx, r.ID); err != nil {
 				return 0, err
 			}
-			continue
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			last = rev{}
 			continue
 		case err != nil:
 			return 0, err

@@ -38,7 +38,7 @@ func (q *Queue) applyControl(e jetstream.KeyValueEntry) {
 	case k == keyPaused:
 		q.sched.setPaused(!deleted)
 	case strings.HasPrefix(k, orgPausedPrefix):
-		q.applyOrgPause(strings.TrimPrefix(k, orgPausedPrefix), !deleted)
+		q.followOrgPause(strings.TrimPrefix(k, orgPausedPrefix), !deleted)
 	case strings.HasPrefix(k, cancelPrefix) && !deleted:
 		id := strings.TrimPrefix(k, cancelPrefix)
 		gen, _ := strconv.Atoi(string(e.Value()))

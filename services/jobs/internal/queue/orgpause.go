@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/odavl/sync/libs/events"
@@ -57,8 +58,25 @@ func (q *Queue) ResumeOrganization(ctx context.Context, org string) error {
 	return q.release(ctx, org)
 }
 
-// applyOrgPause follows a pause or resume of org, whichever instance made it.
-func (q *Queue) applyOrgPause(org string, paused bool) {
+// followOrgPause applies a pause or resume seen in the control bucket; a
+// resume made elsewhere is released here too (what this instance set
+// aside late, after that release began).
+func (q *Queue) followOrgPause(org string, paused bool) {
+	if !q.applyOrgPause(org, paused) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(q.ctx, time.Minute)
+		defer cancel()
+		if err := q.release(ctx, org); err != nil {
+			q.log.Warn("releasing the jobs of a resumed organization", "organization", org, "err", err)
+		}
+	}()
+}
+
+// applyOrgPause follows a pause or resume of org, whichever instance made
+// it, and reports whether it resumed org here.
+func (q *Queue) applyOrgPause(org string, paused bool) (resumed bool) {
 	q.asideMu.Lock()
 	was := q.pausedOrgs[org]
 	if paused {
@@ -67,18 +85,12 @@ func (q *Queue) applyOrgPause(org string, paused bool) {
 		delete(q.pausedOrgs, org)
 	}
 	q.asideMu.Unlock()
-	switch {
-	case paused && !was:
+	if paused && !was {
 		for _, it := range q.sched.removeOrg(org) {
 			go func() { settle(it.msg, q.setAside(it)) }()
 		}
-	case !paused && was:
-		go func() {
-			if err := q.release(context.Background(), org); err != nil {
-				q.log.Warn("releasing the jobs of a resumed organization", "organization", org, "err", err)
-			}
-		}()
 	}
+	return !paused && was
 }
 
 // setAside moves a delivered job of a paused organization to its held
@@ -130,8 +142,15 @@ func (q *Queue) release(ctx context.Context, org string) error {
 	if err != nil {
 		return err
 	}
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(200*time.Millisecond))
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return err
+	}
+	// Every job held when the release began (one held after it is set
+	// aside by an instance that has not seen the resume yet, which releases
+	// it on seeing it), less those another release takes meanwhile.
+	for left := info.NumPending; left > 0; {
+		batch, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return err
 		}
@@ -142,13 +161,21 @@ func (q *Queue) release(ctx context.Context, org string) error {
 				return err
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		left -= uint64(n)
 		if n == 0 {
-			return nil
+			if info, err = cons.Info(ctx); err != nil {
+				return err
+			}
+			left = info.NumPending
 		}
 	}
+	return nil
 }
 
 // releaseOne releases one held job (unless its organization is paused
@@ -185,9 +212,14 @@ func (q *Queue) releaseOne(ctx context.Context, stream jetstream.Stream, m jetst
 	return deleteHeld(ctx, stream, seq)
 }
 
+// errSequenceNotFound is the server's error code for a message deleted
+// already (JSSequenceNotFoundErrF).
+const errSequenceNotFound jetstream.ErrorCode = 10043
+
 func deleteHeld(ctx context.Context, stream jetstream.Stream, seq uint64) error {
 	err := stream.DeleteMsg(ctx, seq)
-	if err != nil && (errors.Is(err, jetstream.ErrMsgNotFound) || strings.Contains(err.Error(), "no message found")) {
+	// nats.go wraps the server's answer as text (ErrMsgDeleteUnsuccessful).
+	if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), fmt.Sprintf("err_code=%d", errSequenceNotFound)) {
 		return nil // released by another instance
 	}
 	return err
