@@ -3,13 +3,16 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
+.PHONY: help run cluster test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## Run everything in one process (embedded NATS, store, blobs under ./data)
 	go run ./cmd/odavl-sync serve
+
+cluster: ## Run the services split and doubled on loopback until Ctrl-C: 3 clustered nats-server (R3), the store, 2 gateways, 2 jobs, 2 storage, 1 stats, each its own process
+	go run ./cmd/odavl-sync/cmd/localcluster $(CLUSTER_ARGS)
 
 tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi

@@ -61,6 +61,8 @@ type WriterOptions struct {
 	Batch int
 	// Parallel is how many inserts of one flush run side by side (default 4).
 	Parallel int
+	// Replicas is the live bucket's replica count (default 1; 3 on a cluster).
+	Replicas int
 }
 
 // Writer keeps job records where each is cheapest and never wrong after a
@@ -128,7 +130,7 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
-		History: 1, Storage: jetstream.FileStorage,
+		History: 1, Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", LiveBucket, err)
