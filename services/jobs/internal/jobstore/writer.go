@@ -147,7 +147,45 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	}
 	go w.loop()
 	go w.confirmDeletes()
+	go w.dropStale(s)
 	return w, nil
+}
+
+// dropStale deletes the live entries of jobs whose finished record is
+// stored already: an instance killed between the insert of a finished
+// record and the delete of its live entry leaves one behind, which would
+// list the job twice (finished, and unfinished forever). The next start of
+// any instance removes them.
+func (w *Writer) dropStale(s *Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	n := 0
+	for _, l := range w.Live(func(Record) bool { return true }) {
+		r, err := s.GetAny(ctx, l.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("checking live job entries against stored records", "err", err)
+			}
+			return
+		}
+		if Terminal(r.Status) && r.Generation >= l.Generation {
+			w.Forget(l.ID, r.Generation)
+			n++
+		}
+	}
+	if n > 0 {
+		w.log.Info("dropped live entries of finished jobs", "count", n)
+	}
 }
 
 func (w *Writer) watch(ctx context.Context) error {
