@@ -31,7 +31,7 @@ var clusterBin struct {
 // startCluster builds the binaries (once per test binary, into a directory
 // kept between runs so only changes relink) and starts a local cluster
 // under the test's temporary directory, stopped at the end of the test.
-func startCluster(t *testing.T, env map[string]string) *cluster.Cluster {
+func startCluster(t testing.TB, o cluster.Options) *cluster.Cluster {
 	t.Helper()
 	clusterBin.once.Do(func() {
 		root, err := cluster.Root(".")
@@ -52,7 +52,8 @@ func startCluster(t *testing.T, env map[string]string) *cluster.Cluster {
 		// Data and logs stay there for a look after the test.
 		dir = keep
 	}
-	c, err := cluster.Start(context.Background(), cluster.Options{Bin: clusterBin.dir, Dir: dir, Env: env})
+	o.Bin, o.Dir = clusterBin.dir, dir
+	c, err := cluster.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,9 +285,9 @@ func (l *load) progress(t *testing.T, what string, d int) {
 // the clients saw are bounded, a second stats instance refuses to start and
 // says why, and a PUBLIC file's link works through the gateways.
 func TestClusterKill9(t *testing.T) {
-	c := startCluster(t, map[string]string{
+	c := startCluster(t, cluster.Options{Env: map[string]string{
 		"RATE_LIMIT_RPS": "0", "JOBS_ACK_WAIT": "5s", "STATS_ACK_WAIT": "5s", "KEY_CACHE_TTL": "1m",
-	})
+	}})
 	nc, err := c.Connect()
 	if err != nil {
 		t.Fatal(err)
