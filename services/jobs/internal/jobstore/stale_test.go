@@ -28,15 +28,17 @@ func TestStartDropsLiveEntriesOfFinishedJobs(t *testing.T) {
 	}
 	store := jobstore.New(mb.DB)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	newWriter := func() *jobstore.Writer {
-		w, err := jobstore.NewWriter(ctx, store, nb.JS, quiet, jobstore.WriterOptions{})
+	newWriter := func(o jobstore.WriterOptions) *jobstore.Writer {
+		w, err := jobstore.NewWriter(ctx, store, nb.JS, quiet, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Stop)
 		return w
 	}
-	first := newWriter()
+	// The first writer does not check its puts again (Recheck an hour):
+	// only the second one's start can drop the stale entry.
+	first := newWriter(jobstore.WriterOptions{Recheck: time.Hour})
 	now := time.Now().UTC()
 	base := func(id string, gen int) jobstore.Record {
 		return jobstore.Record{ID: id, Type: jobstore.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4, CreatedAt: now, Generation: gen}
@@ -66,7 +68,7 @@ func TestStartDropsLiveEntriesOfFinishedJobs(t *testing.T) {
 		t.Fatalf("live before the restart: %v", ids)
 	}
 
-	second := newWriter()
+	second := newWriter(jobstore.WriterOptions{})
 	for _, w := range []*jobstore.Writer{second, first} {
 		deadline := time.Now().Add(10 * time.Second)
 		for ids := live(w); ids["job_stale"] || !ids["job_retried"]; ids = live(w) {
@@ -75,5 +77,34 @@ func TestStartDropsLiveEntriesOfFinishedJobs(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// A job submitted on one instance and run and finished on another before the
+// first wrote its WAITING record (held to be collapsed with later changes)
+// leaves that record behind in the live bucket, put after the job finished:
+// the submitting writer checks its submissions' puts again and drops it.
+func TestLateSubmissionRecordOfAFinishedJobIsDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, w := startWriter(t)
+	now := time.Now().UTC()
+	rec := jobstore.Record{ID: "job_raced", Type: jobstore.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4, CreatedAt: now}
+	// The other instance's finished record is stored first.
+	done := rec
+	done.Status, done.UpdatedAt, done.History = jobstore.Completed, now, []jobstore.Transition{{Status: jobstore.Completed, At: now}}
+	if _, err := store.Coll().InsertOne(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	// Then this instance's held WAITING record goes live.
+	if err := <-w.Add(jobstore.Change{Base: rec, Create: true, Status: jobstore.Waiting, At: now, Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.Live(func(jobstore.Record) bool { return true })) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAITING entry of a finished job is still live: %+v", w.Live(func(jobstore.Record) bool { return true }))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

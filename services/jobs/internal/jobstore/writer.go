@@ -63,6 +63,11 @@ type WriterOptions struct {
 	Parallel int
 	// Replicas is the live bucket's replica count (default 1; 3 on a cluster).
 	Replicas int
+	// Recheck is how long after a submission's live put the writer checks
+	// whether the job is stored finished already (default 2s): well above
+	// the delay of the live bucket's watch, so that an instance that ran
+	// and finished the job without seeing this put has stored it by then.
+	Recheck time.Duration
 }
 
 // Writer keeps job records where each is cheapest and never wrong after a
@@ -128,6 +133,9 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
+	if o.Recheck <= 0 {
+		o.Recheck = 2 * time.Second
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: LiveBucket, Description: "ODAVL Sync jobs not finished yet (finished ones are in MongoDB)",
 		History: 1, Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
@@ -147,17 +155,18 @@ func NewWriter(ctx context.Context, s *Store, js jetstream.JetStream, log *slog.
 	}
 	go w.loop()
 	go w.confirmDeletes()
-	go w.dropStale(s)
+	go w.dropStale()
 	return w, nil
 }
 
-// dropStale deletes the live entries of jobs whose finished record is
-// stored already: an instance killed between the insert of a finished
-// record and the delete of its live entry leaves one behind, which would
-// list the job twice (finished, and unfinished forever). The next start of
-// any instance removes them.
-func (w *Writer) dropStale(s *Store) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func submissionState(status string) bool {
+	return status == Waiting || status == Delayed || status == Paused
+}
+
+// dropFinished forgets the live entries of those records whose job is
+// stored finished in the same or a later generation.
+func (w *Writer) dropFinished(recs []Record) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	go func() {
 		select {
@@ -167,23 +176,33 @@ func (w *Writer) dropStale(s *Store) {
 		}
 	}()
 	n := 0
-	for _, l := range w.Live(func(Record) bool { return true }) {
-		r, err := s.GetAny(ctx, l.ID)
-		if errors.Is(err, ErrNotFound) {
+	for _, l := range recs {
+		var r Record
+		err := w.coll.FindOne(ctx, bson.D{{Key: "_id", Value: l.ID}}).Decode(&r)
+		if errors.Is(err, mongo.ErrNoDocuments) {
 			continue
 		}
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("checking live job entries against stored records", "err", err)
 			}
-			return
+			return n
 		}
 		if Terminal(r.Status) && r.Generation >= l.Generation {
 			w.Forget(l.ID, r.Generation)
 			n++
 		}
 	}
-	if n > 0 {
+	return n
+}
+
+// dropStale deletes the live entries of jobs whose finished record is
+// stored already: an instance killed between the insert of a finished
+// record and the delete of its live entry leaves one behind, which would
+// list the job twice (finished, and unfinished forever). The next start of
+// any instance removes them.
+func (w *Writer) dropStale() {
+	if n := w.dropFinished(w.Live(func(Record) bool { return true })); n > 0 {
 		w.log.Info("dropped live entries of finished jobs", "count", n)
 	}
 }
@@ -544,6 +563,18 @@ func (w *Writer) flush(all bool) {
 		if err != nil {
 			results[p.e] = fmt.Errorf("writing live job %s: %w", p.e.rec.ID, err)
 		}
+	}
+	var submitted []Record
+	for _, p := range pubs {
+		if results[p.e] == nil && submissionState(p.e.rec.Status) {
+			submitted = append(submitted, p.e.rec)
+		}
+	}
+	if len(submitted) > 0 {
+		// Another instance may have run and finished one of these jobs
+		// before this put (the record was held, the job was not): its
+		// finished record is stored and this entry would stay for good.
+		time.AfterFunc(w.opt.Recheck, func() { w.dropFinished(submitted) })
 	}
 	var retry []*entry
 	w.mu.Lock()
