@@ -375,6 +375,28 @@ func (c *Cluster) ready(ctx context.Context, p *Proc) error {
 	return nil
 }
 
+// RunOnce runs one more process of a kind, configured as the cluster's
+// first one but with a health port of its own, until it exits or d passes
+// (then it is killed), and returns what it printed and how it ended: how a
+// test sees what a second stats instance does.
+func (c *Cluster) RunOnce(ctx context.Context, kind string, d time.Duration) (string, error) {
+	ps := c.OfKind(kind)
+	if len(ps) == 0 {
+		return "", fmt.Errorf("cluster: no %s process", kind)
+	}
+	p := ps[0]
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.args[0], p.args[1:]...)
+	cmd.Env = append(append(os.Environ(), p.env...), "HEALTH_ADDR=127.0.0.1:0")
+	setDeathSignal(cmd)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("cluster: another %s still ran after %s: %w", kind, d, ctx.Err())
+	}
+	return string(out), err
+}
+
 // Stop stops every process, the services first, with SIGTERM, and kills
 // those still running after 30 seconds.
 func (c *Cluster) Stop() {
