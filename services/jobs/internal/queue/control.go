@@ -278,14 +278,27 @@ func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record,
 	for _, r := range live {
 		newer[r.ID] = r.Generation
 	}
-	all := live
+	var all []jobstore.Record
+	finished := map[string]bool{}
 	for _, r := range stored {
-		if g, ok := newer[r.ID]; ok && g > r.Generation {
+		g, ok := newer[r.ID]
+		if ok && g > r.Generation {
 			total-- // superseded by its retry
 			continue
 		}
+		if ok && jobstore.Terminal(r.Status) {
+			// A live entry left behind by a finished job (until the writer
+			// drops it): the finished record is the job.
+			finished[r.ID] = true
+		}
 		all = append(all, r)
 	}
+	for _, r := range live {
+		if !finished[r.ID] {
+			all = append(all, r)
+		}
+	}
+	total -= int64(len(finished))
 	slices.SortStableFunc(all, func(a, b jobstore.Record) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
