@@ -3,13 +3,16 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
+.PHONY: help run cluster bench-cluster test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## Run everything in one process (embedded NATS, store, blobs under ./data)
 	go run ./cmd/odavl-sync serve
+
+cluster: ## Run the services split and doubled on loopback until Ctrl-C: 3 clustered nats-server (R3), the store, 2 gateways, 2 jobs, 2 storage, 1 stats, each its own process
+	go run ./cmd/odavl-sync/cmd/localcluster $(CLUSTER_ARGS)
 
 tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
 	@if [ -x scripts/install-test-tools.sh ]; then scripts/install-test-tools.sh; fi
@@ -53,11 +56,14 @@ images: ## Run deploy/Dockerfile's build steps as Docker would (only what it COP
 tidy: ## go mod tidy every module
 	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
 
-bench: ## Run the benchmarks (bench-store apart: it takes about 20 minutes)
-	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -skip '^BenchmarkStore$$' -benchtime 2x ./...); done
+bench: ## Run the benchmarks (bench-store and bench-cluster apart: they take minutes)
+	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -skip '^Benchmark(Store|Cluster)$$' -benchtime 2x ./...); done
 
 bench-store: ## The embedded store at 100,000 ~10 KB results, before (ODAVL_STORE_BASELINE=1) and after the fork's patches, side by side (docs/store.md)
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkStore$$' -benchtime 1x -count 1 -timeout 90m .
+
+bench-cluster: ## Uploads/s and jobs/s on the local cluster (make cluster) with one, then two instances of the gateway, jobs and storage (BENCH_UPLOADS=2000, BENCH_JOBS=1000)
+	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -count 1 -timeout 30m .
 
 bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
 	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)

@@ -91,14 +91,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if f.addr == "" {
 		f.addr, addrFrom = ingestCfg.Addr, "HTTP_ADDR"
 	}
-	data, err := filepath.Abs(f.data)
-	if err != nil {
-		return cli.WithCode(cli.ExitUsage, fmt.Errorf("--data: %w", err))
-	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	unlock, err := lockDataDir(data)
+	data, unlock, err := takeDataDir(f.data)
 	if err != nil {
 		return err
 	}
@@ -329,6 +322,23 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// takeDataDir makes the data directory (--data) if missing and locks it
+// for this process; it returns its absolute path and the unlock.
+func takeDataDir(dir string) (string, func(), error) {
+	data, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, cli.WithCode(cli.ExitUsage, fmt.Errorf("--data: %w", err))
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return "", nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	unlock, err := lockDataDir(data)
+	if err != nil {
+		return "", nil, err
+	}
+	return data, unlock, nil
 }
 
 type namedService struct {

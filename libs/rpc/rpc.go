@@ -18,9 +18,23 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 )
+
+// transient reports whether err is NATS or JetStream not answering for a
+// moment (a stream electing its leader, a server restarting, a connection
+// reconnecting): the request may succeed when retried.
+func transient(err error) bool {
+	for _, t := range []error{nats.ErrTimeout, nats.ErrNoResponders, jetstream.ErrNoStreamResponse, nats.ErrConnectionReconnecting,
+		nats.ErrDisconnected, context.DeadlineExceeded} {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}
 
 // Error is a failure answered by a service.
 type Error struct {
@@ -130,6 +144,11 @@ func Handler[Req, Resp any](base context.Context, log *slog.Logger, timeout time
 				e = Errorf(http.StatusGatewayTimeout, "%s: no answer within the request's deadline", r.Subject())
 			case ctx.Err() != nil && base.Err() == nil:
 				e = Errorf(StatusClientClosed, "%s: the caller gave up", r.Subject())
+			case transient(err):
+				// JetStream electing a leader, a server restarting:
+				// the caller may retry.
+				log.Warn("request failed, retryable", "subject", r.Subject(), "err", err)
+				e = Errorf(http.StatusServiceUnavailable, "%s: temporarily unavailable (%v); retry", r.Subject(), err)
 			default:
 				log.Error("request failed", "subject", r.Subject(), "err", err)
 				e = Errorf(http.StatusInternalServerError, "internal error")

@@ -18,6 +18,9 @@ const (
 	StorageMultipartDone = "odavl.storage.v1.multipart.complete"
 	StorageMultipartDrop = "odavl.storage.v1.multipart.abort" // PartRequest -> File
 	StorageCleanup       = "odavl.storage.v1.cleanup"         // struct{} -> CleanupResponse
+	// StoragePublicURL answers a signed download URL of a PUBLIC file to
+	// anyone (the gateway's keyless /public/files/{id}); any other file is 404.
+	StoragePublicURL = "odavl.storage.v1.public-url" // FileRequest (FileID only) -> DownloadURLResponse
 )
 
 // Limits of the storage requests.

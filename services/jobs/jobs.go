@@ -61,6 +61,9 @@ type Config struct {
 	// SMTP_PASSWORD, SMTP_FROM); without SMTP_HOST mail goes to
 	// <DataDir>/outbox.
 	SMTP handlers.SMTP
+	// Replicas is the replica count of the queue's key-value buckets
+	// (STREAM_REPLICAS): 3 on a cluster, as the streams.
+	Replicas int
 	// Metrics, when set, records the sync consumer loop's figures (the
 	// health port's /metrics when the service runs alone) through the
 	// loop's middleware (bus.Measure).
@@ -74,7 +77,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{SyncWorkers: 64, Backoff: []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second},
 		Workers: 16, AckWait: 30 * time.Second, Timeout: 5 * time.Minute, Keep: defaultKeep(),
-		RecordHold: 200 * time.Millisecond, ChildPoll: 5 * time.Second}
+		RecordHold: 200 * time.Millisecond, ChildPoll: 5 * time.Second, Replicas: 1}
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -91,6 +94,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Keep:        d.Keep,
 		RecordHold:  r.Duration("JOBS_RECORD_HOLD", d.RecordHold),
 		ChildPoll:   r.Duration("JOBS_CHILD_POLL", d.ChildPoll),
+		Replicas:    r.Int("STREAM_REPLICAS", d.Replicas),
 		SMTP: handlers.SMTP{
 			Host: r.String("SMTP_HOST", ""), Port: r.Int("SMTP_PORT", 587), User: r.String("SMTP_USER", ""),
 			Password: r.String("SMTP_PASSWORD", ""), From: r.String("SMTP_FROM", ""),
@@ -150,7 +154,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	}
 	q, err := queue.New(log, nc, s.jobs, queue.Config{
 		Workers: cfg.Workers, Backoff: cfg.Backoff, AckWait: cfg.AckWait, Timeout: cfg.Timeout,
-		RecordHold: cfg.RecordHold, Keep: cfg.Keep, ChildPoll: cfg.ChildPoll, Registerer: cfg.Registerer,
+		RecordHold: cfg.RecordHold, Keep: cfg.Keep, ChildPoll: cfg.ChildPoll, Registerer: cfg.Registerer, Replicas: cfg.Replicas,
 	})
 	if err != nil {
 		return nil, err

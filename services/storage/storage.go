@@ -282,6 +282,10 @@ func (s *Service) Run(ctx context.Context) error {
 		{Name: "multipart-part", Subject: rpc.StoragePartURL, Handler: rpc.Handler(ctx, s.log, timeout, f.PartURL)},
 		{Name: "multipart-complete", Subject: rpc.StorageMultipartDone, Handler: rpc.Handler(ctx, s.log, 2*time.Minute, f.MultipartComplete)},
 		{Name: "multipart-abort", Subject: rpc.StorageMultipartDrop, Handler: rpc.Handler(ctx, s.log, timeout, f.MultipartAbort)},
+		{Name: "public-url", Subject: rpc.StoragePublicURL, Handler: rpc.Handler(ctx, s.log, timeout,
+			func(ctx context.Context, req rpc.FileRequest) (rpc.DownloadURLResponse, error) {
+				return f.PublicDownloadURL(ctx, req.FileID)
+			})},
 		{Name: "cleanup", Subject: rpc.StorageCleanup, Handler: rpc.Handler(ctx, s.log, 2*time.Minute,
 			func(ctx context.Context, _ struct{}) (rpc.CleanupResponse, error) { return f.Cleanup(ctx) })},
 	}
@@ -339,9 +343,10 @@ func (s *Service) Run(ctx context.Context) error {
 
 // MountHTTP mounts the storage service's own HTTP endpoints (the local
 // provider's signed blob URLs under /blob/) on the gateway's router, for
-// the one process. Other providers serve their URLs themselves.
+// the one process. Other providers serve their URLs themselves. The
+// permanent links of PUBLIC files are the gateway's own route (it asks
+// rpc.StoragePublicURL), so they work with the services split too.
 func (s *Service) MountHTTP(r *gin.Engine) {
-	r.GET(files.PublicPath+":id", gin.WrapF(s.publicFile))
 	if s.local == nil {
 		return
 	}

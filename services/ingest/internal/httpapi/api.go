@@ -122,6 +122,7 @@ func New(log *slog.Logger, nc *nats.Conn, tenants *tenancy.Store, up *uploads.Up
 	}
 	r.GET("/api/v1/openapi.json", a.openapiHandler())
 	r.GET("/api/v1/asyncapi.json", a.asyncapiHandler())
+	r.GET("/public/files/:id", checkIDs, a.publicFile)
 	if opts.Extra != nil {
 		opts.Extra(r)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -118,6 +119,26 @@ func (a *API) downloadURL(c *gin.Context) {
 }
 
 // fileContent redirects to a fresh download URL: fileUrl is permanent.
+// publicFile is GET /public/files/{id}, the keyless permanent link of a
+// PUBLIC file: a redirect to a fresh signed download URL, from whichever
+// storage instance answers. Any other file, or an unknown id, is 404 (never
+// 403, which would tell that it exists).
+func (a *API) publicFile(c *gin.Context) {
+	id := c.Param("id")
+	resp, err := rpc.Call[rpc.DownloadURLResponse](c.Request.Context(), a.nc, rpc.StoragePublicURL, rpc.FileRequest{FileID: id})
+	var re *rpc.Error
+	if errors.As(err, &re) && re.Status < 500 {
+		problem(c, http.StatusNotFound, "not-found", "no public file "+id)
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusFound, resp.DownloadURL)
+}
+
 func (a *API) fileContent(c *gin.Context) {
 	resp, err := rpc.Call[rpc.DownloadURLResponse](c.Request.Context(), a.nc, rpc.StorageDownloadURL, rpc.FileRequest{Caller: callerOf(c), FileID: c.Param("id")})
 	if err != nil {

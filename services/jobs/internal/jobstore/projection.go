@@ -31,6 +31,8 @@ type ProjectionOptions struct {
 	Wait  time.Duration
 	// Keep decides which finished records are kept (default: all).
 	Keep Retention
+	// Replicas is the bucket's replica count (as the Writer's).
+	Replicas int
 }
 
 // Projection copies finished job records from the bucket to MongoDB, where
@@ -59,7 +61,7 @@ func StartProjection(ctx context.Context, js jetstream.JetStream, s *Store, log 
 	if o.Wait <= 0 {
 		o.Wait = 50 * time.Millisecond
 	}
-	kv, err := OpenBucket(ctx, js)
+	kv, err := OpenBucket(ctx, js, o.Replicas)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,8 @@ type WriterOptions struct {
 	// Store, when set, is read before a write over an entry taken out of
 	// the bucket: the job's record there may be finished (see put).
 	Store *Store
+	// Replicas is the bucket's replica count (default 1; 3 on a cluster).
+	Replicas int
 }
 
 // Writer keeps the truth of every job's state in the JetStream KV bucket
@@ -109,10 +111,10 @@ type entry struct {
 }
 
 // OpenBucket creates (or updates) the bucket of the jobs' state.
-func OpenBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "ODAVL Sync job state: every job until its finished record is in MongoDB",
-		History: 1, Storage: jetstream.FileStorage,
+		History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		// The markers of entries taken out once projected expire (PurgeTTL).
 		LimitMarkerTTL: markerTTL,
 	})
@@ -134,7 +136,7 @@ func NewWriter(ctx context.Context, js jetstream.JetStream, log *slog.Logger, o 
 	if o.Parallel <= 0 {
 		o.Parallel = 256
 	}
-	kv, err := OpenBucket(ctx, js)
+	kv, err := OpenBucket(ctx, js, o.Replicas)
 	if err != nil {
 		return nil, err
 	}

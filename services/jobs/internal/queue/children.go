@@ -93,7 +93,7 @@ func (it *item) genAttempt() int { return it.sub.GenAttempts + it.attempt }
 func (q *Queue) startWaits(ctx context.Context) error {
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: WaitBucket, Description: "ODAVL Sync jobs waiting for their children",
-		History: 1, Storage: jetstream.FileStorage,
+		History: 1, Storage: jetstream.FileStorage, Replicas: q.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("creating bucket %s: %w", WaitBucket, err)

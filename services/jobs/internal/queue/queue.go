@@ -56,9 +56,13 @@ type Config struct {
 	ChildPoll time.Duration
 	// Registerer, when set, gets the queue's figures (Metrics).
 	Registerer prometheus.Registerer
+	// Replicas is the replica count of the queue's key-value buckets
+	// (default 1; 3 on a cluster).
+	Replicas int
 }
 
 func (c *Config) defaults() {
+	c.Replicas = max(c.Replicas, 1)
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}
@@ -231,16 +235,16 @@ func ConsumerName(level string) string { return "jobs-" + strings.ToLower(level)
 func (q *Queue) Start(ctx context.Context) error {
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: ControlBucket, Description: "ODAVL Sync job queue: pause flag and cancelled jobs",
-		History: 1, TTL: 30 * 24 * time.Hour, Storage: jetstream.FileStorage,
+		History: 1, TTL: 30 * 24 * time.Hour, Storage: jetstream.FileStorage, Replicas: q.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("creating bucket %s: %w", ControlBucket, err)
 	}
 	q.kv = kv
-	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold, Store: q.store}); err != nil {
+	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold, Store: q.store, Replicas: q.cfg.Replicas}); err != nil {
 		return err
 	}
-	if q.projection, err = jobstore.StartProjection(ctx, q.js, q.store, q.log, jobstore.ProjectionOptions{Keep: q.cfg.Keep}); err != nil {
+	if q.projection, err = jobstore.StartProjection(ctx, q.js, q.store, q.log, jobstore.ProjectionOptions{Keep: q.cfg.Keep, Replicas: q.cfg.Replicas}); err != nil {
 		return err
 	}
 	if err := q.watchControl(ctx); err != nil {

@@ -106,8 +106,15 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 		waits = append(waits, q.emit(sub, out[i].Status, "", 0, 0, "", now))
 	}
 	if err := waitAll(ctx, futs); err != nil {
-		q.forgetAll(subs)
-		return nil, fmt.Errorf("submitting jobs: %w", err)
+		// An unacknowledged submission may be stored all the same (a
+		// stream leader that died after storing it): publish again under
+		// the same message id, which JetStream drops as a duplicate if so,
+		// until acknowledged, or the records would be forgotten for a job
+		// that runs, or kept for one that never does.
+		if err := q.republish(ctx, subs); err != nil {
+			q.forgetAll(subs)
+			return nil, fmt.Errorf("submitting jobs: %w", err)
+		}
 	}
 	for _, w := range waits {
 		if err := w(); err != nil {
@@ -120,6 +127,32 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 		}
 	}
 	return out, nil
+}
+
+// republishWithin bounds how long a submission is published again after a
+// first publish went unacknowledged (a JetStream leader election takes a few
+// seconds).
+const republishWithin = 15 * time.Second
+
+// republish publishes the submissions again, one at a time, each until
+// JetStream acknowledges it, for republishWithin at most.
+func (q *Queue) republish(ctx context.Context, subs []Submission) error {
+	ctx, cancel := context.WithTimeout(ctx, republishWithin)
+	defer cancel()
+	for _, sub := range subs {
+		for {
+			err := q.resubmit(ctx, sub, sub.JobID)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w (job %s unacknowledged: %w)", ctx.Err(), sub.JobID, err)
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // forgetAll drops the records of submissions that were not accepted.
