@@ -145,7 +145,7 @@ func TestJobsAPIEndToEnd(t *testing.T) {
 		t.Fatalf("completed mails: %d total %d, %d children of the invitation: %s", r.Status, list.Total, children, r.Body)
 	}
 	if list.Stats.ByType["EMAIL_SEND"] != 4 || list.Stats.ByType["BULK_INVITATION"] != 1 || list.Stats.ByStatus["COMPLETED"] != 5 {
-		t.Fatalf("stats %+v", list.Stats)
+		t.Fatalf("stats %+v %s", list.Stats, r.Body)
 	}
 	r = s.Do("GET", "/api/v1/sync/jobs?status=SLEEPING&limit=0", nil)
 	if fs := problemFields(t, r); r.Status != 400 || strings.Join(fs, ",") != "status,limit" {

@@ -222,6 +222,7 @@ type Stats struct {
 // not yet projected).
 func (q *Queue) Stats(ctx context.Context, org, project string) (Stats, error) {
 	tenant := jobstore.Query{OrganizationID: org, ProjectID: project}
+	q.catchUp(ctx)
 	bs, bt, err := q.store.Counts(ctx, tenant)
 	if err != nil {
 		return Stats{}, err
@@ -282,6 +283,18 @@ func (q *Queue) held(ctx context.Context, tenant jobstore.Query) (held, supersed
 	return held, superseded, nil
 }
 
+// catchUp lets the projection write what finished before a list or a
+// count (at most a moment): the store's answers are several queries, and
+// the bucket's finished records would otherwise move under them.
+func (q *Queue) catchUp(ctx context.Context) {
+	q.writer.Flush()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := q.projection.CatchUp(cctx); err != nil && ctx.Err() == nil {
+		q.log.Debug("listing jobs while the projection catches up", "err", err)
+	}
+}
+
 func matches(qu jobstore.Query) func(jobstore.Record) bool {
 	return func(r jobstore.Record) bool {
 		return r.OrganizationID == qu.OrganizationID && (qu.ProjectID == "" || r.ProjectID == qu.ProjectID) &&
@@ -293,6 +306,7 @@ func matches(qu jobstore.Query) func(jobstore.Record) bool {
 // List returns a page of jobs, newest first: the bucket's and the store's
 // together.
 func (q *Queue) List(ctx context.Context, qu jobstore.Query) ([]jobstore.Record, int64, error) {
+	q.catchUp(ctx)
 	held, superseded, err := q.held(ctx, jobstore.Query{OrganizationID: qu.OrganizationID, ProjectID: qu.ProjectID})
 	if err != nil {
 		return nil, 0, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,14 +213,14 @@ func (q *Queue) releaseOne(ctx context.Context, stream jetstream.Stream, m jetst
 	return deleteHeld(ctx, stream, seq)
 }
 
-// errSequenceNotFound is the server's error code for a message deleted
-// already (JSSequenceNotFoundErrF).
-const errSequenceNotFound jetstream.ErrorCode = 10043
+// The server's error codes for a message deleted already: 10043 (sequence
+// not found, memory storage), 10057 (no message found, file storage).
+var goneCodes = []string{"err_code=10043", "err_code=10057"}
 
 func deleteHeld(ctx context.Context, stream jetstream.Stream, seq uint64) error {
 	err := stream.DeleteMsg(ctx, seq)
 	// nats.go wraps the server's answer as text (ErrMsgDeleteUnsuccessful).
-	if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), fmt.Sprintf("err_code=%d", errSequenceNotFound)) {
+	if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && slices.ContainsFunc(goneCodes, func(c string) bool { return strings.Contains(err.Error(), c) }) {
 		return nil // released by another instance
 	}
 	return err
