@@ -32,6 +32,10 @@ type Change struct {
 	Base Record
 	// Create marks the job's submission.
 	Create bool
+	// Unpublished holds the record back until Published: a submission's
+	// record is not written before JetStream has its message, so that a
+	// crash in between leaves no record of a job that does not exist.
+	Unpublished bool
 	// Status is the new status; empty for a progress report.
 	Status string
 	At     time.Time
@@ -105,6 +109,8 @@ type rev struct {
 
 type entry struct {
 	rec     Record
+	// unpublished: held back until Published (Change.Unpublished).
+	unpublished bool
 	first   time.Time
 	urgent  bool
 	waiters []chan error
@@ -214,6 +220,9 @@ func (w *Writer) Add(c Change) <-chan error {
 		return ch
 	}
 	apply(&e.rec, c)
+	// Any change after the submission's own shows the job runs: it was
+	// published.
+	e.unpublished = c.Unpublished
 	if ch != nil {
 		e.waiters = append(e.waiters, ch)
 		e.urgent = true
@@ -457,6 +466,10 @@ func (w *Writer) take(all bool) []*entry {
 		if e == nil {
 			continue
 		}
+		if e.unpublished {
+			keep = append(keep, id)
+			continue
+		}
 		if all || e.urgent || now.Sub(e.first) >= w.opt.Hold {
 			out = append(out, e)
 			delete(w.pending, id)
@@ -662,13 +675,41 @@ func (w *Writer) requeue(es []*entry) {
 	}
 }
 
+// Published lets the records of submissions JetStream has acknowledged
+// be written.
+func (w *Writer) Published(ids ...string) {
+	w.mu.Lock()
+	urgent := false
+	for _, id := range ids {
+		if e := w.pending[id]; e != nil && e.unpublished {
+			e.unpublished = false
+			urgent = urgent || e.urgent
+		}
+	}
+	w.mu.Unlock()
+	if urgent {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Forget drops what this instance holds of generation gen of a job
 // without writing it (the job was cancelled elsewhere: the canceller wrote
 // its record, which a late write of this instance would find and leave).
 func (w *Writer) Forget(id string, gen int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if e := w.pending[id]; e != nil && e.rec.Generation <= gen && !jobs.Terminal(e.rec.Status) && len(e.waiters) == 0 {
+	e := w.pending[id]
+	switch {
+	case e == nil || e.rec.Generation > gen || jobs.Terminal(e.rec.Status):
+	case e.unpublished:
+		delete(w.pending, id) // a submission that failed: no record
+		for _, ch := range e.waiters {
+			ch <- errors.New("the job was not submitted")
+		}
+	case len(e.waiters) == 0:
 		delete(w.pending, id)
 	}
 }

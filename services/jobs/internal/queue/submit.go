@@ -84,7 +84,7 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 			status = jobs.Paused
 		}
 		base := q.baseRecord(sub)
-		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable}); ch != nil {
+		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable, Unpublished: true}); ch != nil {
 			durable = append(durable, ch)
 		}
 		r := base
@@ -116,6 +116,11 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 			return nil, fmt.Errorf("submitting jobs: %w", err)
 		}
 	}
+	ids := make([]string, len(subs))
+	for i, sub := range subs {
+		ids[i] = sub.JobID
+	}
+	q.writer.Published(ids...)
 	for _, w := range waits {
 		if err := w(); err != nil {
 			return nil, err
