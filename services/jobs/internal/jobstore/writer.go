@@ -108,12 +108,12 @@ type rev struct {
 }
 
 type entry struct {
-	rec     Record
+	rec Record
 	// unpublished: held back until Published (Change.Unpublished).
 	unpublished bool
-	first   time.Time
-	urgent  bool
-	waiters []chan error
+	first       time.Time
+	urgent      bool
+	waiters     []chan error
 }
 
 // OpenBucket creates (or updates) the bucket of the jobs' state.
