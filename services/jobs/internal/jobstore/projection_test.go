@@ -2,6 +2,7 @@ package jobstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -212,5 +213,33 @@ func TestAHeldRecordDoesNotOverwriteAFinishedJob(t *testing.T) {
 		if live := held.Live(func(r jobstore.Record) bool { return r.ID == id }); len(live) != 0 {
 			t.Fatalf("projected %v: listed unfinished: %+v", projected, live)
 		}
+	}
+}
+
+// A submission's record is not written before its message is published:
+// an instance that dies in between leaves no WAITING record of a job that
+// does not exist; once published, it is written.
+func TestASubmissionsRecordWaitsForItsMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStack(t)
+	w := st.writer(t)
+	base := jobstore.Record{ID: "job_unpublished", Type: jobs.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4, CreatedAt: time.Now().UTC()}
+	w.Add(jobstore.Change{Base: base, Create: true, Status: jobs.Waiting, At: time.Now().UTC(), Unpublished: true})
+	w.Flush()
+	kv, err := st.nb.JS.KeyValue(ctx, jobstore.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, base.ID); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the record of a submission not yet published: %v, want none written", err)
+	}
+	w.Published(base.ID)
+	w.Flush()
+	if r, ok, err := w.Get(ctx, st.store, base.ID); err != nil || !ok || r.Status != jobs.Waiting {
+		t.Fatalf("once published: %v %v %s, want WAITING", ok, err, r.Status)
+	}
+	if _, err := kv.Get(ctx, base.ID); err != nil {
+		t.Fatalf("once published, the record is not in the bucket: %v", err)
 	}
 }
