@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
@@ -118,7 +119,7 @@ func (q *Queue) setAside(it *item) outcome {
 	seq := meta.Sequence.Stream
 	f, err := q.publishTo(events.JobHeldSubject(next.OrganizationID, next.Type), next, fmt.Sprintf("%s-held-%d-%d", next.JobID, next.Generation, seq))
 	if err == nil {
-		err = waitAll(ctx, []jetstream.PubAckFuture{f})
+		err = waitAll(ctx, []*bus.Pending{f})
 	}
 	if err != nil {
 		q.log.Warn("setting aside a job of a paused organization", "job", next.JobID, "err", err)

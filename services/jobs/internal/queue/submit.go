@@ -3,14 +3,13 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
@@ -57,44 +56,10 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 	// of a paused organization releases what was set aside before it.
 	q.asideMu.RLock()
 	defer q.asideMu.RUnlock()
-	paused := q.sched.isPaused()
-	subs := make([]Submission, len(specs))
-	out := make([]jobstore.Record, len(specs))
-	var durable []<-chan error
-	// The records first: a worker may start the job as soon as it is published.
-	for i, s := range specs {
-		if s.ID == "" {
-			s.ID = NewID()
-		}
-		if s.Priority == 0 {
-			s.Priority = jobs.PriorityNormal
-		}
-		sub := Submission{JobID: s.ID, Type: s.Type, Priority: s.Priority, OrganizationID: s.OrganizationID,
-			ProjectID: s.ProjectID, Payload: s.Payload, TimeoutMs: s.Timeout.Milliseconds(), ParentID: s.ParentID, SubmittedAt: now}
-		if s.RunAt != nil && s.RunAt.After(now) {
-			t := s.RunAt.UTC()
-			sub.RunAt = &t
-		}
-		subs[i] = sub
-		status := jobs.Waiting
-		switch {
-		case sub.RunAt != nil:
-			status = jobs.Delayed
-		case paused || q.pausedOrgs[sub.OrganizationID]:
-			status = jobs.Paused
-		}
-		base := q.baseRecord(sub)
-		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable, Unpublished: true}); ch != nil {
-			durable = append(durable, ch)
-		}
-		r := base
-		r.Status, r.UpdatedAt = status, now
-		r.History = []jobstore.Transition{{Status: status, At: now}}
-		out[i] = r
-	}
+	subs, out, durable := q.records(specs, now)
 	// Each submission is followed at once by its first lifecycle event on
 	// the same connection, so the event is stored before a worker's ACTIVE.
-	futs := make([]jetstream.PubAckFuture, len(specs))
+	futs := make([]*bus.Pending, len(specs))
 	waits := make([]func() error, 0, len(specs))
 	for i, sub := range subs {
 		f, err := q.publishSubmission(sub, sub.JobID)
@@ -134,6 +99,48 @@ func (q *Queue) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record
 	return out, nil
 }
 
+// records makes the submissions of specs and hands their records to the
+// writer, held back until published (Change.Unpublished); durable are the
+// answers of the specs that wait for their record. The caller holds
+// asideMu for reading.
+func (q *Queue) records(specs []Spec, now time.Time) (subs []Submission, out []jobstore.Record, durable []<-chan error) {
+	paused := q.sched.isPaused()
+	subs = make([]Submission, len(specs))
+	out = make([]jobstore.Record, len(specs))
+	// The records first: a worker may start the job as soon as it is published.
+	for i, s := range specs {
+		if s.ID == "" {
+			s.ID = NewID()
+		}
+		if s.Priority == 0 {
+			s.Priority = jobs.PriorityNormal
+		}
+		sub := Submission{JobID: s.ID, Type: s.Type, Priority: s.Priority, OrganizationID: s.OrganizationID,
+			ProjectID: s.ProjectID, Payload: s.Payload, TimeoutMs: s.Timeout.Milliseconds(), ParentID: s.ParentID, SubmittedAt: now}
+		if s.RunAt != nil && s.RunAt.After(now) {
+			t := s.RunAt.UTC()
+			sub.RunAt = &t
+		}
+		subs[i] = sub
+		status := jobs.Waiting
+		switch {
+		case sub.RunAt != nil:
+			status = jobs.Delayed
+		case paused || q.pausedOrgs[sub.OrganizationID]:
+			status = jobs.Paused
+		}
+		base := q.baseRecord(sub)
+		if ch := q.writer.Add(jobstore.Change{Base: base, Create: true, Status: status, At: now, Durable: s.Durable, Unpublished: true}); ch != nil {
+			durable = append(durable, ch)
+		}
+		r := base
+		r.Status, r.UpdatedAt = status, now
+		r.History = []jobstore.Transition{{Status: status, At: now}}
+		out[i] = r
+	}
+	return subs, out, durable
+}
+
 // republishWithin bounds how long a submission is published again after a
 // first publish went unacknowledged (a JetStream leader election takes a few
 // seconds).
@@ -146,7 +153,7 @@ func (q *Queue) republish(ctx context.Context, subs []Submission) error {
 	defer cancel()
 	for _, sub := range subs {
 		for {
-			err := q.resubmit(ctx, sub, sub.JobID)
+			err := q.resubmitHeld(ctx, sub, sub.JobID)
 			if err == nil {
 				break
 			}
@@ -199,49 +206,39 @@ func (q *Queue) subjectFor(sub Submission) string {
 func (q *Queue) resubmit(ctx context.Context, sub Submission, msgID string) error {
 	q.asideMu.RLock()
 	defer q.asideMu.RUnlock()
+	return q.resubmitHeld(ctx, sub, msgID)
+}
+
+// resubmitHeld is resubmit for a caller that holds asideMu for reading
+// (a second RLock could wait behind a resume's Lock for ever).
+func (q *Queue) resubmitHeld(ctx context.Context, sub Submission, msgID string) error {
 	f, err := q.publishSubmission(sub, msgID)
 	if err != nil {
 		return err
 	}
-	return waitAll(ctx, []jetstream.PubAckFuture{f})
+	return waitAll(ctx, []*bus.Pending{f})
 }
 
 // publishSubmission publishes a submission where it goes now; the caller
 // holds asideMu for reading until it is acknowledged.
-func (q *Queue) publishSubmission(sub Submission, msgID string) (jetstream.PubAckFuture, error) {
+func (q *Queue) publishSubmission(sub Submission, msgID string) (*bus.Pending, error) {
 	return q.publishTo(q.subjectFor(sub), sub, msgID)
 }
 
-func (q *Queue) publishTo(subject string, sub Submission, msgID string) (jetstream.PubAckFuture, error) {
+func (q *Queue) publishTo(subject string, sub Submission, msgID string) (*bus.Pending, error) {
 	ev, err := events.New(msgID, Source, events.TypeJobSubmitted, sub.SubmittedAt, sub.OrganizationID, sub.ProjectID, sub)
 	if err != nil {
 		return nil, err
 	}
 	ev.Subject = sub.JobID
-	b, err := ev.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("encoding submission %s: %w", sub.JobID, err)
-	}
-	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, msgID)
-	m.Header.Set("Ce-Type", ev.Type)
-	f, err := q.js.PublishMsgAsync(m)
-	if err != nil {
-		return nil, fmt.Errorf("publishing submission %s: %w", sub.JobID, err)
-	}
-	return f, nil
+	return bus.PublishAsync(context.Background(), q.js, subject, ev), nil
 }
 
-func waitAll(ctx context.Context, futs []jetstream.PubAckFuture) error {
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+// waitAll waits for the acknowledgement of every submission.
+func waitAll(ctx context.Context, ps []*bus.Pending) error {
+	for _, p := range ps {
+		if err := p.Acked(ctx); err != nil {
 			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			return errors.New("no acknowledgement from JetStream in 10s")
 		}
 	}
 	return nil
@@ -281,36 +278,16 @@ func emit(js jetstream.JetStream, suffix string, c events.JobStatusChanged) func
 		id = fmt.Sprintf("%s-progress-%d-%d", jobID, attempt, c.Progress) + suffix
 		token = "progress"
 	}
-	subject := events.JobEventSubject(org, project, token)
 	ev, err := events.New(id, Source, events.TypeJobStatus, at, org, project, c)
 	if err != nil {
 		return func() error { return err }
 	}
 	ev.Subject = jobID
-	b, _ := ev.MarshalJSON()
-	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, id)
-	m.Header.Set("Ce-Type", ev.Type)
-	f, ferr := js.PublishMsgAsync(m)
+	p := bus.PublishAsync(context.Background(), js, events.JobEventSubject(org, project, token), ev)
 	return func() error {
-		if ferr == nil {
-			select {
-			case <-f.Ok():
-				return nil
-			case <-f.Err():
-			case <-time.After(5 * time.Second):
-			}
+		if err := p.Wait(context.Background()); err != nil {
+			return fmt.Errorf("publishing job event %s: %w", id, err)
 		}
-		var last error
-		for i := range 3 {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, last = js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: b, Header: m.Header})
-			cancel()
-			if last == nil {
-				return nil
-			}
-			time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
-		}
-		return fmt.Errorf("publishing job event %s: %w", id, last)
+		return nil
 	}
 }
