@@ -52,6 +52,18 @@ func (b *testBundle) receive(t *testing.T, org, project string, p events.Product
 	}
 }
 
+// receiveO1 receives o1's uploads of three days before now: Insight and
+// Autopilot in p1, Guardian in p2 (see TestRebuildEqualsIncremental's figures).
+func (b *testBundle) receiveO1(t *testing.T, now time.Time) {
+	t.Helper()
+	for i := range 3 {
+		at := now.AddDate(0, 0, -i)
+		b.receive(t, "o1", "p1", events.Insight, fmt.Sprintf("i%d", i), at, insightPayload("o1", "p1", at, int64(i), 2, 3, int64(4*i)))
+		b.receive(t, "o1", "p1", events.Autopilot, fmt.Sprintf("a%d", i), at, autopilotPayload("o1", "p1", fmt.Sprintf("run%d", i), at, i != 1, 0.1*float64(i+1)+0.0005))
+		b.receive(t, "o1", "p2", events.Guardian, fmt.Sprintf("g%d", i), at, guardianPayload("o1", "p2", fmt.Sprintf("t%d", i), at, i%2 == 0, 90.3333+float64(i), 1000.1, int64(i)))
+	}
+}
+
 func insightPayload(org, project string, at time.Time, crit, high, med, low int64) map[string]any {
 	return map[string]any{"projectId": project, "organizationId": org, "timestamp": at, "detectors": []string{"security"},
 		"totalIssues": crit + high + med + low, "issuesBySeverity": map[string]int64{"critical": crit, "high": high, "medium": med, "low": low}, "issues": []any{}}
@@ -83,12 +95,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	b.startJobs(t)
 	r := b.start(t, nil)
 	now := time.Now().UTC().Truncate(time.Second)
-	for i := range 3 {
-		at := now.AddDate(0, 0, -i)
-		b.receive(t, "o1", "p1", events.Insight, fmt.Sprintf("i%d", i), at, insightPayload("o1", "p1", at, int64(i), 2, 3, int64(4*i)))
-		b.receive(t, "o1", "p1", events.Autopilot, fmt.Sprintf("a%d", i), at, autopilotPayload("o1", "p1", fmt.Sprintf("run%d", i), at, i != 1, 0.1*float64(i+1)+0.0005))
-		b.receive(t, "o1", "p2", events.Guardian, fmt.Sprintf("g%d", i), at, guardianPayload("o1", "p2", fmt.Sprintf("t%d", i), at, i%2 == 0, 90.3333+float64(i), 1000.1, int64(i)))
-	}
+	b.receiveO1(t, now)
 	// The same upload received again (a redelivered received event with a new message id).
 	at := now.AddDate(0, 0, -1)
 	ev, _ := events.New("received-again-a1", "/odavl-sync/ingest", events.ReceivedType(events.Autopilot), at, "o1", "p1", events.Received{
@@ -246,5 +253,184 @@ func TestRebuildWithoutJobsService(t *testing.T) {
 	}
 	if r.svc.store.Generation() != 1 || summaryOf(t, b.nats.Conn, p1Query()).Insight.Analyses != 1 {
 		t.Errorf("a failed rebuild changed the figures")
+	}
+}
+
+// TestRebuildOfOneOrganizationWhileAnotherCounts rebuilds o1 alone while
+// uploads of o1 and o2 keep coming: the rebuild is stopped after reading
+// o1's results, and o2's uploads are counted meanwhile (so o1's rebuild
+// holds no worker nor acknowledgement o2 needs) while o1's are set aside;
+// then o1's figures equal the incremental count plus its uploads made
+// during the rebuild, each once, in a generation of o1's own, and o2's are
+// exact in the generation it had.
+func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
+	b := newBundle(t)
+	b.startJobs(t)
+	read := make(chan struct{}, 1)
+	resume := make(chan struct{})
+	r := b.startWith(t, func(s *Service) {
+		s.exported = func(org string, _ int) {
+			if org != "o1" {
+				return
+			}
+			select {
+			case read <- struct{}{}:
+			default:
+			}
+			<-resume
+		}
+	})
+	now := time.Now().UTC().Truncate(time.Second)
+	b.receiveO1(t, now)
+	for i := range 2 {
+		b.receive(t, "o2", "q1", events.Insight, fmt.Sprintf("o2i%d", i), now, insightPayload("o2", "q1", now, 1, 1, 0, 0))
+	}
+	o1 := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1"}, Scope: rpc.ScopeOrganization}
+	o2 := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o2"}, Scope: rpc.ScopeOrganization}
+	eventually(t, "every upload counted", func() bool {
+		s, s2 := summaryOf(t, b.nats.Conn, o1), summaryOf(t, b.nats.Conn, o2)
+		return s.Insight.Analyses == 3 && s.Autopilot.Total == 3 && s.Guardian.Total == 3 && s2.Insight.Analyses == 2
+	})
+	p1, p2 := p1Query(), rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p2"}}
+	queries := []rpc.StatsQuery{p1, p2, o1, o2}
+	before := map[int]rpc.StatsSummaryResponse{}
+	for i, q := range queries {
+		before[i] = summaryOf(t, b.nats.Conn, q)
+	}
+	trendsBefore, err := rpc.Call[rpc.StatsTrendsResponse](context.Background(), b.nats.Conn, rpc.StatsTrends, p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type answer struct {
+		res rpc.StatsRebuildResponse
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild,
+			rpc.StatsRebuildRequest{Scope: rpc.ScopeOrganization, OrganizationID: "o1"})
+		done <- answer{res, err}
+	}()
+	select {
+	case <-read:
+	case a := <-done:
+		t.Fatalf("the rebuild of o1 answered %+v %v before reading its results", a.res, a.err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("timed out waiting for the rebuild of o1 to read its results")
+	}
+	// o1's rebuild waits: o2 counts, o1's uploads are set aside.
+	b.receive(t, "o2", "q1", events.Insight, "o2i9", now, insightPayload("o2", "q1", now, 0, 0, 7, 0))
+	b.receive(t, "o1", "p1", events.Insight, "i9", now, insightPayload("o1", "p1", now, 5, 0, 0, 0))
+	b.receive(t, "o1", "p3", events.Insight, "k1", now, insightPayload("o1", "p3", now, 0, 1, 0, 0))
+	wantO2 := before[3].Figures
+	wantO2.Insight.Analyses++
+	wantO2.Insight.TotalIssues += 7
+	wantO2.Insight.IssuesBySeverity.Medium += 7
+	eventually(t, "o2's upload counted while o1 is rebuilt", func() bool {
+		return cmp.Equal(summaryOf(t, b.nats.Conn, o2).Figures, wantO2, noJobs)
+	})
+	deferred := b.db.Collection(statsdb.DeferredCollection)
+	eventually(t, "o1's uploads set aside while o1 is rebuilt", func() bool {
+		n, err := deferred.CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{"processed-i9", "processed-k1"}}}}})
+		return err == nil && n == 2
+	})
+	for i, q := range queries[:3] {
+		if got := summaryOf(t, b.nats.Conn, q); !cmp.Equal(before[i], got, noJobs) {
+			t.Errorf("summary %+v while o1 is rebuilt (-before +now):\n%s", q, cmp.Diff(before[i], got, noJobs))
+		}
+	}
+	close(resume)
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("timed out waiting for the rebuild of o1")
+	}
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.res.Scope != rpc.ScopeOrganization || a.res.OrganizationID != "o1" || a.res.Results != 9 || a.res.Generation != 2 {
+		t.Errorf("rebuild of o1 = %+v, want o1's 9 results in generation 2", a.res)
+	}
+	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 2 || g2 != 1 {
+		t.Errorf("generations after o1's rebuild: o1 %d, o2 %d; want 2 and 1", g1, g2)
+	}
+
+	// o1: the incremental figures, plus i9 and k1, each once.
+	wantP1 := before[0].Figures
+	wantP1.Insight.Analyses++
+	wantP1.Insight.TotalIssues += 5
+	wantP1.Insight.IssuesBySeverity.Critical += 5
+	wantP1.Insight.WithCritical++
+	wantO1 := before[2].Figures
+	wantO1.Insight = wantP1.Insight
+	wantO1.Insight.Analyses++
+	wantO1.Insight.TotalIssues++
+	wantO1.Insight.IssuesBySeverity.High++
+	wantP3 := rpc.InsightFigures{Analyses: 1, TotalIssues: 1, IssuesBySeverity: rpc.SeverityTotals{High: 1}}
+	eventually(t, "o1's uploads made during its rebuild counted", func() bool {
+		return cmp.Equal(summaryOf(t, b.nats.Conn, o1).Insight, wantO1.Insight)
+	})
+	for _, c := range []struct {
+		q    rpc.StatsQuery
+		want rpc.Figures
+	}{{p1, wantP1}, {p2, before[1].Figures}, {o1, wantO1}, {o2, wantO2}} {
+		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
+			t.Errorf("summary %+v after o1's rebuild (-incremental +rebuilt):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
+		}
+	}
+	if got := summaryOf(t, b.nats.Conn, rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p3"}}).Insight; !cmp.Equal(got, wantP3) {
+		t.Errorf("p3 after o1's rebuild (-want +got):\n%s", cmp.Diff(wantP3, got))
+	}
+	// Job figures are carried over: they may only grow.
+	for i, q := range queries {
+		after := summaryOf(t, b.nats.Conn, q)
+		for typ, byStatus := range before[i].Jobs.ByType {
+			for st, n := range byStatus {
+				if after.Jobs.ByType[typ][st] < n {
+					t.Errorf("summary %+v: %s %s jobs went from %d to %d in o1's rebuild", q, typ, st, n, after.Jobs.ByType[typ][st])
+				}
+			}
+		}
+	}
+	trendsAfter, err := rpc.Call[rpc.StatsTrendsResponse](context.Background(), b.nats.Conn, rpc.StatsTrends, p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(trendsBefore, trendsAfter, noJobs) {
+		t.Errorf("p2's trends after o1's rebuild (-incremental +rebuilt):\n%s", cmp.Diff(trendsBefore, trendsAfter, noJobs))
+	}
+	// o1's old generation is gone, o2's is the one it counts in.
+	agg := b.db.Collection(statsdb.AggregatesCollection)
+	if n, _ := agg.CountDocuments(context.Background(), bson.D{{Key: "gen", Value: int64(1)}, {Key: "org", Value: "o1"}}); n != 0 {
+		t.Errorf("%d aggregates of o1's generation 1 left", n)
+	}
+	if n, _ := agg.CountDocuments(context.Background(), bson.D{{Key: "gen", Value: int64(1)}, {Key: "org", Value: "o2"}}); n == 0 {
+		t.Errorf("o2's aggregates of generation 1 are gone")
+	}
+	eventually(t, "nothing left aside", func() bool {
+		n, err := deferred.CountDocuments(context.Background(), bson.D{})
+		return err == nil && n == 0
+	})
+
+	// A rebuild of everything afterwards gives the same figures, in one generation above both.
+	res, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Scope != rpc.ScopeAll || res.Generation != 3 || res.Results != 9+2+3 {
+		t.Errorf("rebuild of everything = %+v, want generation 3 over 14 results", res)
+	}
+	for _, c := range []struct {
+		q    rpc.StatsQuery
+		want rpc.Figures
+	}{{p1, wantP1}, {o1, wantO1}, {o2, wantO2}} {
+		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
+			t.Errorf("summary %+v after the rebuild of everything (-want +got):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
+		}
+	}
+	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 3 || g2 != 3 {
+		t.Errorf("generations after the rebuild of everything: o1 %d, o2 %d; want 3", g1, g2)
 	}
 }
