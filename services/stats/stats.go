@@ -169,8 +169,10 @@ func (s *Service) Run(ctx context.Context) error {
 	defer l.release()
 	s.log.Info("stats lease taken", "holder", l.holder, "bucket", LeaseBucket, "ttl", s.cfg.LeaseTTL)
 	ctx, lost := context.WithCancelCause(ctx)
-	defer lost(nil)
-	go l.keep(ctx, s.log, lost)
+	kept := make(chan struct{})
+	go func() { defer close(kept); l.keep(ctx, s.log, lost) }()
+	// The renewals stop before the release reads the lease's revision.
+	defer func() { lost(nil); <-kept }()
 	if err := s.run(ctx); err != nil {
 		return err
 	}
