@@ -414,6 +414,21 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 		return err == nil && n == 0
 	})
 
+	// A restart keeps each organization's generation.
+	r.stop()
+	r = b.start(t, nil)
+	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 2 || g2 != 1 {
+		t.Errorf("generations after a restart: o1 %d, o2 %d; want 2 and 1", g1, g2)
+	}
+	for _, c := range []struct {
+		q    rpc.StatsQuery
+		want rpc.Figures
+	}{{p1, wantP1}, {o1, wantO1}, {o2, wantO2}} {
+		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
+			t.Errorf("summary %+v after a restart (-want +got):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
+		}
+	}
+
 	// A rebuild of everything afterwards gives the same figures, in one generation above both.
 	res, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
 	if err != nil {
@@ -432,5 +447,55 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	}
 	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 3 || g2 != 3 {
 		t.Errorf("generations after the rebuild of everything: o1 %d, o2 %d; want 3", g1, g2)
+	}
+}
+
+// TestInterruptedRebuildOfAnOrganizationIsFinished: an organization's
+// rebuild recorded as running when the service stopped is finished after
+// the next start, while the other organizations count (o1's rebuild waits
+// until o2's upload is counted); o1's upload made meanwhile counts once,
+// after it.
+func TestInterruptedRebuildOfAnOrganizationIsFinished(t *testing.T) {
+	b := newBundle(t)
+	b.startJobs(t)
+	r := b.start(t, nil)
+	now := time.Now().UTC()
+	b.receive(t, "o1", "p1", events.Guardian, "g1", now, guardianPayload("o1", "p1", "t1", now, true, 77.7, 10, 2))
+	b.receive(t, "o2", "q1", events.Guardian, "h1", now, guardianPayload("o2", "q1", "u1", now, false, 50, 10, 1))
+	o2 := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o2", ProjectID: "q1"}}
+	eventually(t, "uploads counted", func() bool {
+		return summaryOf(t, b.nats.Conn, p1Query()).Guardian.Total == 1 && summaryOf(t, b.nats.Conn, o2).Guardian.Total == 1
+	})
+	r.stop()
+	if _, err := b.db.Collection(statsdb.MetaCollection).InsertOne(context.Background(),
+		bson.D{{Key: "_id", Value: "org|o1"}, {Key: "org", Value: "o1"}, {Key: "rebuilding", Value: int64(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	b.receive(t, "o1", "p1", events.Guardian, "g2", now, guardianPayload("o1", "p1", "t2", now, false, 60, 10, 3))
+	b.receive(t, "o2", "q1", events.Guardian, "h2", now, guardianPayload("o2", "q1", "u2", now, true, 70, 10, 0))
+	// o1's rebuild waits after reading o1's results until o2's upload is counted.
+	resume := make(chan struct{})
+	r2 := b.startWith(t, func(s *Service) {
+		s.exported = func(org string, _ int) {
+			if org == "o1" {
+				<-resume
+			}
+		}
+	})
+	eventually(t, "o2's upload counted while o1's rebuild is finished", func() bool { return summaryOf(t, b.nats.Conn, o2).Guardian.Total == 2 })
+	if g := r2.svc.store.GenerationOf("o1"); g != 1 || !r2.svc.store.Held("o1") {
+		t.Errorf("o1 in generation %d (held: %v) before its rebuild finished", g, r2.svc.store.Held("o1"))
+	}
+	close(resume)
+	eventually(t, "o1's interrupted rebuild finished and o1's upload counted after it", func() bool {
+		g := summaryOf(t, b.nats.Conn, p1Query()).Guardian
+		return r2.svc.store.GenerationOf("o1") == 2 && g.Total == 2
+	})
+	g := summaryOf(t, b.nats.Conn, p1Query()).Guardian
+	if g.Passed != 1 || g.Failed != 1 || g.TotalVulnerabilities != 5 || *g.AverageAccessibilityScore != 68.85 {
+		t.Errorf("o1's guardian figures after its finished rebuild = %+v", g)
+	}
+	if g := r2.svc.store.GenerationOf("o2"); g != 1 {
+		t.Errorf("o2's generation = %d, want 1", g)
 	}
 }
