@@ -353,9 +353,6 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	if a.res.Scope != rpc.ScopeOrganization || a.res.OrganizationID != "o1" || a.res.Results != 9 || a.res.Generation != 2 {
 		t.Errorf("rebuild of o1 = %+v, want o1's 9 results in generation 2", a.res)
 	}
-	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 2 || g2 != 1 {
-		t.Errorf("generations after o1's rebuild: o1 %d, o2 %d; want 2 and 1", g1, g2)
-	}
 
 	// o1: the incremental figures, plus i9 and k1, each once.
 	wantP1 := before[0].Figures
@@ -372,14 +369,22 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	eventually(t, "o1's uploads made during its rebuild counted", func() bool {
 		return cmp.Equal(summaryOf(t, b.nats.Conn, o1).Insight, wantO1.Insight)
 	})
-	for _, c := range []struct {
-		q    rpc.StatsQuery
-		want rpc.Figures
-	}{{p1, wantP1}, {p2, before[1].Figures}, {o1, wantO1}, {o2, wantO2}} {
-		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
-			t.Errorf("summary %+v after o1's rebuild (-incremental +rebuilt):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
+	// expect checks the organizations' generations and the product figures.
+	expect := func(when string, g1, g2 int64) {
+		t.Helper()
+		if got1, got2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); got1 != g1 || got2 != g2 {
+			t.Errorf("generations %s: o1 %d, o2 %d; want %d and %d", when, got1, got2, g1, g2)
+		}
+		for _, c := range []struct {
+			q    rpc.StatsQuery
+			want rpc.Figures
+		}{{p1, wantP1}, {p2, before[1].Figures}, {o1, wantO1}, {o2, wantO2}} {
+			if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
+				t.Errorf("summary %+v %s (-incremental +rebuilt):\n%s", c.q, when, cmp.Diff(c.want, got, noJobs))
+			}
 		}
 	}
+	expect("after o1's rebuild", 2, 1)
 	if got := summaryOf(t, b.nats.Conn, rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o1", ProjectID: "p3"}}).Insight; !cmp.Equal(got, wantP3) {
 		t.Errorf("p3 after o1's rebuild (-want +got):\n%s", cmp.Diff(wantP3, got))
 	}
@@ -417,17 +422,7 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	// A restart keeps each organization's generation.
 	r.stop()
 	r = b.start(t, nil)
-	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 2 || g2 != 1 {
-		t.Errorf("generations after a restart: o1 %d, o2 %d; want 2 and 1", g1, g2)
-	}
-	for _, c := range []struct {
-		q    rpc.StatsQuery
-		want rpc.Figures
-	}{{p1, wantP1}, {o1, wantO1}, {o2, wantO2}} {
-		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
-			t.Errorf("summary %+v after a restart (-want +got):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
-		}
-	}
+	expect("after a restart", 2, 1)
 
 	// A rebuild of everything afterwards gives the same figures, in one generation above both.
 	res, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
@@ -437,17 +432,7 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	if res.Scope != rpc.ScopeAll || res.Generation != 3 || res.Results != 9+2+3 {
 		t.Errorf("rebuild of everything = %+v, want generation 3 over 14 results", res)
 	}
-	for _, c := range []struct {
-		q    rpc.StatsQuery
-		want rpc.Figures
-	}{{p1, wantP1}, {o1, wantO1}, {o2, wantO2}} {
-		if got := summaryOf(t, b.nats.Conn, c.q).Figures; !cmp.Equal(c.want, got, noJobs) {
-			t.Errorf("summary %+v after the rebuild of everything (-want +got):\n%s", c.q, cmp.Diff(c.want, got, noJobs))
-		}
-	}
-	if g1, g2 := r.svc.store.GenerationOf("o1"), r.svc.store.GenerationOf("o2"); g1 != 3 || g2 != 3 {
-		t.Errorf("generations after the rebuild of everything: o1 %d, o2 %d; want 3", g1, g2)
-	}
+	expect("after the rebuild of everything", 3, 3)
 }
 
 // TestInterruptedRebuildOfAnOrganizationIsFinished: an organization's
