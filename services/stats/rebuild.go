@@ -150,7 +150,7 @@ func (s *Service) exportedResults(org string) statsdb.Source {
 				return err
 			}
 			if s.exported != nil {
-				s.exported(org, len(cs))
+				return s.exported(org, len(cs))
 			}
 			return nil
 		})

@@ -3,7 +3,9 @@ package stats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,15 +271,16 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	read := make(chan struct{}, 1)
 	resume := make(chan struct{})
 	r := b.startWith(t, func(s *Service) {
-		s.exported = func(org string, _ int) {
+		s.exported = func(org string, _ int) error {
 			if org != "o1" {
-				return
+				return nil
 			}
 			select {
 			case read <- struct{}{}:
 			default:
 			}
 			<-resume
+			return nil
 		}
 	})
 	now := time.Now().UTC().Truncate(time.Second)
@@ -461,10 +464,11 @@ func TestInterruptedRebuildOfAnOrganizationIsFinished(t *testing.T) {
 	// o1's rebuild waits after reading o1's results until o2's upload is counted.
 	resume := make(chan struct{})
 	r2 := b.startWith(t, func(s *Service) {
-		s.exported = func(org string, _ int) {
+		s.exported = func(org string, _ int) error {
 			if org == "o1" {
 				<-resume
 			}
+			return nil
 		}
 	})
 	eventually(t, "o2's upload counted while o1's rebuild is finished", func() bool { return summaryOf(t, b.nats.Conn, o2).Guardian.Total == 2 })
@@ -482,5 +486,72 @@ func TestInterruptedRebuildOfAnOrganizationIsFinished(t *testing.T) {
 	}
 	if g := r2.svc.store.GenerationOf("o2"); g != 1 {
 		t.Errorf("o2's generation = %d, want 1", g)
+	}
+}
+
+// TestFailedRebuildOfAnOrganizationIsRetried: an organization's rebuild
+// that fails after writing the ledger leaves that organization held (its
+// uploads set aside, another organization's counted) and is retried in the
+// background until it finishes; then every upload counts once.
+func TestFailedRebuildOfAnOrganizationIsRetried(t *testing.T) {
+	b := newBundle(t)
+	b.startJobs(t)
+	var (
+		mu       sync.Mutex
+		failures = 1
+		failing  = make(chan struct{}) // closed to let the retries succeed
+	)
+	r := b.startWith(t, func(s *Service) {
+		s.exported = func(org string, _ int) error {
+			if org != "o1" {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			select {
+			case <-failing:
+				return nil
+			default:
+				failures++
+				return errors.New("the store went away")
+			}
+		}
+	})
+	now := time.Now().UTC()
+	b.receive(t, "o1", "p1", events.Guardian, "g1", now, guardianPayload("o1", "p1", "t1", now, true, 80, 10, 2))
+	o2 := rpc.StatsQuery{Tenant: rpc.Tenant{OrganizationID: "o2", ProjectID: "q1"}}
+	eventually(t, "o1's upload counted", func() bool { return summaryOf(t, b.nats.Conn, p1Query()).Guardian.Total == 1 })
+	_, err := rpc.Call[rpc.StatsRebuildResponse](context.Background(), b.nats.Conn, rpc.StatsRebuild,
+		rpc.StatsRebuildRequest{Scope: rpc.ScopeOrganization, OrganizationID: "o1"})
+	if err == nil {
+		t.Fatal("the failing rebuild of o1 succeeded")
+	}
+	if !r.svc.store.Held("o1") || r.svc.store.Held("o2") {
+		t.Fatalf("after a rebuild of o1 failed past the ledger: o1 held %v, o2 held %v; want only o1", r.svc.store.Held("o1"), r.svc.store.Held("o2"))
+	}
+	b.receive(t, "o1", "p1", events.Guardian, "g2", now, guardianPayload("o1", "p1", "t2", now, false, 60, 10, 1))
+	b.receive(t, "o2", "q1", events.Guardian, "h1", now, guardianPayload("o2", "q1", "u1", now, true, 90, 10, 0))
+	eventually(t, "o2's upload counted while o1 is held", func() bool { return summaryOf(t, b.nats.Conn, o2).Guardian.Total == 1 })
+	eventually(t, "o1's upload set aside", func() bool {
+		n, err := b.db.Collection(statsdb.DeferredCollection).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: "processed-g2"}})
+		return err == nil && n == 1
+	})
+	eventually(t, "the rebuild of o1 retried", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failures >= 3
+	})
+	if g := summaryOf(t, b.nats.Conn, p1Query()).Guardian; g.Total != 1 {
+		t.Errorf("o1's figures while it is held: %+v", g)
+	}
+	mu.Lock()
+	close(failing)
+	mu.Unlock()
+	eventually(t, "the retried rebuild of o1 finished and o1's upload counted", func() bool {
+		return !r.svc.store.Held("o1") && summaryOf(t, b.nats.Conn, p1Query()).Guardian.Total == 2
+	})
+	g := summaryOf(t, b.nats.Conn, p1Query()).Guardian
+	if g.Passed != 1 || g.Failed != 1 || g.TotalVulnerabilities != 3 || *g.AverageAccessibilityScore != 70 || r.svc.store.GenerationOf("o1") < 2 {
+		t.Errorf("o1 after its retried rebuild: %+v in generation %d", g, r.svc.store.GenerationOf("o1"))
 	}
 }

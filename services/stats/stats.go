@@ -110,8 +110,9 @@ type Service struct {
 	// crash, when set by a test, is called before each step of counting a change.
 	crash statsdb.CrashHook
 	// exported, when set by a test, is called after each batch a rebuild of
-	// org (every organization's when empty) has read and recorded.
-	exported func(org string, n int)
+	// org (every organization's when empty) has read and recorded; an error
+	// fails the rebuild there.
+	exported func(org string, n int) error
 }
 
 // New returns a stats service over the given connections.

@@ -173,12 +173,3 @@ func (s *Store) Drain(ctx context.Context) (int, error) {
 	wg.Wait()
 	return n, firstErr
 }
-
-// Deferred counts the changes set aside for org.
-func (s *Store) Deferred(ctx context.Context, org string) (int64, error) {
-	n, err := s.deferred.CountDocuments(ctx, bson.D{{Key: "org", Value: org}})
-	if err != nil {
-		return 0, fmt.Errorf("counting deferred changes: %w", err)
-	}
-	return n, nil
-}
