@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,11 +271,13 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	b.startJobs(t)
 	read := make(chan struct{}, 1)
 	resume := make(chan struct{})
+	var exported atomic.Int64 // results the jobs service exported for o1's rebuild
 	r := b.startWith(t, func(s *Service) {
-		s.exported = func(org string, _ int) error {
+		s.exported = func(org string, n int) error {
 			if org != "o1" {
 				return nil
 			}
+			exported.Add(int64(n))
 			select {
 			case read <- struct{}{}:
 			default:
@@ -355,6 +358,9 @@ func TestRebuildOfOneOrganizationWhileAnotherCounts(t *testing.T) {
 	}
 	if a.res.Scope != rpc.ScopeOrganization || a.res.OrganizationID != "o1" || a.res.Results != 9 || a.res.Generation != 2 {
 		t.Errorf("rebuild of o1 = %+v, want o1's 9 results in generation 2", a.res)
+	}
+	if n := exported.Load(); n != 9 {
+		t.Errorf("the jobs service exported %d results for o1's rebuild, want o1's 9", n)
 	}
 
 	// o1: the incremental figures, plus i9 and k1, each once.
