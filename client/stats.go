@@ -130,13 +130,17 @@ type StatsTrends struct {
 	Signals        []StatsProjectSignals `json:"signals"`
 }
 
-// StatsRebuild is a finished rebuild of the aggregates.
+// StatsRebuild is a finished rebuild of the aggregates: of the
+// organization the key acts for (Scope "organization", an admin key's
+// default) or of every organization (Scope "all", the operator key's).
 type StatsRebuild struct {
-	Generation int       `json:"generation"`
-	Results    int64     `json:"results"`
-	Aggregates int64     `json:"aggregates"`
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
+	Scope          string    `json:"scope"`
+	OrganizationID string    `json:"organizationId,omitempty"`
+	Generation     int       `json:"generation"`
+	Results        int64     `json:"results"`
+	Aggregates     int64     `json:"aggregates"`
+	StartedAt      time.Time `json:"startedAt"`
+	FinishedAt     time.Time `json:"finishedAt"`
 }
 
 // StatsSummary returns the figures of the project (or organization).
@@ -157,7 +161,9 @@ func (c *Client) StatsTrends(ctx context.Context, o StatsOptions) (*StatsTrends,
 	return &t, nil
 }
 
-// RebuildStats rebuilds the aggregates from the stored results (admin key).
+// RebuildStats rebuilds the aggregates from the stored results: the
+// organization's with an admin key, every organization's with the
+// deployment's operator key.
 func (c *Client) RebuildStats(ctx context.Context) (*StatsRebuild, error) {
 	var r StatsRebuild
 	one := NoRetry() // a long call; a second one would start over

@@ -222,7 +222,7 @@ func TestAnOrganizationsAdminCannotActOnTheWholeDeployment(t *testing.T) {
 	}
 	var b struct{ Key string }
 	r.JSON(t, &b)
-	for _, path := range []string{"/api/v1/sync/jobs/pause?scope=queue", "/api/v1/sync/jobs/resume?scope=queue", "/api/v1/admin/stats/rebuild"} {
+	for _, path := range []string{"/api/v1/sync/jobs/pause?scope=queue", "/api/v1/sync/jobs/resume?scope=queue", "/api/v1/admin/stats/rebuild?scope=all"} {
 		p := checkProblem(t, s.DoAs(b.Key, "orgB", "b1", http.MethodPost, path, nil), http.StatusForbidden)
 		if !strings.Contains(p.Detail, "operator") {
 			t.Errorf("%s: %q does not say an operator key is needed", path, p.Detail)

@@ -181,3 +181,122 @@ func TestStatsEndToEnd(t *testing.T) {
 		t.Errorf("summary after a restart (-want +got):\n%s", cmp.Diff(want, got))
 	}
 }
+
+// TestAnOrganizationsAdminRebuildsItsOwnStatistics: an organization's
+// admin key rebuilds its own organization's statistics (the default
+// scope) and is answered with that organization's counts only; another
+// organization's figures are not touched, uploads after it count once in
+// each, the whole deployment (scope=all) is the operator's, a bad scope is
+// 400 naming it, and the operator rebuilds one organization or all.
+func TestAnOrganizationsAdminRebuildsItsOwnStatistics(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, nil)
+	k := s.contract()
+	org, project := s.Cred.OrganizationID, s.Cred.ProjectID
+	r := s.Do(http.MethodPost, "/api/v1/admin/keys", map[string]any{"organizationId": "orgB", "projectId": "b1", "scopes": []string{"admin", "sync"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("creating orgB's admin key: %d %s", r.Status, r.Body)
+	}
+	var b struct{ Key string }
+	r.JSON(t, &b)
+	asB := func(method, path string, body any) apiResp {
+		t.Helper()
+		r := s.DoAs(b.Key, "orgB", "b1", method, path, body)
+		k.check(t, method, path, r)
+		return r
+	}
+	upload := func(own bool, n int) {
+		t.Helper()
+		if !own {
+			s.post(events.Insight, insightBody(org, project, n))
+			return
+		}
+		if r := asB(http.MethodPost, "/api/v1/sync/insight", insightBody("orgB", "b1", n)); r.Status != http.StatusAccepted {
+			t.Fatalf("orgB's upload %d: %d %s", n, r.Status, r.Body)
+		}
+	}
+	summary := func(own bool, query string) statsSummary {
+		t.Helper()
+		var r apiResp
+		if own {
+			r = asB(http.MethodGet, "/api/v1/stats/summary"+query, nil)
+		} else {
+			r = k.do(t, s, http.MethodGet, "/api/v1/stats/summary"+query, nil)
+		}
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /api/v1/stats/summary%s: %d %s", query, r.Status, r.Body)
+		}
+		var got statsSummary
+		r.JSON(t, &got)
+		return got
+	}
+	// n Insight analyses of insightBody's 3 issues (1 critical, 1 high, 1 medium).
+	want := func(n int64) statsSummary {
+		var w statsSummary
+		w.Insight.Analyses, w.Insight.TotalIssues, w.Insight.WithCritical = n, 3*n, n
+		w.Insight.IssuesBySeverity = map[string]int64{"critical": n, "high": n, "medium": n, "low": 0}
+		return w
+	}
+	counted := func(when string, b, own int64) {
+		t.Helper()
+		eventuallyWithin(t, 30*time.Second, when, func() bool {
+			return cmp.Equal(summary(true, ""), want(b)) && cmp.Equal(summary(false, ""), want(own))
+		})
+		for _, c := range []struct {
+			own   bool
+			query string
+			want  statsSummary
+		}{{true, "?scope=organization", want(b)}, {false, "?scope=organization", want(own)}} {
+			if got := summary(c.own, c.query); !cmp.Equal(got, c.want) {
+				t.Errorf("%s: summary%s of orgB=%v (-want +got):\n%s", when, c.query, c.own, cmp.Diff(c.want, got))
+			}
+		}
+	}
+	for n := range 2 {
+		upload(true, n)
+	}
+	for n := range 3 {
+		upload(false, n)
+	}
+	counted("every upload counted", 2, 3)
+
+	type rebuilt struct {
+		Scope, OrganizationID string
+		Generation, Results   int64
+	}
+	rebuild := func(r apiResp) rebuilt {
+		t.Helper()
+		if r.Status != http.StatusOK {
+			t.Fatalf("rebuild: %d %s", r.Status, r.Body)
+		}
+		var rb rebuilt
+		r.JSON(t, &rb)
+		return rb
+	}
+	// orgB's admin: orgB's statistics only, answered with orgB's counts.
+	if got, want := rebuild(asB(http.MethodPost, "/api/v1/admin/stats/rebuild", nil)), (rebuilt{"organization", "orgB", 2, 2}); got != want {
+		t.Errorf("orgB's rebuild answered %+v, want %+v", got, want)
+	}
+	counted("after orgB's rebuild", 2, 3)
+	// The whole deployment is the operator's; a bad scope names the parameter.
+	if p := checkProblem(t, asB(http.MethodPost, "/api/v1/admin/stats/rebuild?scope=all", nil), http.StatusForbidden); !strings.Contains(p.Detail, "operator") {
+		t.Errorf("scope=all with orgB's admin key: %q does not say an operator key is needed", p.Detail)
+	}
+	if p := checkProblem(t, asB(http.MethodPost, "/api/v1/admin/stats/rebuild?scope=everything", nil), http.StatusBadRequest); fields(p)["scope"] == "" {
+		t.Errorf("scope=everything: problem %+v does not name scope", p)
+	}
+	// Counting goes on in both organizations, once.
+	upload(true, 2)
+	upload(false, 3)
+	counted("uploads after orgB's rebuild", 3, 4)
+
+	// The operator: its own organization with scope=organization, every organization by default.
+	if got, want := rebuild(k.do(t, s, http.MethodPost, "/api/v1/admin/stats/rebuild?scope=organization", nil)), (rebuilt{"organization", org, 2, 4}); got != want {
+		t.Errorf("the operator's rebuild of %s answered %+v, want %+v", org, got, want)
+	}
+	counted("after the operator's rebuild of its organization", 3, 4)
+	if got, want := rebuild(k.do(t, s, http.MethodPost, "/api/v1/admin/stats/rebuild", nil)), (rebuilt{"all", "", 3, 7}); got != want {
+		t.Errorf("the operator's rebuild of everything answered %+v, want %+v", got, want)
+	}
+	counted("after the rebuild of everything", 3, 4)
+}

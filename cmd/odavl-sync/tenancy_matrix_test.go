@@ -74,11 +74,13 @@ func crossTenantCases(v victim) map[string][]matrixReq {
 		"DELETE /api/v1/sync/jobs": {del("/api/v1/sync/jobs?daysToKeep=0")},
 		// The whole queue is the operator's; an organization's admin pauses
 		// and resumes its own organization's jobs (the default scope).
-		"POST /api/v1/sync/jobs/pause":     {operator(post("/api/v1/sync/jobs/pause?scope=queue", nil)), post("/api/v1/sync/jobs/pause", nil)},
-		"POST /api/v1/sync/jobs/resume":    {post("/api/v1/sync/jobs/resume", nil), operator(post("/api/v1/sync/jobs/resume?scope=queue", nil))},
-		"GET /api/v1/stats/summary":        {get("/api/v1/stats/summary"), get("/api/v1/stats/summary?scope=organization")},
-		"GET /api/v1/stats/trends":         {get("/api/v1/stats/trends"), get("/api/v1/stats/trends?scope=organization")},
-		"POST /api/v1/admin/stats/rebuild": {operator(post("/api/v1/admin/stats/rebuild", nil))},
+		"POST /api/v1/sync/jobs/pause":  {operator(post("/api/v1/sync/jobs/pause?scope=queue", nil)), post("/api/v1/sync/jobs/pause", nil)},
+		"POST /api/v1/sync/jobs/resume": {post("/api/v1/sync/jobs/resume", nil), operator(post("/api/v1/sync/jobs/resume?scope=queue", nil))},
+		"GET /api/v1/stats/summary":     {get("/api/v1/stats/summary"), get("/api/v1/stats/summary?scope=organization")},
+		"GET /api/v1/stats/trends":      {get("/api/v1/stats/trends"), get("/api/v1/stats/trends?scope=organization")},
+		// Every organization's statistics are the operator's to rebuild; an
+		// organization's admin rebuilds its own (the default scope).
+		"POST /api/v1/admin/stats/rebuild": {operator(post("/api/v1/admin/stats/rebuild?scope=all", nil)), post("/api/v1/admin/stats/rebuild", nil)},
 		"POST /api/v1/storage/upload-url":  {post("/api/v1/storage/upload-url", file)},
 		"GET /api/v1/storage/upload-url":   {get("/api/v1/storage/upload-url?fileId=" + v.file)},
 		"POST /api/v1/storage/multipart": {post("/api/v1/storage/multipart",

@@ -167,22 +167,37 @@ type StatsTrendsResponse struct {
 	Signals        []ProjectSignals `json:"signals"`
 }
 
-// StatsRebuildRequest asks for a rebuild of every aggregate from the source documents.
-type StatsRebuildRequest struct{}
+// ScopeAll is the scope of a stats rebuild of every organization (the
+// operator's); ScopeOrganization that of one organization's (its admin's).
+const ScopeAll = "all"
 
-// StatsRebuildResponse reports a finished rebuild.
+// StatsRebuildRequest asks for a rebuild of the aggregates from the source
+// documents: of every organization (Scope ScopeAll, or empty), or of
+// OrganizationID's alone (Scope ScopeOrganization), while the others go on
+// counting.
+type StatsRebuildRequest struct {
+	Scope          string `json:"scope,omitempty"`
+	OrganizationID string `json:"organizationId,omitempty"`
+}
+
+// StatsRebuildResponse reports a finished rebuild: Results and Aggregates
+// are those of the organization rebuilt, or of every organization.
 type StatsRebuildResponse struct {
-	Generation int64     `json:"generation"`
-	Results    int64     `json:"results"`
-	Aggregates int64     `json:"aggregates"`
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
+	Scope          string    `json:"scope"`
+	OrganizationID string    `json:"organizationId,omitempty"`
+	Generation     int64     `json:"generation"`
+	Results        int64     `json:"results"`
+	Aggregates     int64     `json:"aggregates"`
+	StartedAt      time.Time `json:"startedAt"`
+	FinishedAt     time.Time `json:"finishedAt"`
 }
 
 // ExportRequest asks the jobs service for every stored result, in batches.
 type ExportRequest struct {
 	// BatchSize is the number of items per batch (default 500, at most 2000).
 	BatchSize int `json:"batchSize,omitempty"`
+	// OrganizationID, when set, limits the export to that organization's results.
+	OrganizationID string `json:"organizationId,omitempty"`
 }
 
 // ExportedResult is one stored result document.

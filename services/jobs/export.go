@@ -34,18 +34,23 @@ func (s *Service) exportEndpoints(ctx context.Context) []rpc.Endpoint {
 		size = min(size, 2000)
 		// Streaming outlives the micro handler: run it aside so the endpoint keeps answering.
 		go func() {
-			if err := rpc.ServeStream(ctx, s.nc, r.Reply(), s.exportResults(size)); err != nil {
+			if err := rpc.ServeStream(ctx, s.nc, r.Reply(), s.exportResults(size, req.OrganizationID)); err != nil {
 				s.log.Warn("results export ended", "err", err)
 			}
 		}()
 	})}}
 }
 
-// exportResults returns the batches of every result of every product, each
-// product's collection read with one cursor (a paged query per batch would
-// scan the collection again each time on the embedded store).
-func (s *Service) exportResults(size int) func(ctx context.Context) ([]rpc.ExportedResult, bool, error) {
+// exportResults returns the batches of every result of every product (of
+// org's only when it is set), each product's collection read with one
+// cursor (a paged query per batch would scan the collection again each time
+// on the embedded store).
+func (s *Service) exportResults(size int, org string) func(ctx context.Context) ([]rpc.ExportedResult, bool, error) {
 	products := append([]events.Product(nil), events.Products...)
+	filter := bson.D{}
+	if org != "" {
+		filter = bson.D{{Key: "organizationId", Value: org}}
+	}
 	var cur *mongo.Cursor
 	return func(ctx context.Context) ([]rpc.ExportedResult, bool, error) {
 		out := make([]rpc.ExportedResult, 0, size)
@@ -54,7 +59,7 @@ func (s *Service) exportResults(size int) func(ctx context.Context) ([]rpc.Expor
 				if len(products) == 0 {
 					return out, true, nil
 				}
-				c, err := s.db.Collection(results.Collection(products[0])).Find(ctx, bson.D{}, options.Find().SetBatchSize(int32(size)))
+				c, err := s.db.Collection(results.Collection(products[0])).Find(ctx, filter, options.Find().SetBatchSize(int32(size)))
 				if err != nil {
 					return nil, false, fmt.Errorf("exporting %s results: %w", products[0], err)
 				}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,11 +100,19 @@ type Service struct {
 	store *statsdb.Store
 	loops []*bus.Loop
 
-	runCtx    context.Context
-	finishing atomic.Bool
+	runCtx context.Context
+	// finishing are the unfinished rebuilds retried in the background, by
+	// organization ("" for every organization's).
+	finishMu  sync.Mutex
+	finishing map[string]bool
+	draining  atomic.Bool
 
 	// crash, when set by a test, is called before each step of counting a change.
 	crash statsdb.CrashHook
+	// exported, when set by a test, is called after each batch a rebuild of
+	// org (every organization's when empty) has read and recorded; an error
+	// fails the rebuild there.
+	exported func(org string, n int) error
 }
 
 // New returns a stats service over the given connections.
@@ -121,7 +130,7 @@ func New(log *slog.Logger, nc *nats.Conn, db *mongo.Database, cfg Config) (*Serv
 	if cfg.LeaseTTL < time.Second {
 		return nil, errors.New("stats: LeaseTTL must be at least 1s")
 	}
-	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now}
+	s := &Service{log: log, nc: nc, js: js, db: db, cfg: cfg, now: time.Now, finishing: map[string]bool{}}
 	s.store = statsdb.New(db, func() time.Time { return s.now() })
 	return s, nil
 }
@@ -161,8 +170,10 @@ func (s *Service) Run(ctx context.Context) error {
 	defer l.release()
 	s.log.Info("stats lease taken", "holder", l.holder, "bucket", LeaseBucket, "ttl", s.cfg.LeaseTTL)
 	ctx, lost := context.WithCancelCause(ctx)
-	defer lost(nil)
-	go l.keep(ctx, s.log, lost)
+	kept := make(chan struct{})
+	go func() { defer close(kept); l.keep(ctx, s.log, lost) }()
+	// The renewals stop before the release reads the lease's revision.
+	defer func() { lost(nil); <-kept }()
 	if err := s.run(ctx); err != nil {
 		return err
 	}
@@ -174,7 +185,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) run(ctx context.Context) error {
 	s.runCtx = ctx
-	rebuilding, err := s.store.Recover(ctx)
+	interrupted, err := s.store.Recover(ctx)
 	if err != nil {
 		return err
 	}
@@ -183,12 +194,19 @@ func (s *Service) run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = svc.Stop() }()
-	if rebuilding != 0 {
-		// An interrupted rebuild is finished before anything else is counted.
-		if err := s.finishRebuild(ctx); err != nil {
+	if interrupted.Generation != 0 {
+		// An interrupted rebuild of everything is finished before anything else is counted.
+		if err := s.finishRebuild(ctx, ""); err != nil {
 			return err
 		}
 	}
+	// An organization's interrupted rebuild holds that organization only:
+	// its changes are set aside meanwhile, the others' counted.
+	for _, org := range interrupted.Organizations {
+		s.finishInBackground(org)
+	}
+	// Changes set aside by a rebuild that finished before the service stopped.
+	s.drain(ctx)
 	for _, cc := range s.consumerConfigs() {
 		cons, err := bus.EnsureConsumer(ctx, s.js, cc)
 		if err != nil {
@@ -216,21 +234,6 @@ func (s *Service) run(ctx context.Context) error {
 func (s *Service) kill() {
 	for _, l := range s.loops {
 		l.Kill()
-	}
-}
-
-func (s *Service) finishRebuild(ctx context.Context) error {
-	for attempt := 1; ; attempt++ {
-		_, err := s.store.Rebuild(ctx, s.exportedResults)
-		if err == nil {
-			return nil
-		}
-		s.log.Warn("finishing interrupted rebuild", "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
-		}
 	}
 }
 

@@ -48,6 +48,12 @@ type running struct {
 // start a second one after killing the first.
 func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	t.Helper()
+	return b.startWith(t, func(s *Service) { s.crash = crash })
+}
+
+// startWith is start with the test hooks set by set before the service runs.
+func (b *testBundle) startWith(t testing.TB, set func(*Service)) *running {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AckWait = 2 * time.Second
 	// A killed instance's lease lapses after a second.
@@ -57,7 +63,7 @@ func (b *testBundle) start(t testing.TB, crash statsdb.CrashHook) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.crash = crash
+	set(svc)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{svc: svc, cancel: cancel, done: make(chan error, 1)}
 	go func() {

@@ -106,3 +106,28 @@ func requireOperator(c *gin.Context) {
 	}
 	c.Next()
 }
+
+// adminScope reads the scope of an admin action (query parameter scope):
+// organization, the caller's organization (an admin key's default), or
+// whole, every organization (the operator key's default, and only its).
+// what names whole's object and action the action on it in the answers: a
+// bad scope is 400 naming the parameter, whole without the operator key
+// 403 naming the operator key; ok is false when it answered.
+func adminScope(c *gin.Context, whole, what, action string) (scope string, ok bool) {
+	operator := keyOf(c).Has(tenancy.ScopeOperator)
+	scope = c.Query("scope")
+	switch {
+	case scope == "" && operator:
+		return whole, true
+	case scope == "":
+		return rpc.ScopeOrganization, true
+	case scope != whole && scope != rpc.ScopeOrganization:
+		problem(c, http.StatusBadRequest, "bad-query", "invalid query parameter(s)",
+			rpc.FieldError{Field: "scope", Message: "must be " + whole + " (" + what + ") or organization (your organization's)"})
+		return "", false
+	case scope == whole && !operator:
+		problem(c, http.StatusForbidden, "forbidden", action+" (scope="+whole+") acts on the whole deployment: it needs the deployment's operator key; an organization's admin key acts on its own organization (scope=organization)")
+		return "", false
+	}
+	return scope, true
+}

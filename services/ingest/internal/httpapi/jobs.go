@@ -222,18 +222,8 @@ func (a *API) clearJobs(c *gin.Context) {
 
 func (a *API) queueControl(subject string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		operator := keyOf(c).Has(tenancy.ScopeOperator)
-		scope := c.Query("scope")
-		switch {
-		case scope == "" && operator:
-			scope = rpc.ScopeQueue
-		case scope == "":
-			scope = rpc.ScopeOrganization
-		case scope != rpc.ScopeQueue && scope != rpc.ScopeOrganization:
-			problem(c, http.StatusBadRequest, "bad-query", "scope must be queue (every organization's jobs) or organization (your organization's)")
-			return
-		case scope == rpc.ScopeQueue && !operator:
-			problem(c, http.StatusForbidden, "forbidden", "pausing the whole queue acts on every organization: it needs the deployment's operator key; an organization's admin key pauses its own organization (scope=organization)")
+		scope, ok := adminScope(c, rpc.ScopeQueue, "every organization's jobs", "pausing or resuming the whole queue")
+		if !ok {
 			return
 		}
 		resp, err := rpc.Call[rpc.QueueState](c.Request.Context(), a.nc, subject, rpc.QueueControlRequest{Tenant: tenantOf(c), Scope: scope})

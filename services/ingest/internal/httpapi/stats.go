@@ -20,8 +20,9 @@ const statsRebuildTimeout = 30 * time.Minute
 func (a *API) statsRoutes(g *gin.RouterGroup) {
 	g.GET("/stats/summary", a.statsQuery(rpc.StatsSummary))
 	g.GET("/stats/trends", a.statsQuery(rpc.StatsTrends))
-	// A rebuild recomputes every tenant's aggregates: an operator's action.
-	g.POST("/admin/stats/rebuild", requireOperator, a.rebuildStats)
+	// An organization's admin rebuilds its organization's figures; every
+	// organization's (scope=all) is the operator's.
+	g.POST("/admin/stats/rebuild", requireAdmin, a.rebuildStats)
 }
 
 // statsQuery answers a summary or trends request: scope (project, the
@@ -83,12 +84,22 @@ func (a *API) currentJobs(ctx context.Context, t rpc.Tenant) map[string]int64 {
 	return out
 }
 
-// rebuildStats recomputes every aggregate from the source documents and
-// answers when the new figures are served.
+// rebuildStats recomputes aggregates from the source documents and answers
+// when the new figures are served: the caller's organization's (every
+// project of it; scope=organization, an admin key's default) or every
+// organization's (scope=all, the operator key's default and only its).
 func (a *API) rebuildStats(c *gin.Context) {
+	scope, ok := adminScope(c, rpc.ScopeAll, "every organization's statistics", "rebuilding every organization's statistics")
+	if !ok {
+		return
+	}
+	req := rpc.StatsRebuildRequest{Scope: scope}
+	if scope == rpc.ScopeOrganization {
+		req.OrganizationID = keyOf(c).OrganizationID
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), statsRebuildTimeout)
 	defer cancel()
-	resp, err := rpc.Call[rpc.StatsRebuildResponse](ctx, a.nc, rpc.StatsRebuild, rpc.StatsRebuildRequest{})
+	resp, err := rpc.Call[rpc.StatsRebuildResponse](ctx, a.nc, rpc.StatsRebuild, req)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -41,7 +41,11 @@
 //
 // Every aggregate belongs to a generation. A rebuild writes a fresh
 // generation from the source documents and then switches the current one
-// (see Rebuild); readers always read the current generation.
+// (see Rebuild); readers always read the current generation. An
+// organization rebuilt on its own (RebuildOrganization) has a generation of
+// its own, newer than the deployment's, while the others go on counting
+// into theirs; its changes are set aside meanwhile and counted after it
+// (Drain).
 package statsdb
 
 import (
@@ -134,11 +138,21 @@ const stripes = 256
 type Store struct {
 	db                           *mongo.Database
 	agg, ledger, inflights, meta *mongo.Collection
+	deferred                     *mongo.Collection
 	now                          func() time.Time
 
-	// genMu: Apply holds it shared, a generation switch exclusively.
+	// genMu: Apply holds it shared, a rebuild of everything exclusively.
 	genMu sync.RWMutex
-	gen   atomic.Int64
+	// gen is the deployment's generation: every organization's but those
+	// rebuilt on their own since (orgGen).
+	gen atomic.Int64
+	// rebuildMu: one rebuild at a time.
+	rebuildMu sync.Mutex
+	// orgGen are the generations of organizations rebuilt on their own,
+	// when newer than gen; gate holds their counting while they are rebuilt.
+	orgMu  sync.RWMutex
+	orgGen map[string]int64
+	gate   *orgGate
 
 	locks [stripes]sync.Mutex
 	// queues hold the changes waiting for their project's batch.
@@ -168,7 +182,9 @@ func New(db *mongo.Database, now func() time.Time) *Store {
 		db: db, now: now,
 		agg: db.Collection(AggregatesCollection), ledger: db.Collection(LedgerCollection),
 		inflights: db.Collection(InflightCollection), meta: db.Collection(MetaCollection),
-		pending: map[string][]inflight{}, queues: map[string]*queue{},
+		deferred: db.Collection(DeferredCollection),
+		pending:  map[string][]inflight{}, queues: map[string]*queue{},
+		orgGen: map[string]int64{}, gate: newOrgGate(),
 	}
 }
 
@@ -196,32 +212,66 @@ func (s *Store) lockFor(org, project string) *sync.Mutex {
 	return &s.locks[h.Sum32()%stripes]
 }
 
-// Generation is the current generation.
+// Generation is the deployment's current generation (see GenerationOf).
 func (s *Store) Generation() int64 { return s.gen.Load() }
 
-// Recover loads the current generation, finishes every change a crash left
-// in flight, and reports a rebuild that was interrupted (its generation, or 0).
-func (s *Store) Recover(ctx context.Context) (int64, error) {
+// GenerationOf is the current generation of org's aggregates: the
+// deployment's, or a newer one of a rebuild of the organization alone.
+func (s *Store) GenerationOf(org string) int64 {
+	g := s.gen.Load()
+	s.orgMu.RLock()
+	defer s.orgMu.RUnlock()
+	return max(g, s.orgGen[org])
+}
+
+// Interrupted are the rebuilds a stopped service left unfinished: of
+// everything (Generation, 0 when none) and of single organizations.
+type Interrupted struct {
+	Generation    int64
+	Organizations []string
+}
+
+// Recover loads the current generations, finishes every change a crash left
+// in flight, and reports the rebuilds that were interrupted: they must be
+// finished before their organizations' changes are counted (the others'
+// are, the held organizations' are deferred).
+func (s *Store) Recover(ctx context.Context) (Interrupted, error) {
 	var m meta
 	err := s.meta.FindOne(ctx, bson.D{{Key: "_id", Value: metaID}}).Decode(&m)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		m = meta{ID: metaID, Generation: 1}
 		if _, err := s.meta.InsertOne(ctx, m); err != nil && !mongo.IsDuplicateKeyError(err) {
-			return 0, fmt.Errorf("creating stats meta: %w", err)
+			return Interrupted{}, fmt.Errorf("creating stats meta: %w", err)
 		}
 	case err != nil:
-		return 0, fmt.Errorf("reading stats meta: %w", err)
+		return Interrupted{}, fmt.Errorf("reading stats meta: %w", err)
 	}
 	s.gen.Store(m.Generation)
 	s.unfinished.Store(m.Rebuilding != 0)
+	out := Interrupted{Generation: m.Rebuilding}
+	orgs, err := s.orgMetas(ctx)
+	if err != nil {
+		return Interrupted{}, err
+	}
+	s.orgMu.Lock()
+	for _, om := range orgs {
+		if om.Generation > m.Generation {
+			s.orgGen[om.OrganizationID] = om.Generation
+		}
+		if om.Rebuilding > m.Generation {
+			s.gate.hold(om.OrganizationID)
+			out.Organizations = append(out.Organizations, om.OrganizationID)
+		}
+	}
+	s.orgMu.Unlock()
 	cur, err := s.inflights.Find(ctx, bson.D{})
 	if err != nil {
-		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+		return Interrupted{}, fmt.Errorf("reading in-flight changes: %w", err)
 	}
 	var fl []inflight
 	if err := cur.All(ctx, &fl); err != nil {
-		return 0, fmt.Errorf("reading in-flight changes: %w", err)
+		return Interrupted{}, fmt.Errorf("reading in-flight changes: %w", err)
 	}
 	s.pendMu.Lock()
 	for _, f := range fl {
@@ -229,15 +279,18 @@ func (s *Store) Recover(ctx context.Context) (int64, error) {
 		s.pending[p] = append(s.pending[p], f)
 	}
 	s.pendMu.Unlock()
-	return m.Rebuilding, s.Sweep(ctx)
+	return out, s.Sweep(ctx)
 }
 
 // Sweep finishes every unfinished change.
-func (s *Store) Sweep(ctx context.Context) error {
+func (s *Store) Sweep(ctx context.Context) error { return s.sweep(ctx, "") }
+
+// sweep finishes the unfinished changes of org, or of every organization.
+func (s *Store) sweep(ctx context.Context, org string) error {
 	s.pendMu.Lock()
 	var projects [][2]string
 	for _, fl := range s.pending {
-		if len(fl) > 0 {
+		if len(fl) > 0 && (org == "" || fl[0].OrganizationID == org) {
 			projects = append(projects, [2]string{fl[0].OrganizationID, fl[0].ProjectID})
 		}
 	}
@@ -314,12 +367,19 @@ type waiter struct {
 
 // Apply counts c exactly once; repeating it after any failure is safe.
 // Concurrent calls for one project are applied together (see the package
-// comment); each returns when its own change is counted, or failed.
+// comment); each returns when its own change is counted, or failed. While
+// c's organization is rebuilt on its own, c is set aside and counted after
+// the rebuild (see RebuildOrganization); Apply returns once it is set aside.
 func (s *Store) Apply(ctx context.Context, c tally.Change, hook CrashHook) error {
 	s.genMu.RLock()
 	defer s.genMu.RUnlock()
 	if s.unfinished.Load() {
 		return ErrRebuildUnfinished
+	}
+	held := s.gate.enter(c.OrganizationID)
+	defer s.gate.leave(c.OrganizationID, held)
+	if held {
+		return s.deferChange(ctx, c)
 	}
 	key := projectOf(c.OrganizationID, c.ProjectID)
 	w := &waiter{c: c, hook: hook, done: make(chan error, 1), lead: make(chan struct{})}
@@ -382,7 +442,7 @@ func (s *Store) applyBatch(ctx context.Context, batch []*waiter) error {
 	if err != nil || len(changes) == 0 {
 		return err
 	}
-	f := inflight{ID: changes[0].ID, Generation: s.gen.Load(), OrganizationID: first.OrganizationID, ProjectID: first.ProjectID}
+	f := inflight{ID: changes[0].ID, Generation: s.GenerationOf(first.OrganizationID), OrganizationID: first.OrganizationID, ProjectID: first.ProjectID}
 	if len(changes) == 1 {
 		f.Day, f.Inc = changes[0].Day, changes[0].Inc
 	} else {
@@ -591,7 +651,7 @@ func (s *Store) Projects(ctx context.Context, org string) ([]string, error) {
 	var doc struct {
 		Projects map[string]bool `bson:"projects"`
 	}
-	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: RegistryKey(s.gen.Load(), org)}}).Decode(&doc)
+	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: RegistryKey(s.GenerationOf(org), org)}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -610,7 +670,7 @@ func (s *Store) Projects(ctx context.Context, org string) ([]string, error) {
 // AllTime); a missing aggregate is all zeros.
 func (s *Store) Read(ctx context.Context, org, project, period string) (Aggregate, error) {
 	a := Aggregate{Counters: tally.Counters{}, Days: map[string]tally.Counters{}}
-	key := Key(s.gen.Load(), org, project, period)
+	key := Key(s.GenerationOf(org), org, project, period)
 	err := s.agg.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&a)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return a, nil
