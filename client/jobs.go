@@ -184,14 +184,20 @@ func (c *Client) ClearJobs(ctx context.Context, daysToKeep int) (*ClearedJobs, e
 // QueueState says whether the project's queue is paused.
 type QueueState struct {
 	Paused bool `json:"paused"`
+	// Scope is what was paused or resumed: "organization" (the key's
+	// organization's jobs: an admin key's default) or "queue" (every
+	// organization's: the operator key's default).
+	Scope          string `json:"scope,omitempty"`
+	OrganizationID string `json:"organizationId,omitempty"`
 }
 
-// PauseQueue stops the project's queue from starting jobs (admin key).
+// PauseQueue stops jobs from starting: the key's organization's (an admin
+// key), or the whole queue's (the deployment's operator key).
 func (c *Client) PauseQueue(ctx context.Context) (*QueueState, error) {
 	return c.queueControl(ctx, "pause")
 }
 
-// ResumeQueue lets the project's queue start jobs again (admin key).
+// ResumeQueue lets the jobs PauseQueue held start again (same keys).
 func (c *Client) ResumeQueue(ctx context.Context) (*QueueState, error) {
 	return c.queueControl(ctx, "resume")
 }
