@@ -181,7 +181,7 @@ func (c *Client) ClearJobs(ctx context.Context, daysToKeep int) (*ClearedJobs, e
 	return &r, nil
 }
 
-// QueueState says whether the project's queue is paused.
+// QueueState says whether jobs are paused.
 type QueueState struct {
 	Paused bool `json:"paused"`
 	// Scope is what was paused or resumed: "organization" (the key's
