@@ -46,6 +46,7 @@ type ProjectionOptions struct {
 // read finds it, until its record is in MongoDB.
 type Projection struct {
 	s    *Store
+	js   jetstream.JetStream
 	kv   jetstream.KeyValue
 	cons jetstream.Consumer
 	log  *slog.Logger
@@ -80,7 +81,7 @@ func StartProjection(ctx context.Context, js jetstream.JetStream, s *Store, log 
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", ProjectionConsumer, err)
 	}
-	p := &Projection{s: s, kv: kv, cons: cons, log: log, opt: o}
+	p := &Projection{s: s, js: js, kv: kv, cons: cons, log: log, opt: o}
 	p.loop = bus.ConsumeBatches(context.WithoutCancel(ctx), log, cons, o.Batch, o.Wait, time.Second, p.apply)
 	return p, nil
 }
@@ -90,20 +91,30 @@ func (p *Projection) Stop() { p.loop.Stop() }
 
 // CatchUp waits until every entry the bucket held when it was called is
 // projected (by whichever instance): a clear or a count that must see
-// every finished job calls it first.
+// every finished job calls it first. The consumer's acknowledgement floor
+// says so; its pending counts do not (they lag a message just stored), and
+// a floor short of the target is checked against the stream itself: what
+// lies between may have been deleted (a purge marker that expired).
 func (p *Projection) CatchUp(ctx context.Context) error {
 	st, err := p.kv.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("reading bucket %s: %w", Bucket, err)
 	}
-	target := st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+	info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	target := info.State.LastSeq
 	for {
 		ci, err := p.cons.Info(ctx)
 		if err != nil {
 			return fmt.Errorf("reading consumer %s: %w", ProjectionConsumer, err)
 		}
-		if ci.AckFloor.Stream >= target || ci.NumPending == 0 && ci.NumAckPending == 0 {
+		if ci.AckFloor.Stream >= target {
 			return nil
+		}
+		if ci.NumAckPending == 0 {
+			left, err := p.stored(ctx, info.Config.Name, ci.AckFloor.Stream+1, target)
+			if err != nil || !left {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -111,6 +122,23 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// stored reports whether the bucket's stream holds a message with a
+// sequence from from to to.
+func (p *Projection) stored(ctx context.Context, stream string, from, to uint64) (bool, error) {
+	s, err := p.js.Stream(ctx, stream)
+	if err != nil {
+		return false, err
+	}
+	m, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Sequence <= to, nil
 }
 
 type projected struct {

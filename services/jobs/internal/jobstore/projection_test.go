@@ -243,3 +243,4 @@ func TestASubmissionsRecordWaitsForItsMessage(t *testing.T) {
 		t.Fatalf("once published, the record is not in the bucket: %v", err)
 	}
 }
+
