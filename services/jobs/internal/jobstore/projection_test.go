@@ -243,4 +243,3 @@ func TestASubmissionsRecordWaitsForItsMessage(t *testing.T) {
 		t.Fatalf("once published, the record is not in the bucket: %v", err)
 	}
 }
-
