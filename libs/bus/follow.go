@@ -11,6 +11,9 @@ import (
 // Follow applies every entry of a KV bucket, then every change, to apply
 // (one goroutine, in order) until done is closed. It returns once the
 // bucket's current state is applied, or an error if that takes over 10s.
+// A watch the client ends on its own (a lost stream leader, a connection
+// that came back) is started again after the last revision applied, so
+// that the view never goes stale for good.
 func Follow(ctx context.Context, kv jetstream.KeyValue, done <-chan struct{}, apply func(jetstream.KeyValueEntry)) error {
 	w, err := kv.WatchAll(context.WithoutCancel(ctx))
 	if err != nil {
@@ -18,27 +21,34 @@ func Follow(ctx context.Context, kv jetstream.KeyValue, done <-chan struct{}, ap
 	}
 	initial := make(chan struct{})
 	go func() {
-		defer func() { _ = w.Stop() }()
+		var last uint64
 		first := true
 		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case e, ok = <-w.Updates():
-				if !ok {
+			ended := follow(w, done, func(e jetstream.KeyValueEntry) {
+				if e == nil { // the end of the current state
+					if first {
+						first = false
+						close(initial)
+					}
 					return
 				}
-			case <-done:
-				return
+				last = max(last, e.Revision())
+				apply(e)
+			})
+			_ = w.Stop()
+			if !ended {
+				return // done
 			}
-			if e == nil { // the end of the current state
-				if first {
-					first = false
-					close(initial)
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Second):
 				}
-				continue
+				if w, err = kv.WatchAll(context.WithoutCancel(ctx), jetstream.ResumeFromRevision(last+1)); err == nil {
+					break
+				}
 			}
-			apply(e)
 		}
 	}()
 	select {
@@ -46,5 +56,21 @@ func Follow(ctx context.Context, kv jetstream.KeyValue, done <-chan struct{}, ap
 		return nil
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("bucket %s: no initial state in 10s", kv.Bucket())
+	}
+}
+
+// follow hands the watch's updates to apply until the watch ends (true)
+// or done is closed (false).
+func follow(w jetstream.KeyWatcher, done <-chan struct{}, apply func(jetstream.KeyValueEntry)) bool {
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return true
+			}
+			apply(e)
+		case <-done:
+			return false
+		}
 	}
 }
