@@ -151,28 +151,19 @@ func (q Query) filter() bson.D {
 func (s *Store) List(ctx context.Context, q Query) ([]Result, int64, error) {
 	coll := s.db.Collection(Collection(q.Product))
 	f := q.filter()
-	// The count (an indexed COUNT(*)) runs beside the page's read: a list's
-	// time is the longer of the two, not their sum.
-	var total int64
-	var countErr error
-	counted := make(chan struct{})
-	go func() {
-		defer close(counted)
-		total, countErr = coll.CountDocuments(ctx, f)
-	}()
+	total, err := coll.CountDocuments(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("counting results: %w", err)
+	}
 	opts := options.Find().SetSort(bson.D{{Key: "receivedAt", Value: -1}, {Key: "_id", Value: -1}}).
 		SetSkip(int64(q.Offset)).SetLimit(int64(q.Limit))
-	var out []Result
 	cur, err := coll.Find(ctx, f, opts)
-	if err == nil {
-		err = cur.All(ctx, &out)
-	}
-	<-counted
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing results: %w", err)
 	}
-	if countErr != nil {
-		return nil, 0, fmt.Errorf("counting results: %w", countErr)
+	var out []Result
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, 0, fmt.Errorf("reading results: %w", err)
 	}
 	return out, total, nil
 }
