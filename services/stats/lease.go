@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
@@ -48,6 +49,18 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, cfg Config) (*lea
 	host, _ := os.Hostname()
 	holder := host + "/" + nuid.Next()
 	rev, err := kv.Create(ctx, LeaseKey, []byte(holder))
+	// A stream that has no leader yet (a cluster forming, an election)
+	// does not answer for a moment: try again for up to 30 s. A create
+	// whose answer was lost shows as the key holding this holder.
+	for deadline := time.Now().Add(30 * time.Second); transient(err) && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(250 * time.Millisecond)
+		rev, err = kv.Create(ctx, LeaseKey, []byte(holder))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			if cur, gerr := kv.Get(ctx, LeaseKey); gerr == nil && string(cur.Value()) == holder {
+				rev, err = cur.Revision(), nil
+			}
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) && cfg.TakeOverLease {
 		rev, err = kv.Put(ctx, LeaseKey, []byte(holder))
 	}
@@ -102,4 +115,10 @@ func (l *lease) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = l.kv.Delete(ctx, LeaseKey, jetstream.LastRevision(l.rev))
+}
+
+// transient reports whether err is JetStream not answering for a moment.
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
