@@ -68,7 +68,7 @@ func TestConsumeMapsResults(t *testing.T) {
 	}
 	// No further delivery can come once the consumer holds nothing pending:
 	// every message acked, terminated or past its MaxDeliver.
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	mu.Lock()
 	defer mu.Unlock()
 	if n := len(seen["ok"]); n != 1 {
@@ -133,21 +133,5 @@ func publish(ctx context.Context, t *testing.T, nb *natstest.Bundle, id string) 
 	ev, _ := events.New(id, "/test", events.TypeInsightReceived, time.Now(), "o", "p", map[string]string{})
 	if _, err := bus.Publish(ctx, nb.JS, events.ReceivedSubject("o", "p", events.Insight, id), ev); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// settled waits until cons has nothing left to deliver or redeliver.
-func settled(t *testing.T, cons jetstream.Consumer) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := cons.Info(context.Background())
-		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the consumer never settled: %+v %v", info, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -46,7 +46,7 @@ func TestKeepAliveHoldsASlowDelivery(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	if got := seen.of("slow"); len(got) != 1 {
 		t.Errorf("slow delivery handled as attempts %v, want only 1", got)
 	}
@@ -74,7 +74,7 @@ func TestKeepAliveHoldsADeliveryWaitingForAWorker(t *testing.T) {
 	for _, id := range []string{"first", "second"} {
 		publish(ctx, t, nb, id)
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	for _, id := range []string{"first", "second"} {
 		if got := seen.of(id); len(got) != 1 {
 			t.Errorf("%s handled as attempts %v, want only 1", id, got)

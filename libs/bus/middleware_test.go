@@ -71,7 +71,7 @@ func TestMiddlewareSeesEveryDelivery(t *testing.T) {
 			t.Fatalf("middleware saw %d deliveries, want 2", len(got))
 		}
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	for _, id := range []string{"", "fine"} {
 		d, ok := got[id]
 		want := "sync.v1.o.p.insight.received.u1" // the message that is not an event

@@ -44,5 +44,5 @@ func TestRecoverTurnsAPanicIntoARetry(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the delivery that panicked was never handled again")
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 }

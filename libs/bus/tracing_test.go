@@ -45,7 +45,7 @@ func TestTraceJoinsThePublishersTrace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not delivered")
 	}
-	settled(t, cons)
+	natstest.Settled(t, cons)
 	if inHandler.TraceID() != upload.SpanContext().TraceID() {
 		t.Fatalf("handler's trace %s, want the publisher's %s", inHandler.TraceID(), upload.SpanContext().TraceID())
 	}

@@ -143,10 +143,11 @@ func (b *bundle) waitDeliveries(t *testing.T, name string, from uint64, n uint64
 func (b *bundle) waitSettled(t *testing.T, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		waitFor(t, name+" settled", 10*time.Second, func() bool {
-			info := b.consumer(t, name)
-			return info.NumPending == 0 && info.NumAckPending == 0
-		})
+		c, err := b.nats.JS.Consumer(context.Background(), events.StreamJobs, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		natstest.Settled(t, c)
 	}
 }
 
