@@ -220,15 +220,6 @@ func (s *Store) Counts(ctx context.Context, q Query) (byStatus, byType map[strin
 	return byStatus, byType, err
 }
 
-// Delete deletes the record of one generation of a job (a manual retry
-// moves the job back to the live bucket).
-func (s *Store) Delete(ctx context.Context, id string, gen int) error {
-	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "generation", Value: gen}}); err != nil {
-		return fmt.Errorf("deleting job %s: %w", id, err)
-	}
-	return nil
-}
-
 // tombstone turns the records that match f into tombstones: their ids are
 // read, the records deleted at once and tombstones inserted in batches (the
 // embedded store inserts thousands a second but updates a few hundred). A
