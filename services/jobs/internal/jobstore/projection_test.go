@@ -216,6 +216,31 @@ func TestAHeldRecordDoesNotOverwriteAFinishedJob(t *testing.T) {
 	}
 }
 
+// A held record is weighed against the entry it would overwrite even when
+// its reads lag (a direct get answered by a replica behind the leader, a
+// watch behind): TestClusterKill9 saw a WAITING record written over the
+// COMPLETED one that beat it, the job listed WAITING for good.
+func TestALaggingReadDoesNotLetAHeldRecordOverwriteAFinishedJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStack(t)
+	held, err := jobstore.NewWriter(ctx, st.nb.JS, st.log, jobstore.Lagging(jobstore.WriterOptions{Hold: time.Hour, Store: st.store}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(held.Stop)
+	other := st.writer(t)
+	base := jobstore.Record{ID: "job_lagging", Type: jobs.EmailSend, Priority: 5, OrganizationID: "o", ProjectID: "p", MaxAttempts: 4, CreatedAt: time.Now().UTC()}
+	held.Add(jobstore.Change{Base: base, Create: true, Status: jobs.Waiting, At: time.Now().UTC()})
+	if err := <-other.Add(jobstore.Change{Base: base, Status: jobs.Completed, At: time.Now().UTC(), Attempt: 1, Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	held.Flush()
+	if r, ok, err := other.Get(ctx, st.store, base.ID); err != nil || !ok || r.Status != jobs.Completed {
+		t.Fatalf("the job reads %v %v %s after the lagging writer's held record, want COMPLETED", ok, err, r.Status)
+	}
+}
+
 // A submission's record is not written before its message is published:
 // an instance that dies in between leaves no WAITING record of a job that
 // does not exist; once published, it is written.

@@ -67,6 +67,9 @@ type WriterOptions struct {
 	Store *Store
 	// Replicas is the bucket's replica count (default 1; 3 on a cluster).
 	Replicas int
+
+	// bucket, when set, wraps the bucket's handle (tests: a replica that lags).
+	bucket func(jetstream.KeyValue) jetstream.KeyValue
 }
 
 // Writer keeps the truth of every job's state in the JetStream KV bucket
@@ -118,16 +121,15 @@ type entry struct {
 
 // OpenBucket creates (or updates) the bucket of the jobs' state.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// Reads through the stream's leader: put weighs what it reads before
+	// writing over its revision, and Read answers callers told their job
+	// is recorded.
+	return bus.OpenKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "ODAVL Sync job state: every job until its finished record is in MongoDB",
 		History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		// The markers of entries taken out once projected expire (PurgeTTL).
 		LimitMarkerTTL: markerTTL,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", Bucket, err)
-	}
-	return kv, nil
 }
 
 // NewWriter opens the bucket, loads it, and starts the writer. Stop
@@ -145,6 +147,9 @@ func NewWriter(ctx context.Context, js jetstream.JetStream, log *slog.Logger, o 
 	kv, err := OpenBucket(ctx, js, o.Replicas)
 	if err != nil {
 		return nil, err
+	}
+	if o.bucket != nil {
+		kv = o.bucket(kv)
 	}
 	w := &Writer{kv: kv, log: log, opt: o, pending: map[string]*entry{},
 		inflight: map[string]Record{}, live: map[string]Record{}, liveRaw: map[string][]byte{}, revs: map[string]rev{},
@@ -599,16 +604,20 @@ func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 			return n, err
 		}
 		cur, err := w.kv.Get(ctx, r.ID)
+		if errors.Is(err, jetstream.ErrKeyDeleted) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			// Taken out, never there, or not there yet on a replica that
+			// lags: the stream says which.
+			cur, err = w.lastEntry(ctx, r.ID)
+		}
 		switch {
-		case errors.Is(err, jetstream.ErrKeyDeleted) || errors.Is(err, jetstream.ErrKeyNotFound):
-			// Taken out (a purge reads as not found), or never there.
-			last = rev{gone: true}
-			if last.n, err = w.markerRevision(ctx, r.ID); err != nil {
-				return 0, err
-			}
-			continue
 		case err != nil:
 			return 0, err
+		case cur == nil:
+			last = rev{gone: true} // never there, or its marker expired
+			continue
+		case cur.Operation() != jetstream.KeyValuePut:
+			last = rev{n: cur.Revision(), gone: true} // taken out
+			continue
 		}
 		var have Record
 		if err := json.Unmarshal(cur.Value(), &have); err == nil && supersedes(have, r) {
@@ -617,6 +626,22 @@ func (w *Writer) put(ctx context.Context, r Record) (uint64, error) {
 		last = rev{n: cur.Revision()}
 	}
 	return 0, fmt.Errorf("writing job %s: the bucket's entry kept changing", r.ID)
+}
+
+// lastEntry is the newest message on a key, a put or the marker of an
+// entry taken out (nil: none). A write goes over the revision it returns,
+// so it is weighed for what it is: a put read as a marker would be
+// overwritten unweighed (a WAITING record over the COMPLETED one that
+// beat it, which TestClusterKill9 caught).
+func (w *Writer) lastEntry(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	h, err := w.kv.History(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h[len(h)-1], nil
 }
 
 // storedSupersedes reports whether the store holds a newer state of the
@@ -633,18 +658,6 @@ func (w *Writer) storedSupersedes(ctx context.Context, r Record) (bool, error) {
 		return false, err
 	}
 	return supersedes(have, r) || have.Status == jobs.Cleared && have.Generation >= r.Generation, nil
-}
-
-// markerRevision is the revision of the marker an entry taken out left.
-func (w *Writer) markerRevision(ctx context.Context, key string) (uint64, error) {
-	h, err := w.kv.History(ctx, key)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, err
-	}
-	if len(h) == 0 {
-		return 0, nil
-	}
-	return h[len(h)-1].Revision(), nil
 }
 
 // supersedes reports whether the bucket's record have is newer than r:

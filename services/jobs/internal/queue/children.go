@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 )
@@ -91,12 +92,14 @@ func (j *Job) SubmitMany(ctx context.Context, specs []Spec) ([]jobstore.Record, 
 func (it *item) genAttempt() int { return it.sub.GenAttempts + it.attempt }
 
 func (q *Queue) startWaits(ctx context.Context) error {
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// Reads through the stream's leader: a wait entry read decides
+	// whether a job is woken, run or dropped.
+	kv, err := bus.OpenKV(ctx, q.js, jetstream.KeyValueConfig{
 		Bucket: WaitBucket, Description: "ODAVL Sync jobs waiting for their children",
 		History: 1, Storage: jetstream.FileStorage, Replicas: q.cfg.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("creating bucket %s: %w", WaitBucket, err)
+		return err
 	}
 	q.waits = kv
 	return nil

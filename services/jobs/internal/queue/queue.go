@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
@@ -233,12 +234,12 @@ func ConsumerName(level string) string { return "jobs-" + strings.ToLower(level)
 
 // Start creates the consumers and the control bucket and starts the workers.
 func (q *Queue) Start(ctx context.Context) error {
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.OpenKV(ctx, q.js, jetstream.KeyValueConfig{
 		Bucket: ControlBucket, Description: "ODAVL Sync job queue: pause flag and cancelled jobs",
 		History: 1, TTL: 30 * 24 * time.Hour, Storage: jetstream.FileStorage, Replicas: q.cfg.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("creating bucket %s: %w", ControlBucket, err)
+		return err
 	}
 	q.kv = kv
 	if q.writer, err = jobstore.NewWriter(ctx, q.js, q.log, jobstore.WriterOptions{Hold: q.cfg.RecordHold, Store: q.store, Replicas: q.cfg.Replicas}); err != nil {
