@@ -267,3 +267,36 @@ func TestFastPathStringsAreEncodingJSONs(t *testing.T) {
 		}
 	}
 }
+
+// The fast path refuses every body that is not JSON to encoding/json, so a
+// syntax error is always named by the full path: bytes of each kind a
+// validator may get wrong (control characters, escapes, quotes, number
+// parts) are put into, or taken out of, valid bodies.
+func TestFastPathRefusesWhatIsNotJSON(t *testing.T) {
+	t.Parallel()
+	v := validator(t)
+	r := rand.New(rand.NewPCG(13, 17))
+	bits := []string{"\x00", "\x01", "\x1f", "\t", "\n", " ", "\\", `\u`, `\u00`, `\uZZZZ`, `\x`, `\'`, `"`, ",", ":", "{", "}", "[", "]", "-", "+", ".", "e", "E", "0", "01", "1.", ".5", "tru", "nul", "\xff", "\u2028", "\ufeff"}
+	bases := map[events.Product]func() map[string]any{events.Insight: insight, events.Autopilot: autopilot, events.Guardian: guardian}
+	var invalid int
+	for i := range 20000 {
+		p := events.Products[i%3]
+		b, _ := json.Marshal(bases[p]())
+		for range 1 + r.IntN(2) {
+			at := r.IntN(len(b))
+			if r.IntN(3) == 0 {
+				b = append(b[:at:at], b[at+1:]...)
+				continue
+			}
+			b = append(b[:at:at], append([]byte(bits[r.IntN(len(bits))]), b[at:]...)...)
+		}
+		if json.Valid(b) {
+			continue
+		}
+		invalid++
+		if _, ok := v.FastCanonical(p, "acme", "web", b); ok {
+			t.Fatalf("the fast path took a %s body that is not JSON:\n%q", p, b)
+		}
+	}
+	t.Logf("%d bodies that are not JSON, all refused", invalid)
+}
