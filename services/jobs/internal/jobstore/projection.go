@@ -40,10 +40,15 @@ type ProjectionOptions struct {
 // stream with a durable consumer, in large batches; of each job only the
 // batch's newest entry counts. A finished record is inserted (or replaces
 // the record of an older generation; one of the same generation stands),
-// then its entry is taken out of the bucket if it has not changed since.
-// Applying an entry twice changes nothing, so a crash anywhere in between
-// costs a repeat, never a loss: the entry stays in the bucket, where every
-// read finds it, until its record is in MongoDB.
+// then the batch is acknowledged, then the entry is taken out of the bucket
+// if it has not changed since. Applying an entry twice changes nothing, so
+// a crash anywhere in between costs a repeat, never a loss: the entry
+// stays in the bucket, where every read finds it, until its record is in
+// MongoDB. The entries are taken out after the acknowledgement because
+// JetStream's purge of a key rewrites the state of the consumer, whose
+// pending batch would make every purge cost as much as the batch; an
+// entry a crash left behind after its batch was acknowledged is taken out
+// when the projection starts again (sweep).
 type Projection struct {
 	s    *Store
 	js   jetstream.JetStream
@@ -82,8 +87,46 @@ func StartProjection(ctx context.Context, js jetstream.JetStream, s *Store, log 
 		return nil, fmt.Errorf("creating consumer %s: %w", ProjectionConsumer, err)
 	}
 	p := &Projection{s: s, js: js, kv: kv, cons: cons, log: log, opt: o}
-	p.loop = bus.ConsumeBatches(context.WithoutCancel(ctx), log, cons, o.Batch, o.Wait, time.Second, p.apply)
+	if err := p.sweep(ctx); err != nil {
+		return nil, err
+	}
+	p.loop = bus.ConsumeBatchesThen(context.WithoutCancel(ctx), log, cons, o.Batch, o.Wait, time.Second, p.apply)
 	return p, nil
+}
+
+// sweep takes out of the bucket the finished entries already projected
+// (at or below the consumer's acknowledgement floor) that a crash left
+// there between a batch's acknowledgement and their purge.
+func (p *Projection) sweep(ctx context.Context) error {
+	ci, err := p.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading consumer %s: %w", ProjectionConsumer, err)
+	}
+	floor := ci.AckFloor.Stream
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	wt, err := p.kv.WatchAll(wctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("reading bucket %s: %w", Bucket, err)
+	}
+	defer func() { _ = wt.Stop() }()
+	var left []projected
+	for e := range wt.Updates() {
+		if e == nil {
+			break // the bucket as it was, read
+		}
+		if e.Revision() > floor {
+			continue
+		}
+		var r Record
+		if err := json.Unmarshal(e.Value(), &r); err == nil && jobs.Terminal(r.Status) && r.Status != jobs.Cleared {
+			left = append(left, projected{r, e.Revision()})
+		}
+	}
+	if wctx.Err() != nil {
+		return fmt.Errorf("reading bucket %s: %w", Bucket, wctx.Err())
+	}
+	return p.takeOut(ctx, left)
 }
 
 // Stop stops the projection after the batch in hand.
@@ -146,8 +189,9 @@ type projected struct {
 	rev uint64
 }
 
-// apply projects one batch of the bucket's entries.
-func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) error {
+// apply projects one batch of the bucket's entries; what it returns takes
+// the finished ones out of the bucket once the batch is acknowledged.
+func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) (func(context.Context), error) {
 	newest := make(map[string]projected, len(msgs))
 	for _, m := range msgs {
 		if len(m.Data()) == 0 || m.Headers().Get("KV-Operation") != "" {
@@ -160,7 +204,7 @@ func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		newest[r.ID] = projected{r, meta.Sequence.Stream}
 	}
@@ -176,9 +220,18 @@ func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 	}
 	if err := p.insert(ctx, keep); err != nil {
-		return err
+		return nil, err
 	}
-	return p.takeOut(ctx, finals)
+	if len(finals) == 0 {
+		return nil, nil
+	}
+	return func(ctx context.Context) {
+		if err := p.takeOut(ctx, finals); err != nil {
+			// Left in the bucket, where reads find them as stored; the
+			// next start sweeps them out.
+			p.log.Warn("projected job entries not taken out of the bucket", "err", err)
+		}
+	}, nil
 }
 
 // insert writes finished records, in chunks side by side: the store
@@ -230,7 +283,8 @@ func (p *Projection) insertChunk(ctx context.Context, docs []any) error {
 
 // takeOut removes the entries of projected records from the bucket, each
 // only if it is still the revision projected (a retry made since keeps its
-// entry). The markers left expire after markerTTL.
+// entry), trying each up to three times. The markers left expire after
+// markerTTL.
 func (p *Projection) takeOut(ctx context.Context, finals []projected) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(finals))
@@ -240,8 +294,12 @@ func (p *Projection) takeOut(ctx context.Context, finals []projected) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := p.kv.Purge(ctx, e.rec.ID, jetstream.LastRevision(e.rev), jetstream.PurgeTTL(markerTTL))
-			if err != nil && !revisionConflict(err) {
+			for range 3 {
+				err := p.kv.Purge(ctx, e.rec.ID, jetstream.LastRevision(e.rev), jetstream.PurgeTTL(markerTTL))
+				if err == nil || revisionConflict(err) {
+					errs[i] = nil
+					return
+				}
 				errs[i] = fmt.Errorf("taking job %s out of the bucket: %w", e.rec.ID, err)
 			}
 		}()
