@@ -18,8 +18,9 @@ type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
 // BatchThenHandler is a BatchHandler that also returns what to do once its
 // batch is acknowledged (nil: nothing), before the next batch is fetched:
 // work that need not be redone when the batch is, or that is cheaper with
-// nothing pending on the consumer. It does not run if the batch is handed
-// back or its acknowledgement is not confirmed (with AckAll).
+// nothing pending on the consumer. It runs once the acknowledgement is
+// sent, confirmed or not (with AckAll, an unconfirmed one may bring the
+// batch again), and not for a batch handed back.
 type BatchThenHandler func(ctx context.Context, msgs []jetstream.Msg) (then func(context.Context), err error)
 
 // BatchLoop runs a BatchHandler over a consumer until stopped.
@@ -89,9 +90,7 @@ func settleBatch(ctx context.Context, log *slog.Logger, msgs []jetstream.Msg, ac
 		return
 	}
 	if ackAll {
-		if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil {
-			return // not confirmed: the batch may come again
-		}
+		_ = msgs[len(msgs)-1].DoubleAck(ctx)
 	} else {
 		for _, m := range msgs {
 			_ = m.Ack()

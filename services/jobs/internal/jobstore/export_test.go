@@ -21,6 +21,9 @@ func (p *Projection) Apply(ctx context.Context, msgs []jetstream.Msg) error {
 // ApplyOnly applies a batch and leaves its entries in the bucket, as a
 // crash right after the batch's acknowledgement would.
 func (p *Projection) ApplyOnly(ctx context.Context, msgs []jetstream.Msg) error {
-	_, err := p.apply(ctx, msgs)
+	then, err := p.apply(ctx, msgs)
+	if then != nil {
+		p.taken.Add(1) // as if taken out: this projection "crashed" before
+	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +58,9 @@ type Projection struct {
 	log  *slog.Logger
 	opt  ProjectionOptions
 	loop *bus.BatchLoop
+	// begun counts the batches whose entries are to be taken out once
+	// acknowledged, taken those whose entries were (CatchUp waits for them).
+	begun, taken atomic.Uint64
 }
 
 // StartProjection starts the projection of the bucket into s.
@@ -137,7 +141,8 @@ func (p *Projection) Stop() { p.loop.Stop() }
 // every finished job calls it first. The consumer's acknowledgement floor
 // says so; its pending counts do not (they lag a message just stored), and
 // a floor short of the target is checked against the stream itself: what
-// lies between may have been deleted (a purge marker that expired).
+// lies between may have been deleted (a purge marker that expired). It
+// then waits for this instance's purges of what it projected (takenOut).
 func (p *Projection) CatchUp(ctx context.Context) error {
 	st, err := p.kv.Status(ctx)
 	if err != nil {
@@ -151,12 +156,15 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 			return fmt.Errorf("reading consumer %s: %w", ProjectionConsumer, err)
 		}
 		if ci.AckFloor.Stream >= target {
-			return nil
+			return p.takenOut(ctx)
 		}
 		if ci.NumAckPending == 0 {
 			left, err := p.stored(ctx, info.Config.Name, ci.AckFloor.Stream+1, target)
-			if err != nil || !left {
+			if err != nil {
 				return err
+			}
+			if !left {
+				return p.takenOut(ctx)
 			}
 		}
 		select {
@@ -182,6 +190,21 @@ func (p *Projection) stored(ctx context.Context, stream string, from, to uint64)
 		return false, err
 	}
 	return m.Sequence <= to, nil
+}
+
+// takenOut waits until this instance has taken out of the bucket the
+// entries of every batch it has acknowledged so far (those of another
+// instance follow at their own pace; reads find them as stored meanwhile).
+func (p *Projection) takenOut(ctx context.Context) error {
+	want := p.begun.Load()
+	for p.taken.Load() < want {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the projected entries are not all taken out yet: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
 
 type projected struct {
@@ -225,7 +248,9 @@ func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) (func(cont
 	if len(finals) == 0 {
 		return nil, nil
 	}
+	p.begun.Add(1)
 	return func(ctx context.Context) {
+		defer p.taken.Add(1)
 		if err := p.takeOut(ctx, finals); err != nil {
 			// Left in the bucket, where reads find them as stored; the
 			// next start sweeps them out.
