@@ -15,14 +15,6 @@ import (
 // whole of it: it must be idempotent.
 type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
 
-// BatchThenHandler is a BatchHandler that also returns what to do once its
-// batch is acknowledged (nil: nothing), before the next batch is fetched:
-// work that need not be redone when the batch is, or that is cheaper with
-// nothing pending on the consumer. It runs once the acknowledgement is
-// sent, confirmed or not (with AckAll, an unconfirmed one may bring the
-// batch again), and not for a batch handed back.
-type BatchThenHandler func(ctx context.Context, msgs []jetstream.Msg) (then func(context.Context), err error)
-
 // BatchLoop runs a BatchHandler over a consumer until stopped.
 type BatchLoop struct {
 	cancel context.CancelFunc
@@ -36,14 +28,6 @@ type BatchLoop struct {
 // is acknowledged once h returns nil (with AckAll, by its last message); on
 // an error it is nakked after retry and fetched again.
 func ConsumeBatches(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, max int, wait, retry time.Duration, h BatchHandler) *BatchLoop {
-	return ConsumeBatchesThen(ctx, log, cons, max, wait, retry, func(ctx context.Context, msgs []jetstream.Msg) (func(context.Context), error) {
-		return nil, h(ctx, msgs)
-	})
-}
-
-// ConsumeBatchesThen is ConsumeBatches with a handler that may leave work
-// for after its batch's acknowledgement.
-func ConsumeBatchesThen(ctx context.Context, log *slog.Logger, cons jetstream.Consumer, max int, wait, retry time.Duration, h BatchThenHandler) *BatchLoop {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &BatchLoop{cancel: cancel, done: make(chan struct{})}
 	ackAll := cons.CachedInfo().Config.AckPolicy == jetstream.AckAllPolicy
@@ -77,9 +61,8 @@ func ConsumeBatchesThen(ctx context.Context, log *slog.Logger, cons jetstream.Co
 	return l
 }
 
-func settleBatch(ctx context.Context, log *slog.Logger, msgs []jetstream.Msg, ackAll bool, retry time.Duration, h BatchThenHandler) {
-	then, err := h(ctx, msgs)
-	if err != nil {
+func settleBatch(ctx context.Context, log *slog.Logger, msgs []jetstream.Msg, ackAll bool, retry time.Duration, h BatchHandler) {
+	if err := h(ctx, msgs); err != nil {
 		if ctx.Err() != nil {
 			return // stopping: JetStream redelivers after the ack wait
 		}
@@ -91,13 +74,10 @@ func settleBatch(ctx context.Context, log *slog.Logger, msgs []jetstream.Msg, ac
 	}
 	if ackAll {
 		_ = msgs[len(msgs)-1].DoubleAck(ctx)
-	} else {
-		for _, m := range msgs {
-			_ = m.Ack()
-		}
+		return
 	}
-	if then != nil {
-		then(ctx)
+	for _, m := range msgs {
+		_ = m.Ack()
 	}
 }
 

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	tools := fs.String("tools", ".tools/jobsbench", "where bullmq is installed")
 	skipBull := fs.Bool("skip-bullmq", false, "measure only our queue")
 	runs := fs.Int("runs", 1, "runs of every side, interleaved")
-	cpuprofile := fs.String("cpuprofile", "", "write CPU profiles of our queue's enqueue and process phases to this path + .run<N>.<kept|removed>.enqueue and .process")
+	cpuprofile := fs.String("cpuprofile", "", "write CPU profiles of our queue's enqueue and process phases to this path + .enqueue and .process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,11 +91,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var landedRatios []float64
 	for run := range *runs {
 		for i, m := range modes {
-			prof := *cpuprofile
-			if prof != "" {
-				prof += fmt.Sprintf(".run%d.%s", run+1, map[bool]string{false: "kept", true: "removed"}[m.remove])
-			}
-			ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate, m.remove, prof)
+			ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate, m.remove, *cpuprofile)
 			if err != nil {
 				return fmt.Errorf("our queue (%s): %w", m.name, err)
 			}

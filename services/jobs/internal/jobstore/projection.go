@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,15 +40,10 @@ type ProjectionOptions struct {
 // stream with a durable consumer, in large batches; of each job only the
 // batch's newest entry counts. A finished record is inserted (or replaces
 // the record of an older generation; one of the same generation stands),
-// then the batch is acknowledged, then the entry is taken out of the bucket
-// if it has not changed since. Applying an entry twice changes nothing, so
-// a crash anywhere in between costs a repeat, never a loss: the entry
-// stays in the bucket, where every read finds it, until its record is in
-// MongoDB. The entries are taken out after the acknowledgement because
-// JetStream's purge of a key rewrites the state of the consumer, whose
-// pending batch would make every purge cost as much as the batch; an
-// entry a crash left behind after its batch was acknowledged is taken out
-// when the projection starts again (sweep).
+// then its entry is taken out of the bucket if it has not changed since.
+// Applying an entry twice changes nothing, so a crash anywhere in between
+// costs a repeat, never a loss: the entry stays in the bucket, where every
+// read finds it, until its record is in MongoDB.
 type Projection struct {
 	s    *Store
 	js   jetstream.JetStream
@@ -58,9 +52,6 @@ type Projection struct {
 	log  *slog.Logger
 	opt  ProjectionOptions
 	loop *bus.BatchLoop
-	// begun counts the batches whose entries are to be taken out once
-	// acknowledged, taken those whose entries were (CatchUp waits for them).
-	begun, taken atomic.Uint64
 }
 
 // StartProjection starts the projection of the bucket into s.
@@ -91,46 +82,8 @@ func StartProjection(ctx context.Context, js jetstream.JetStream, s *Store, log 
 		return nil, fmt.Errorf("creating consumer %s: %w", ProjectionConsumer, err)
 	}
 	p := &Projection{s: s, js: js, kv: kv, cons: cons, log: log, opt: o}
-	if err := p.sweep(ctx); err != nil {
-		return nil, err
-	}
-	p.loop = bus.ConsumeBatchesThen(context.WithoutCancel(ctx), log, cons, o.Batch, o.Wait, time.Second, p.apply)
+	p.loop = bus.ConsumeBatches(context.WithoutCancel(ctx), log, cons, o.Batch, o.Wait, time.Second, p.apply)
 	return p, nil
-}
-
-// sweep takes out of the bucket the finished entries already projected
-// (at or below the consumer's acknowledgement floor) that a crash left
-// there between a batch's acknowledgement and their purge.
-func (p *Projection) sweep(ctx context.Context) error {
-	ci, err := p.cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("reading consumer %s: %w", ProjectionConsumer, err)
-	}
-	floor := ci.AckFloor.Stream
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	wt, err := p.kv.WatchAll(wctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("reading bucket %s: %w", Bucket, err)
-	}
-	defer func() { _ = wt.Stop() }()
-	var left []projected
-	for e := range wt.Updates() {
-		if e == nil {
-			break // the bucket as it was, read
-		}
-		if e.Revision() > floor {
-			continue
-		}
-		var r Record
-		if err := json.Unmarshal(e.Value(), &r); err == nil && jobs.Terminal(r.Status) && r.Status != jobs.Cleared {
-			left = append(left, projected{r, e.Revision()})
-		}
-	}
-	if wctx.Err() != nil {
-		return fmt.Errorf("reading bucket %s: %w", Bucket, wctx.Err())
-	}
-	return p.takeOut(ctx, left)
 }
 
 // Stop stops the projection after the batch in hand.
@@ -141,8 +94,7 @@ func (p *Projection) Stop() { p.loop.Stop() }
 // every finished job calls it first. The consumer's acknowledgement floor
 // says so; its pending counts do not (they lag a message just stored), and
 // a floor short of the target is checked against the stream itself: what
-// lies between may have been deleted (a purge marker that expired). It
-// then waits for this instance's purges of what it projected (takenOut).
+// lies between may have been deleted (a purge marker that expired).
 func (p *Projection) CatchUp(ctx context.Context) error {
 	st, err := p.kv.Status(ctx)
 	if err != nil {
@@ -156,15 +108,12 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 			return fmt.Errorf("reading consumer %s: %w", ProjectionConsumer, err)
 		}
 		if ci.AckFloor.Stream >= target {
-			return p.takenOut(ctx)
+			return nil
 		}
 		if ci.NumAckPending == 0 {
 			left, err := p.stored(ctx, info.Config.Name, ci.AckFloor.Stream+1, target)
-			if err != nil {
+			if err != nil || !left {
 				return err
-			}
-			if !left {
-				return p.takenOut(ctx)
 			}
 		}
 		select {
@@ -192,29 +141,13 @@ func (p *Projection) stored(ctx context.Context, stream string, from, to uint64)
 	return m.Sequence <= to, nil
 }
 
-// takenOut waits until this instance has taken out of the bucket the
-// entries of every batch it has acknowledged so far (those of another
-// instance follow at their own pace; reads find them as stored meanwhile).
-func (p *Projection) takenOut(ctx context.Context) error {
-	want := p.begun.Load()
-	for p.taken.Load() < want {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the projected entries are not all taken out yet: %w", ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
-	}
-	return nil
-}
-
 type projected struct {
 	rec Record
 	rev uint64
 }
 
-// apply projects one batch of the bucket's entries; what it returns takes
-// the finished ones out of the bucket once the batch is acknowledged.
-func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) (func(context.Context), error) {
+// apply projects one batch of the bucket's entries.
+func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	newest := make(map[string]projected, len(msgs))
 	for _, m := range msgs {
 		if len(m.Data()) == 0 || m.Headers().Get("KV-Operation") != "" {
@@ -227,7 +160,7 @@ func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) (func(cont
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		newest[r.ID] = projected{r, meta.Sequence.Stream}
 	}
@@ -243,20 +176,9 @@ func (p *Projection) apply(ctx context.Context, msgs []jetstream.Msg) (func(cont
 		}
 	}
 	if err := p.insert(ctx, keep); err != nil {
-		return nil, err
+		return err
 	}
-	if len(finals) == 0 {
-		return nil, nil
-	}
-	p.begun.Add(1)
-	return func(ctx context.Context) {
-		defer p.taken.Add(1)
-		if err := p.takeOut(ctx, finals); err != nil {
-			// Left in the bucket, where reads find them as stored; the
-			// next start sweeps them out.
-			p.log.Warn("projected job entries not taken out of the bucket", "err", err)
-		}
-	}, nil
+	return p.takeOut(ctx, finals)
 }
 
 // insert writes finished records, in chunks side by side: the store
@@ -308,8 +230,7 @@ func (p *Projection) insertChunk(ctx context.Context, docs []any) error {
 
 // takeOut removes the entries of projected records from the bucket, each
 // only if it is still the revision projected (a retry made since keeps its
-// entry), trying each up to three times. The markers left expire after
-// markerTTL.
+// entry). The markers left expire after markerTTL.
 func (p *Projection) takeOut(ctx context.Context, finals []projected) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(finals))
@@ -319,12 +240,8 @@ func (p *Projection) takeOut(ctx context.Context, finals []projected) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			for range 3 {
-				err := p.kv.Purge(ctx, e.rec.ID, jetstream.LastRevision(e.rev), jetstream.PurgeTTL(markerTTL))
-				if err == nil || revisionConflict(err) {
-					errs[i] = nil
-					return
-				}
+			err := p.kv.Purge(ctx, e.rec.ID, jetstream.LastRevision(e.rev), jetstream.PurgeTTL(markerTTL))
+			if err != nil && !revisionConflict(err) {
 				errs[i] = fmt.Errorf("taking job %s out of the bucket: %w", e.rec.ID, err)
 			}
 		}()
