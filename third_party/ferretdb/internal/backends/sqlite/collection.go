@@ -240,25 +240,39 @@ func (c *collection) InsertAll(ctx context.Context, params *backends.InsertAllPa
 	db := c.r.DatabaseGetExisting(ctx, c.dbName)
 	meta := c.r.CollectionGet(ctx, c.dbName, c.name)
 
-	err := db.InTransaction(ctx, func(tx *fsql.Tx) error {
-		batchSize := c.r.BatchSize
-		if batchSize < 1 {
-			panic("batch-size should be greater or equal to 1")
+	batchSize := c.r.BatchSize
+	if batchSize < 1 {
+		panic("batch-size should be greater or equal to 1")
+	}
+
+	// ODAVL patch 8: the statements (the documents' encoding) are made
+	// before the write lock is taken, not while other writers wait for it.
+	type statement struct {
+		q    string
+		args []any
+	}
+
+	var stmts []statement
+
+	for docs := params.Docs; len(docs) > 0; {
+		var batch []*types.Document
+
+		i := min(batchSize, len(docs))
+		batch, docs = docs[:i], docs[i:]
+
+		q, args, err := prepareInsertStatement(meta.TableName, meta.Capped(), meta.Settings.Binary, batch)
+		if err != nil {
+			return nil, lazyerrors.Error(err)
 		}
 
-		var batch []*types.Document
-		docs := params.Docs
+		stmts = append(stmts, statement{q, args})
+	}
 
-		for len(docs) > 0 {
-			i := min(batchSize, len(docs))
-			batch, docs = docs[:i], docs[i:]
-
-			q, args, err := prepareInsertStatement(meta.TableName, meta.Capped(), batch)
-			if err != nil {
-				return lazyerrors.Error(err)
-			}
-
-			if _, err = tx.ExecContext(ctx, q, args...); err != nil {
+	unlock := db.LockWrites()
+	defer unlock()
+	err := db.InTransaction(ctx, func(tx *fsql.Tx) error {
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
 				var se *sqlite3.Error
 				if errors.As(err, &se) && se.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE {
 					return backends.NewError(backends.ErrorCodeInsertDuplicateID, err)
@@ -292,19 +306,27 @@ func (c *collection) UpdateAll(ctx context.Context, params *backends.UpdateAllPa
 
 	q := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)
 
+	// ODAVL patch 8: the documents are encoded before the write lock is
+	// taken.
+	encoded := make([][2]any, len(params.Docs))
+
+	for i, doc := range params.Docs {
+		b, err := storedDocument(doc, meta.Settings.Binary)
+		if err != nil {
+			return nil, lazyerrors.Error(err)
+		}
+
+		id, _ := doc.Get("_id")
+		must.NotBeZero(id)
+
+		encoded[i] = [2]any{b, string(must.NotFail(sjson.MarshalSingleValue(id)))}
+	}
+
+	unlock := db.LockWrites()
+	defer unlock()
 	err := db.InTransaction(ctx, func(tx *fsql.Tx) error {
-		for _, doc := range params.Docs {
-			b, err := sjson.Marshal(doc)
-			if err != nil {
-				return lazyerrors.Error(err)
-			}
-
-			id, _ := doc.Get("_id")
-			must.NotBeZero(id)
-
-			arg := string(must.NotFail(sjson.MarshalSingleValue(id)))
-
-			r, err := tx.ExecContext(ctx, q, string(b), arg)
+		for _, e := range encoded {
+			r, err := tx.ExecContext(ctx, q, e[0], e[1])
 			if err != nil {
 				return lazyerrors.Error(err)
 			}
@@ -368,7 +390,9 @@ func (c *collection) DeleteAll(ctx context.Context, params *backends.DeleteAllPa
 
 	q := fmt.Sprintf(`DELETE FROM %q WHERE %s IN (%s)`, meta.TableName, column, strings.Join(placeholders, ", "))
 
+	unlock := db.LockWrites()
 	res, err := db.ExecContext(ctx, q, args...)
+	unlock()
 	if err != nil {
 		return nil, lazyerrors.Error(err)
 	}

@@ -27,25 +27,25 @@ import (
 // prepareInsertStatement returns a statement and arguments for inserting the given documents.
 //
 // If capped is true, it returns a statement and arguments for inserting record IDs and documents.
-func prepareInsertStatement(tableName string, capped bool, docs []*types.Document) (string, []any, error) {
+func prepareInsertStatement(tableName string, capped, binary bool, docs []*types.Document) (string, []any, error) {
 	var args []any
 	rows := make([]string, len(docs))
 
 	for i, doc := range docs {
-		b, err := sjson.Marshal(doc)
+		b, err := storedDocument(doc, binary)
 		if err != nil {
 			return "", nil, lazyerrors.Error(err)
 		}
 
 		if capped {
 			rows[i] = "(?, ?)"
-			args = append(args, doc.RecordID(), string(b))
+			args = append(args, doc.RecordID(), b)
 
 			continue
 		}
 
 		rows[i] = "(?)"
-		args = append(args, string(b))
+		args = append(args, b)
 	}
 
 	columns := metadata.DefaultColumn
@@ -59,4 +59,19 @@ func prepareInsertStatement(tableName string, capped bool, docs []*types.Documen
 		columns,
 		strings.Join(rows, ", "),
 	), args, nil
+}
+
+// storedDocument is doc as its collection stores it: JSONB (a blob) where
+// the collection is binary (ODAVL patch 9), else JSON text.
+func storedDocument(doc *types.Document, binary bool) (any, error) {
+	b, err := sjson.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+
+	if !binary {
+		return string(b), nil
+	}
+
+	return toJSONB(b)
 }

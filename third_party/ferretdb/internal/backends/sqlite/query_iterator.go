@@ -120,6 +120,13 @@ func (iter *queryIterator) Next() (struct{}, *types.Document, error) {
 	doc := must.NotFail(types.NewDocument())
 
 	if !iter.onlyRecordIDs {
+		if isJSONB(b) {
+			if b, err = fromJSONB(b); err != nil {
+				iter.close()
+				return unused, nil, lazyerrors.Error(err)
+			}
+		}
+
 		if doc, err = sjson.Unmarshal(b); err != nil {
 			iter.close()
 			return unused, nil, lazyerrors.Error(err)

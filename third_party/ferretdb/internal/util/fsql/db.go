@@ -20,12 +20,14 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/logging"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/resource"
 )
 
@@ -40,6 +42,24 @@ type DB struct {
 	l         *slog.Logger
 	token     *resource.Token
 	BatchSize int
+
+	// writeMu orders the writes of this process (ODAVL patch 8): SQLite
+	// has one writer per database, and a writer that finds the lock taken
+	// sleeps in its busy handler (1, 2, 5, ... up to 100 ms) and polls,
+	// leaving the lock idle between writers; waiting here, it is woken as
+	// soon as the lock is free.
+	writeMu sync.Mutex
+}
+
+// LockWrites takes the database's write lock of this process and returns
+// what releases it (ODAVL patch 8). With ODAVL_STORE_BASELINE=1 it does
+// nothing, as upstream.
+func (db *DB) LockWrites() (unlock func()) {
+	if odavl.Baseline {
+		return func() {}
+	}
+	db.writeMu.Lock()
+	return db.writeMu.Unlock
 }
 
 // WrapDB creates a new DB.

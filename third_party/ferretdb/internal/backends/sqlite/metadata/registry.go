@@ -33,6 +33,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/fsql"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/must"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/state"
 )
 
@@ -288,14 +289,27 @@ func (r *Registry) collectionCreate(ctx context.Context, params *CollectionCreat
 		q += fmt.Sprintf("%s INTEGER PRIMARY KEY, ", RecordIDColumn)
 	}
 
-	q += fmt.Sprintf("%[1]s TEXT NOT NULL CHECK(%[1]s != '')) STRICT", DefaultColumn)
+	// ODAVL patch 9: a new collection stores its documents as JSONB (a
+	// column of type ANY: a STRICT TEXT column refuses blobs).
+	settings := Settings{
+		UUID:            uuid.NewString(),
+		CappedSize:      params.CappedSize,
+		CappedDocuments: params.CappedDocuments,
+		Binary:          !odavl.Baseline,
+	}
+
+	if settings.Binary {
+		q += fmt.Sprintf("%s ANY NOT NULL) STRICT", DefaultColumn)
+	} else {
+		q += fmt.Sprintf("%[1]s TEXT NOT NULL CHECK(%[1]s != '')) STRICT", DefaultColumn)
+	}
 
 	if _, err = db.ExecContext(ctx, q); err != nil {
 		return false, lazyerrors.Error(err)
 	}
 
 	q = fmt.Sprintf("INSERT INTO %q (name, table_name, settings) VALUES (?, ?, ?)", metadataTableName)
-	if _, err = db.ExecContext(ctx, q, collectionName, tableName, "{}"); err != nil {
+	if _, err = db.ExecContext(ctx, q, collectionName, tableName, settings); err != nil {
 		_, _ = db.ExecContext(ctx, fmt.Sprintf("DROP TABLE %q", tableName))
 		return false, lazyerrors.Error(err)
 	}
@@ -306,11 +320,7 @@ func (r *Registry) collectionCreate(ctx context.Context, params *CollectionCreat
 	r.colls[dbName][collectionName] = &Collection{
 		Name:      collectionName,
 		TableName: tableName,
-		Settings: Settings{
-			UUID:            uuid.NewString(),
-			CappedSize:      params.CappedSize,
-			CappedDocuments: params.CappedDocuments,
-		},
+		Settings:  settings,
 	}
 
 	err = r.indexesCreate(ctx, dbName, collectionName, []IndexInfo{{

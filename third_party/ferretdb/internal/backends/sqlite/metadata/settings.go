@@ -29,6 +29,10 @@ type Settings struct {
 	Indexes         []IndexInfo `json:"indexes"`
 	CappedSize      int64       `json:"cappedSize"`
 	CappedDocuments int64       `json:"cappedDocuments"`
+
+	// Binary is set on collections whose documents are stored as JSONB
+	// (ODAVL patch 9); collections created before it keep JSON text.
+	Binary bool `json:"binary,omitempty"`
 }
 
 // IndexInfo represents information about a single index.
@@ -61,6 +65,7 @@ func (s Settings) deepCopy() Settings {
 		Indexes:         indexes,
 		CappedSize:      s.CappedSize,
 		CappedDocuments: s.CappedDocuments,
+		Binary:          s.Binary,
 	}
 }
 
