@@ -187,6 +187,13 @@ func connectBench(b *testing.B, s *benchServer, data, storeAddr string) *benchSe
 		b.Fatal(err)
 	}
 	s.db = s.mc.Database("odavl_sync")
+	// Uploads go only to projects that exist: a key for each makes it.
+	for _, project := range []string{"p0", "p1", "p2", "p3", "landing"} {
+		body, _ := json.Marshal(map[string]any{"organizationId": s.cred.OrganizationID, "projectId": project, "name": "bench-" + project, "scopes": []string{"sync"}})
+		if st, rb, err := s.do(context.Background(), http.MethodPost, s.cred.ProjectID, "/api/v1/admin/keys", body); err != nil || st != http.StatusCreated {
+			b.Fatalf("creating project %s: %d %s %v", project, st, rb, err)
+		}
+	}
 	return s
 }
 

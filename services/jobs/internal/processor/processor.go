@@ -33,6 +33,7 @@ type Processor struct {
 	js      jetstream.JetStream
 	results *results.Store
 	insert  func(context.Context, results.Result) error
+	alert   func(context.Context, results.Alert) error
 	jobs    *jobstore.Store
 	writer  *jobstore.Writer
 	metrics *queue.Metrics
@@ -46,11 +47,12 @@ func (p *Processor) UseMetrics(m *queue.Metrics) { p.metrics = m }
 // New returns a Processor. Its job records go through w, the queue's
 // record writer, and its lifecycle events are the queue's.
 func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobstore.Store, w *jobstore.Writer, now func() time.Time) *Processor {
-	return &Processor{log: log, js: js, results: rs, insert: rs.Insert, jobs: jobs, writer: w, now: now}
+	return &Processor{log: log, js: js, results: rs, insert: rs.Insert, alert: rs.InsertAlert, jobs: jobs, writer: w, now: now}
 }
 
-// UseInserter makes the processor's result inserts join in's batches.
-func (p *Processor) UseInserter(in *results.Inserter) { p.insert = in.Insert }
+// UseInserter makes the processor's result and alert inserts join in's
+// batches.
+func (p *Processor) UseInserter(in *results.Inserter) { p.insert, p.alert = in.Insert, in.InsertAlert }
 
 // UseInsert makes the processor insert result documents with f (the
 // inserter's batches or the store itself, wrapped: tests use it to make the
@@ -186,13 +188,17 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if err := p.store(ctx, r); err != nil {
-		return err
-	}
+	// Every step is idempotent, so the result and the alert are stored
+	// side by side; then the job's COMPLETED record, and only then the
+	// processed event, so that whoever hears of it finds the job finished.
+	raised := make(chan error, 1)
 	if alert != nil {
-		if err := p.raise(ctx, rc, *alert); err != nil {
-			return err
-		}
+		go func() { raised <- p.raise(ctx, rc, *alert) }()
+	} else {
+		raised <- nil
+	}
+	if err := errors.Join(p.store(ctx, r), <-raised); err != nil {
+		return err
 	}
 	if err := p.transit(job, jobs.Completed, jobs.Active, attempt, "", r.ID); err != nil {
 		return err
@@ -298,7 +304,7 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 
 func (p *Processor) raise(ctx context.Context, rc events.Received, a events.CriticalAlert) error {
 	msgs := alertMessages(a)
-	if err := p.results.InsertAlert(ctx, results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
+	if err := p.alert(ctx, results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
 		ProjectID: a.ProjectID, Critical: a.Critical, Messages: msgs, RaisedAt: a.RaisedAt}); err != nil {
 		return err
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // Inserter batches the inserts of concurrent callers into InsertMany calls
-// (the embedded store takes ~9k batched inserts/s, ~1k single ones). Each
+// (the embedded store takes ~9k batched inserts/s, ~1k single ones, and has
+// one writer: a single insert costs it a transaction of its own). Each
 // caller still gets its own answer: nil, ErrExists, or the error.
 type Inserter struct {
 	s    *Store
@@ -22,7 +23,8 @@ type Inserter struct {
 }
 
 type insertReq struct {
-	r    Result
+	id   string
+	doc  any
 	done chan error
 }
 
@@ -36,8 +38,20 @@ func NewInserter(ctx context.Context, s *Store) *Inserter {
 // Insert stores r in the next batch and waits for it; a result stored
 // already is ErrExists.
 func (in *Inserter) Insert(ctx context.Context, r Result) error {
-	req := insertReq{r: r, done: make(chan error, 1)}
-	c := Collection(r.Product)
+	return in.insert(ctx, Collection(r.Product), r.ID, r)
+}
+
+// InsertAlert stores a in the next batch of alerts and waits for it; an
+// alert stored already is left as it is (nil), as Store.InsertAlert.
+func (in *Inserter) InsertAlert(ctx context.Context, a Alert) error {
+	if err := in.insert(ctx, AlertsCollection, a.ID, a); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
+}
+
+func (in *Inserter) insert(ctx context.Context, c, id string, doc any) error {
+	req := insertReq{id: id, doc: doc, done: make(chan error, 1)}
 	in.mu.Lock()
 	in.reqs[c] = append(in.reqs[c], req)
 	in.mu.Unlock()
@@ -83,7 +97,7 @@ func (in *Inserter) write(coll string, reqs []insertReq) {
 	defer cancel()
 	docs := make([]any, len(reqs))
 	for i, q := range reqs {
-		docs[i] = q.r
+		docs[i] = q.doc
 	}
 	_, err := in.s.db.Collection(coll).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err == nil {
@@ -95,7 +109,7 @@ func (in *Inserter) write(coll string, reqs []insertReq) {
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
 		for _, q := range reqs {
-			q.done <- fmt.Errorf("inserting results: %w", err)
+			q.done <- fmt.Errorf("inserting into %s: %w", coll, err)
 		}
 		return
 	}
@@ -104,7 +118,7 @@ func (in *Inserter) write(coll string, reqs []insertReq) {
 		if mongo.IsDuplicateKeyError(we) {
 			failed[we.Index] = ErrExists
 		} else {
-			failed[we.Index] = fmt.Errorf("inserting result %s: %s", reqs[we.Index].r.ID, we.Message)
+			failed[we.Index] = fmt.Errorf("inserting %s into %s: %s", reqs[we.Index].id, coll, we.Message)
 		}
 	}
 	for i, q := range reqs {
