@@ -13,7 +13,7 @@ import (
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-func validator(t *testing.T) *schema.Validator {
+func validator(t testing.TB) *schema.Validator {
 	t.Helper()
 	v, err := schema.New(func() time.Time { return now })
 	if err != nil {
