@@ -41,12 +41,13 @@ type node struct {
 	props    map[string]*node
 	required []string
 	// An object's properties in the order it is written (sorted, as
-	// encoding/json sorts a map's keys), each with its index, schema and
-	// written name, so that an object is written by looking its members up
-	// rather than sorting them; only members that additionalProperties
-	// admits are sorted per object.
+	// encoding/json sorts a map's keys), each with its schema and written
+	// name, so that an object is written by looking its members up rather
+	// than sorting them; only members that additionalProperties admits are
+	// sorted per object. byLen lists the indices of the keys of each length
+	// (cheaper to look a member up by than hashing it).
 	keys     []string
-	index    map[string]int
+	byLen    [][]int
 	subs     []*node
 	quoted   [][]byte // `"name":`
 	req      []int    // the indices in keys of the required properties
@@ -187,19 +188,33 @@ func (n *node) order() {
 		return
 	}
 	n.keys = slices.Sorted(maps.Keys(n.props))
-	n.index = make(map[string]int, len(n.keys))
 	for i, k := range n.keys {
-		n.index[k] = i
+		if len(k) >= len(n.byLen) {
+			n.byLen = append(n.byLen, make([][]int, len(k)+1-len(n.byLen))...)
+		}
+		n.byLen[len(k)] = append(n.byLen[len(k)], i)
 		n.subs = append(n.subs, n.props[k])
 		n.quoted = append(n.quoted, append(appendString(nil, []byte(k)), ':'))
 	}
 	for _, r := range n.required {
-		if i, ok := n.index[r]; ok {
+		if i := n.find([]byte(r)); i >= 0 {
 			n.req = append(n.req, i)
 		} else {
 			n.reqOther = append(n.reqOther, r)
 		}
 	}
+}
+
+// find returns the index of property k, or -1.
+func (n *node) find(k []byte) int {
+	if len(k) < len(n.byLen) {
+		for _, i := range n.byLen[len(k)] {
+			if string(k) == n.keys[i] {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // walker is the state of one fast validation, pooled.
@@ -228,7 +243,7 @@ type kvPair struct {
 var walkers = sync.Pool{New: func() any {
 	w := &walker{}
 	w.visit = func(k []byte, v *fastjson.Value) {
-		if i, ok := w.cur.index[string(k)]; ok {
+		if i := w.cur.find(k); i >= 0 {
 			slot := &w.slots[w.base+i]
 			w.dup = w.dup || *slot != nil
 			*slot = v
