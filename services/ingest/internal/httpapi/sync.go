@@ -106,16 +106,25 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			}
 		}
 		c.Header("Location", rc.StatusURL)
+		if b, ok := rc.AppendJSON(bufs.answer[:0]); ok {
+			bufs.answer = b
+			c.Data(http.StatusAccepted, jsonType, b) // as answer writes it
+			return
+		}
 		answer(c, http.StatusAccepted, rc)
 	}
 }
 
-// uploadBuffer holds an upload's body and its canonical bytes, for the
-// next upload to reuse: neither outlives its request (the event published
-// is a copy).
+// jsonType is the Content-Type of answer's answers.
+const jsonType = "application/json; charset=utf-8"
+
+// uploadBuffer holds an upload's body, its canonical bytes and its
+// answer, for the next upload to reuse: none outlives its request (the
+// event published and the answer written are copies).
 type uploadBuffer struct {
 	body      bytes.Buffer
 	canonical []byte
+	answer    []byte
 }
 
 var uploadBuffers = sync.Pool{New: func() any { return new(uploadBuffer) }}

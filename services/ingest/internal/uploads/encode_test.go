@@ -52,3 +52,31 @@ func TestEncodeReceivedIsTheEvent(t *testing.T) {
 		}
 	}
 }
+
+// A receipt appended is what the gateway's answer made of it by
+// encoding/json (an Encoder that does not escape HTML) was, or nothing.
+func TestReceiptAppendJSONIsTheEncoders(t *testing.T) {
+	at := time.Date(2026, 12, 4, 8, 0, 0, 123e6, time.UTC)
+	for i, r := range []Receipt{
+		receipt("up_0123456789abcdef0123456789abcdef", at, false),
+		receipt("up_1", time.Date(2026, 12, 4, 9, 0, 0, 123456789, time.FixedZone("", 3600)), true),
+		{EventID: "a<b>&c", Status: "queued", ReceivedAt: at},
+		{EventID: `quote"`, ReceivedAt: at},
+		{EventID: "é", ReceivedAt: at},
+		{EventID: "x", ReceivedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		werr := enc.Encode(r)
+		got, ok := r.AppendJSON([]byte("kept"))
+		switch {
+		case ok && (werr != nil || string(got) != "kept"+want.String()):
+			t.Errorf("receipt %d: appended %q, encoding/json %q (%v)", i, got, want.String(), werr)
+		case !ok && string(got) != "kept":
+			t.Errorf("receipt %d: not known, yet appended %q", i, got)
+		case !ok && i < 3:
+			t.Errorf("receipt %d: not appended", i)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -299,18 +300,57 @@ func encodeReceived(dst []byte, up Upload, id, hash string, at time.Time) ([]byt
 	return append(b, '}', '}'), nil
 }
 
-// appendJSONString appends s as encoding/json writes it: as it is when it
-// holds nothing it escapes (printable ASCII but for ", \, <, > and &).
+// appendJSONString appends s as json.Marshal writes it.
 func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(dst, q...)
-		}
+	if !plainString(s, true) {
+		q, _ := json.Marshal(s)
+		return append(dst, q...)
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// plainString reports whether encoding/json writes s as it is, quoted:
+// printable ASCII but for " and \\ (and, escaping HTML, <, > and &).
+func plainString(s string, html bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || (html && (c == '<' || c == '>' || c == '&')) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendJSON appends the receipt as an encoding/json Encoder that does
+// not escape HTML writes it (the gateway's answers), newline included,
+// without its reflection; ok is false when it does not know how (a string
+// to escape, a time out of range), and appends nothing.
+func (r Receipt) AppendJSON(dst []byte) (_ []byte, ok bool) {
+	for _, s := range []string{r.EventID, r.JobID, r.UploadID, r.Status, r.StatusURL} {
+		if !plainString(s, false) {
+			return dst, false
+		}
+	}
+	n := len(dst)
+	dst = append(dst, `{"eventId":"`...)
+	dst = append(dst, r.EventID...)
+	dst = append(dst, `","jobId":"`...)
+	dst = append(dst, r.JobID...)
+	dst = append(dst, `","uploadId":"`...)
+	dst = append(dst, r.UploadID...)
+	dst = append(dst, `","status":"`...)
+	dst = append(dst, r.Status...)
+	dst = append(dst, `","statusUrl":"`...)
+	dst = append(dst, r.StatusURL...)
+	dst = append(dst, `","receivedAt":"`...)
+	b, err := r.ReceivedAt.AppendText(dst)
+	if err != nil {
+		return dst[:n], false
+	}
+	dst = append(b, `","replay":`...)
+	dst = strconv.AppendBool(dst, r.Replay)
+	return append(dst, '}', '\n'), true
 }
 
 // ErrUnknown is returned by Lookup for an upload that was never accepted.
