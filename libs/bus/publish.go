@@ -28,9 +28,8 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, ev eve
 // PublishEncoded is Publish of an envelope already encoded: b is the JSON
 // of the event with the given id and type.
 func PublishEncoded(ctx context.Context, js jetstream.JetStream, subject, id, typ string, b []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, id)
-	msg.Header.Set("Ce-Type", typ)
+	// The header's keys are written as Header.Set writes them (canonical).
+	msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{jetstream.MsgIDHeader: {id}, "Ce-Type": {typ}}}
 	end := tracePublish(ctx, msg)
 	ack, err := js.PublishMsg(ctx, msg, opts...)
 	end(err)

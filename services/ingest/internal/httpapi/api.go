@@ -234,6 +234,11 @@ func (a *API) observe(c *gin.Context) {
 // readBody reads a JSON body within the size limit: another content type is
 // 415, a larger body 413. It reports false when it has answered.
 func (a *API) readBody(c *gin.Context) ([]byte, bool) {
+	return a.readBodyInto(c, new(bytes.Buffer))
+}
+
+// readBodyInto is readBody reading into buf (empty, and reused).
+func (a *API) readBodyInto(c *gin.Context, buf *bytes.Buffer) ([]byte, bool) {
 	ct := c.ContentType()
 	if ct != "application/json" {
 		problem(c, http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json, not "+strconv.Quote(ct))
@@ -245,7 +250,6 @@ func (a *API) readBody(c *gin.Context) ([]byte, bool) {
 	}
 	// A body of known length is read into one buffer of its size (ReadAll
 	// would grow it by doubling: twice the garbage for a large upload).
-	var buf bytes.Buffer
 	if n := c.Request.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,7 +34,9 @@ func (a *API) syncRoutes(g *gin.RouterGroup) {
 // upload validates, makes durable and answers 202 with the receipt.
 func (a *API) upload(p events.Product) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, ok := a.readBody(c)
+		bufs := uploadBuffers.Get().(*uploadBuffer)
+		defer bufs.put()
+		body, ok := a.readBodyInto(c, &bufs.body)
 		if !ok {
 			return
 		}
@@ -41,7 +45,10 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			problem(c, http.StatusServiceUnavailable, "unavailable", "the request ended before its body could be validated")
 			return
 		}
-		rep, canonical := a.validator.Canonical(p, key.OrganizationID, key.ProjectID, body)
+		rep, canonical := a.validator.AppendCanonical(bufs.canonical[:0], p, key.OrganizationID, key.ProjectID, body)
+		if canonical != nil {
+			bufs.canonical = canonical
+		}
 		a.validating.Release(int64(len(body)))
 		fields := make([]rpc.FieldError, 0, len(rep.Fields))
 		bad := map[string]bool{}
@@ -99,8 +106,39 @@ func (a *API) upload(p events.Product) gin.HandlerFunc {
 			}
 		}
 		c.Header("Location", rc.StatusURL)
+		if b, ok := rc.AppendJSON(bufs.answer[:0]); ok {
+			bufs.answer = b
+			c.Data(http.StatusAccepted, jsonType, b) // as answer writes it
+			return
+		}
 		answer(c, http.StatusAccepted, rc)
 	}
+}
+
+// jsonType is the Content-Type of answer's answers.
+const jsonType = "application/json; charset=utf-8"
+
+// uploadBuffer holds an upload's body, its canonical bytes and its
+// answer, for the next upload to reuse: none outlives its request (the
+// event published and the answer written are copies).
+type uploadBuffer struct {
+	body      bytes.Buffer
+	canonical []byte
+	answer    []byte
+}
+
+var uploadBuffers = sync.Pool{New: func() any { return new(uploadBuffer) }}
+
+// keptBuffer bounds the buffers kept for reuse: a large upload's go.
+const keptBuffer = 1 << 20
+
+func (b *uploadBuffer) put() {
+	if b.body.Cap() > keptBuffer || cap(b.canonical) > keptBuffer {
+		return
+	}
+	b.body.Reset()
+	b.canonical = b.canonical[:0]
+	uploadBuffers.Put(b)
 }
 
 // screenshotFiles checks the Guardian screenshots that are storage file ids

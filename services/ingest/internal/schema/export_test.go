@@ -5,7 +5,7 @@ import "github.com/odavl/sync/libs/events"
 // FastCanonical and FullCanonical are the two paths of Canonical, for the
 // test that they agree.
 func (v *Validator) FastCanonical(p events.Product, org, project string, body []byte) ([]byte, bool) {
-	return v.fastCanonical(p, org, project, body)
+	return v.fastCanonical(nil, p, org, project, body)
 }
 
 func (v *Validator) FullCanonical(p events.Product, org, project string, body []byte) (Report, []byte) {

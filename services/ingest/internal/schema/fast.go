@@ -2,8 +2,10 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"regexp"
@@ -38,8 +40,20 @@ type node struct {
 	typ      string // object, array, string, number, integer, boolean, or "" (enum)
 	props    map[string]*node
 	required []string
-	closed   bool  // additionalProperties: false
-	addl     *node // additionalProperties: a schema
+	// An object's properties in the order it is written (sorted, as
+	// encoding/json sorts a map's keys), each with its schema and written
+	// name, so that an object is written by looking its members up rather
+	// than sorting them; only members that additionalProperties admits are
+	// sorted per object. byLen lists the indices of the keys of each length
+	// (cheaper to look a member up by than hashing it).
+	keys     []string
+	byLen    [][]int
+	subs     []*node
+	quoted   [][]byte // `"name":`
+	req      []int    // the indices in keys of the required properties
+	reqOther []string // required names that are not properties
+	closed   bool     // additionalProperties: false
+	addl     *node    // additionalProperties: a schema
 	items    *node
 	maxItems int // -1: none
 	unique   bool
@@ -145,6 +159,14 @@ func compileFast(raw []byte) (*node, error) {
 				return nil, fmt.Errorf("%s: %w", at, err)
 			}
 		}
+		n.order()
+		if n.names != nil {
+			for _, k := range n.keys {
+				if !n.names.MatchString(k) {
+					return nil, fmt.Errorf("%s: property %q does not match propertyNames", at, k)
+				}
+			}
+		}
 		switch n.typ {
 		case "object", "array", "string", "number", "integer", "boolean", "several":
 		case "":
@@ -159,13 +181,58 @@ func compileFast(raw []byte) (*node, error) {
 	return compile(doc, "#")
 }
 
+// order sorts n's properties into keys and what goes with them.
+func (n *node) order() {
+	if len(n.props) == 0 {
+		n.reqOther = n.required
+		return
+	}
+	n.keys = slices.Sorted(maps.Keys(n.props))
+	for i, k := range n.keys {
+		if len(k) >= len(n.byLen) {
+			n.byLen = append(n.byLen, make([][]int, len(k)+1-len(n.byLen))...)
+		}
+		n.byLen[len(k)] = append(n.byLen[len(k)], i)
+		n.subs = append(n.subs, n.props[k])
+		n.quoted = append(n.quoted, append(appendString(nil, []byte(k)), ':'))
+	}
+	for _, r := range n.required {
+		if i := n.find([]byte(r)); i >= 0 {
+			n.req = append(n.req, i)
+		} else {
+			n.reqOther = append(n.reqOther, r)
+		}
+	}
+}
+
+// find returns the index of property k, or -1.
+func (n *node) find(k []byte) int {
+	if len(k) < len(n.byLen) {
+		for _, i := range n.byLen[len(k)] {
+			if string(k) == n.keys[i] {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 // walker is the state of one fast validation, pooled.
 type walker struct {
 	parser fastjson.Parser
 	out    []byte
 	num    []byte
-	kv     []kvPair
-	visit  func(k []byte, v *fastjson.Value)
+	// The members of the objects being walked, outer ones first: slots
+	// holds each object's properties by their index in its node's keys,
+	// kv its other members.
+	slots []*fastjson.Value
+	kv    []kvPair
+	// What visit fills: the node of the object visited, where its slots
+	// start, and whether a property came twice.
+	cur   *node
+	base  int
+	dup   bool
+	visit func(k []byte, v *fastjson.Value)
 }
 
 type kvPair struct {
@@ -175,7 +242,15 @@ type kvPair struct {
 
 var walkers = sync.Pool{New: func() any {
 	w := &walker{}
-	w.visit = func(k []byte, v *fastjson.Value) { w.kv = append(w.kv, kvPair{k, v}) }
+	w.visit = func(k []byte, v *fastjson.Value) {
+		if i := w.cur.find(k); i >= 0 {
+			slot := &w.slots[w.base+i]
+			w.dup = w.dup || *slot != nil
+			*slot = v
+			return
+		}
+		w.kv = append(w.kv, kvPair{k, v})
+	}
 	return w
 }}
 
@@ -187,9 +262,9 @@ func compareKV(a, b kvPair) int { return bytes.Compare(a.k, b.k) }
 // path, which reads lists item by item.
 const fastMaxBody = 256 << 10
 
-// fastCanonical returns the canonical bytes of body when the fast path can
-// tell it is a valid upload of p for the tenant.
-func (v *Validator) fastCanonical(p events.Product, org, project string, body []byte) ([]byte, bool) {
+// fastCanonical appends the canonical bytes of body to dst when the fast
+// path can tell it is a valid upload of p for the tenant.
+func (v *Validator) fastCanonical(dst []byte, p events.Product, org, project string, body []byte) ([]byte, bool) {
 	root := v.fast[p]
 	// The parser below is lenient inside strings (control characters, bad
 	// escapes); fastjson's validator is as strict as json.Valid, at a
@@ -203,11 +278,13 @@ func (v *Validator) fastCanonical(p events.Product, org, project string, body []
 	if err != nil {
 		return nil, false
 	}
-	w.out, w.kv = w.out[:0], w.kv[:0]
-	if !w.walk(root, doc) || !v.fastBusiness(p, org, project, doc) {
+	w.slots, w.kv = w.slots[:0], w.kv[:0]
+	out, ok := w.walk(root, doc, w.out[:0])
+	w.out = out
+	if !ok || !v.fastBusiness(p, org, project, doc) {
 		return nil, false
 	}
-	return bytes.Clone(w.out), true
+	return append(dst, out...), true
 }
 
 // surrogateEscape reports whether body may hold a \uD800-\uDFFF escape:
@@ -229,87 +306,91 @@ func surrogateEscape(body []byte) bool {
 	return false
 }
 
-// walk validates val against n and appends its canonical form to w.out.
-func (w *walker) walk(n *node, val *fastjson.Value) bool {
+// walk validates val against n and appends its canonical form to out.
+// out is passed along rather than kept in the walker: a slice written to
+// the heap costs a write barrier while the GC marks.
+func (w *walker) walk(n *node, val *fastjson.Value, out []byte) ([]byte, bool) {
 	if n.enum != nil {
 		s, err := val.StringBytes()
 		if err != nil || !slices.Contains(n.enum, string(s)) {
-			return false
+			return out, false
 		}
-		w.out = appendString(w.out, s)
-		return true
+		return appendString(out, s), true
 	}
 	switch n.typ {
 	case "object":
-		return w.object(n, val)
+		return w.object(n, val, out)
 	case "array":
 		items, err := val.Array()
 		if err != nil || (n.maxItems >= 0 && len(items) > n.maxItems) {
-			return false
+			return out, false
 		}
 		if n.unique && (n.items.typ != "string" || !uniqueStrings(items)) {
-			return false // a list of other items takes the full path
+			return out, false // a list of other items takes the full path
 		}
-		w.out = append(w.out, '[')
+		out = append(out, '[')
+		ok := true
 		for i, it := range items {
 			if i > 0 {
-				w.out = append(w.out, ',')
+				out = append(out, ',')
 			}
-			if !w.walk(n.items, it) {
-				return false
+			if out, ok = w.walk(n.items, it, out); !ok {
+				return out, false
 			}
 		}
-		w.out = append(w.out, ']')
-		return true
+		return append(out, ']'), true
 	case "string":
 		s, err := val.StringBytes()
-		if err != nil || !utf8.Valid(s) {
-			return false
+		if err != nil {
+			return out, false
 		}
-		if c := utf8.RuneCount(s); c < n.minLen || (n.maxLen >= 0 && c > n.maxLen) {
-			return false
+		c, simple := len(s), plain(s)
+		if !simple {
+			if !utf8.Valid(s) {
+				return out, false
+			}
+			c = utf8.RuneCount(s)
+		}
+		if c < n.minLen || (n.maxLen >= 0 && c > n.maxLen) {
+			return out, false
 		}
 		if n.pattern != nil && !n.pattern.Match(s) {
-			return false
+			return out, false
 		}
 		switch n.format {
 		case "date-time":
 			if _, ok := plainTime(s); !ok {
-				return false
+				return out, false
 			}
 		case "uri":
 			// As the schema library checks it: parsed, absolute, and
 			// (conservatively) no IPv6 host.
 			u, err := url.Parse(string(s))
 			if err != nil || !u.IsAbs() || strings.Contains(u.Hostname(), ":") {
-				return false
+				return out, false
 			}
 		}
-		w.out = appendString(w.out, s)
-		return true
+		if simple {
+			return append(append(append(out, '"'), s...), '"'), true
+		}
+		return appendString(out, s), true
 	case "number", "integer":
 		if val.Type() != fastjson.TypeNumber {
-			return false
+			return out, false
 		}
-		w.num = val.MarshalTo(w.num[:0])
-		f, ok := plainNumber(w.num, n.typ == "integer")
-		if !ok || (n.min != nil && f < *n.min) || (n.max != nil && f > *n.max) {
-			return false
-		}
-		w.out = append(w.out, w.num...)
-		return true
+		start := len(out)
+		out = val.MarshalTo(out)
+		f, ok := plainNumber(out[start:], n.typ == "integer")
+		return out, ok && (n.min == nil || f >= *n.min) && (n.max == nil || f <= *n.max)
 	case "boolean":
 		switch val.Type() {
 		case fastjson.TypeTrue:
-			w.out = append(w.out, "true"...)
+			return append(out, "true"...), true
 		case fastjson.TypeFalse:
-			w.out = append(w.out, "false"...)
-		default:
-			return false
+			return append(out, "false"...), true
 		}
-		return true
 	}
-	return false
+	return out, false
 }
 
 // uniqueStrings reports whether a list of strings repeats none.
@@ -335,52 +416,83 @@ func uniqueStrings(items []*fastjson.Value) bool {
 	return true
 }
 
-// object validates an object and writes it with its keys sorted.
-func (w *walker) object(n *node, val *fastjson.Value) bool {
+// object validates an object and writes it with its keys sorted: its
+// properties in their node's order, merged with its other members sorted.
+func (w *walker) object(n *node, val *fastjson.Value, out []byte) ([]byte, bool) {
 	o, err := val.Object()
 	if err != nil || (n.maxProps >= 0 && o.Len() > n.maxProps) {
-		return false
+		return out, false
 	}
-	start := len(w.kv)
+	base, start := len(w.slots), len(w.kv)
+	w.slots = append(w.slots, make([]*fastjson.Value, len(n.keys))...)
+	defer func() { w.slots, w.kv = w.slots[:base], w.kv[:start] }()
+	w.cur, w.base, w.dup = n, base, false
 	o.Visit(w.visit)
-	defer func() { w.kv = w.kv[:start] }()
-	kvs := w.kv[start:]
-	slices.SortFunc(kvs, compareKV)
-	for i := 1; i < len(kvs); i++ {
-		if bytes.Equal(kvs[i].k, kvs[i-1].k) {
-			return false // a duplicate key: the full path decides which one counts
-		}
+	if w.dup {
+		return out, false // a duplicate key: the full path decides which one counts
 	}
-	for _, r := range n.required {
-		if _, found := slices.BinarySearchFunc(kvs, r, func(kv kvPair, r string) int { return bytes.Compare(kv.k, []byte(r)) }); !found {
-			return false
+	others := w.kv[start:]
+	if len(others) > 0 {
+		if n.closed || n.addl == nil {
+			return out, false
 		}
-	}
-	w.out = append(w.out, '{')
-	for i := range kvs {
-		// kvs may move while children are walked: index w.kv, not kvs.
-		kv := w.kv[start+i]
-		if !utf8.Valid(kv.k) {
-			return false
-		}
-		sub := n.props[string(kv.k)]
-		if sub == nil {
-			if n.closed || n.addl == nil || (n.names != nil && !n.names.Match(kv.k)) {
-				return false
+		slices.SortFunc(others, compareKV)
+		for i, kv := range others {
+			if (i > 0 && bytes.Equal(kv.k, others[i-1].k)) || !utf8.Valid(kv.k) || (n.names != nil && !n.names.Match(kv.k)) {
+				return out, false
 			}
-			sub = n.addl
-		}
-		if i > 0 {
-			w.out = append(w.out, ',')
-		}
-		w.out = appendString(w.out, kv.k)
-		w.out = append(w.out, ':')
-		if !w.walk(sub, kv.v) {
-			return false
 		}
 	}
-	w.out = append(w.out, '}')
-	return true
+	for _, i := range n.req {
+		if w.slots[base+i] == nil {
+			return out, false
+		}
+	}
+	for _, r := range n.reqOther {
+		if _, found := slices.BinarySearchFunc(others, r, func(kv kvPair, r string) int { return strings.Compare(string(kv.k), r) }); !found {
+			return out, false
+		}
+	}
+	// w.slots and w.kv may move while members are walked: index them,
+	// not others.
+	end := len(w.kv)
+	out = append(out, '{')
+	ok, j := true, start
+	for i, k := range n.keys {
+		v := w.slots[base+i]
+		if v == nil {
+			continue
+		}
+		for ; j < end && string(w.kv[j].k) < k; j++ {
+			if out, ok = w.other(n, w.kv[j], out); !ok {
+				return out, false
+			}
+		}
+		out = append(comma(out), n.quoted[i]...)
+		if out, ok = w.walk(n.subs[i], v, out); !ok {
+			return out, false
+		}
+	}
+	for ; j < end; j++ {
+		if out, ok = w.other(n, w.kv[j], out); !ok {
+			return out, false
+		}
+	}
+	return append(out, '}'), true
+}
+
+// other writes a member of an object that is not one of its properties.
+func (w *walker) other(n *node, kv kvPair, out []byte) ([]byte, bool) {
+	out = append(appendString(comma(out), kv.k), ':')
+	return w.walk(n.addl, kv.v, out)
+}
+
+// comma separates a member from the one before it, if any.
+func comma(out []byte) []byte {
+	if out[len(out)-1] != '{' {
+		return append(out, ',')
+	}
+	return out
 }
 
 // plainNumber parses a number of at most 15 significant characters (so
@@ -488,6 +600,32 @@ func severityIndex(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// plain reports whether s is ASCII that JSON writes as it is: no control
+// characters, quotes or backslashes. It reads s eight bytes at a time.
+func plain(s []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		if x&highs != 0 {
+			return false // not ASCII
+		}
+		// With every byte below 0x80, (y - ones) & ^y & highs is not zero
+		// exactly when a byte of y is zero, and (x - 0x20*ones) & ^x & highs
+		// when a byte of x is below 0x20.
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendString writes s (valid UTF-8) as encoding/json does without HTML

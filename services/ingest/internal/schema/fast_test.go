@@ -300,3 +300,26 @@ func TestFastPathRefusesWhatIsNotJSON(t *testing.T) {
 	}
 	t.Logf("%d bodies that are not JSON, all refused", invalid)
 }
+
+// BenchmarkFastCanonical is the fast path's cost of a ~10 KB Insight upload
+// (48 issues), as BenchmarkGatewayUpload sends.
+func BenchmarkFastCanonical(b *testing.B) {
+	v := validator(b)
+	in := insight()
+	var issues []any
+	for j := range 48 {
+		issues = append(issues, map[string]any{"detector": "eslint", "severity": "low",
+			"message": "no-unused-vars: 'someLongVariableName' is assigned a value but never used (upload 00000001, issue " + strconv.Itoa(j) + ")",
+			"file":    "packages/web/src/components/checkout/Step" + strconv.Itoa(j) + ".tsx", "line": 10 + j, "column": 5})
+	}
+	in["issues"], in["totalIssues"] = issues, 48
+	in["issuesBySeverity"] = map[string]any{"critical": 0, "high": 0, "medium": 0, "low": 48}
+	body, _ := json.Marshal(in)
+	if _, ok := v.FastCanonical(events.Insight, "acme", "web", body); !ok {
+		b.Fatal("the fast path does not take the body")
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		v.FastCanonical(events.Insight, "acme", "web", body)
+	}
+}

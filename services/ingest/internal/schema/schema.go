@@ -146,10 +146,20 @@ func (v *Validator) Validate(p events.Product, org, project string, body []byte)
 // re-encoded canonically: keys sorted, no insignificant spaces, numbers as
 // written, so equal payloads hash equally.
 func (v *Validator) Canonical(p events.Product, org, project string, body []byte) (Report, []byte) {
-	if c, ok := v.fastCanonical(p, org, project, body); ok {
+	return v.AppendCanonical(nil, p, org, project, body)
+}
+
+// AppendCanonical is Canonical appending the canonical bytes to dst (a
+// buffer the caller reuses).
+func (v *Validator) AppendCanonical(dst []byte, p events.Product, org, project string, body []byte) (Report, []byte) {
+	if c, ok := v.fastCanonical(dst, p, org, project, body); ok {
 		return Report{}, c
 	}
-	return v.fullCanonical(p, org, project, body)
+	r, c := v.fullCanonical(p, org, project, body)
+	if dst == nil || r.Total > 0 {
+		return r, c
+	}
+	return r, append(dst, c...)
 }
 
 // fullCanonical is Canonical without the fast path: it names every bad field.

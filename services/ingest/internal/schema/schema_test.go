@@ -1,6 +1,7 @@
 package schema_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-func validator(t *testing.T) *schema.Validator {
+func validator(t testing.TB) *schema.Validator {
 	t.Helper()
 	v, err := schema.New(func() time.Time { return now })
 	if err != nil {
@@ -252,6 +253,26 @@ func TestAutopilotPhaseFieldsAsTheSeedNestsThem(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: %v, want %s named", tc.name, errs, tc.field)
+		}
+	}
+}
+
+// AppendCanonical appends to its buffer what Canonical returns, on the fast
+// path and on the full one (an escaped surrogate pair takes the full path).
+func TestAppendCanonicalAppends(t *testing.T) {
+	v := validator(t)
+	plain, _ := json.Marshal(insight())
+	for i, body := range [][]byte{plain, bytes.Replace(plain, []byte(`"message":"a"`), []byte(`"message":"\ud83d\ude00"`), 1)} {
+		rep, want := v.Canonical(events.Insight, "acme", "web", body)
+		if rep.Total != 0 {
+			t.Fatalf("%s: %v", body, rep.Fields)
+		}
+		if _, fast := v.FastCanonical(events.Insight, "acme", "web", body); fast != (i == 0) {
+			t.Fatalf("body %d takes the fast path: %v", i, fast)
+		}
+		_, got := v.AppendCanonical([]byte("kept"), events.Insight, "acme", "web", body)
+		if string(got) != "kept"+string(want) {
+			t.Errorf("appended %s, want kept%s", got, want)
 		}
 	}
 }

@@ -8,13 +8,15 @@
 package uploads
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -222,43 +224,133 @@ func wrongLastSequence(err error) bool {
 }
 
 func (u *Uploads) publish(ctx context.Context, up Upload, subject, id, hash string, at time.Time, expect uint64) (*jetstream.PubAck, error) {
-	b, err := encodeReceived(up, id, hash, at)
+	// The event is copied into the connection's buffer by the publish:
+	// its bytes are reused.
+	bp := envelopes.Get().(*[]byte)
+	defer envelopes.Put(bp)
+	b, err := encodeReceived((*bp)[:0], up, id, hash, at)
 	if err != nil {
 		return nil, err
 	}
+	*bp = b
 	return bus.PublishEncoded(ctx, u.js, subject, id, events.ReceivedType(up.Product), b, jetstream.WithExpectLastSequencePerSubject(expect))
 }
 
-// payloadMark stands for the payload while the envelope is encoded: the
-// canonical payload (compact JSON already) is put in its place afterwards,
-// instead of being checked and copied twice more by encoding/json.
-var payloadMark = []byte(`"payload":0}}`)
+// envelopes are the buffers received events are encoded into.
+var envelopes = sync.Pool{New: func() any { return new([]byte) }}
 
-// encodeReceived is the JSON of an upload's received event.
-func encodeReceived(up Upload, id, hash string, at time.Time) ([]byte, error) {
+// encodeReceived appends the JSON of an upload's received event to dst:
+// the bytes encoding/json makes of the events.Received event (field by
+// field, in its order), written directly, with the canonical payload
+// (compact JSON already) copied in rather than checked and copied twice
+// more by encoding/json.
+func encodeReceived(dst []byte, up Upload, id, hash string, at time.Time) ([]byte, error) {
 	if len(up.Canonical) == 0 {
 		return nil, fmt.Errorf("encoding event %s: no payload", id)
 	}
-	ev, err := events.New(id, Source, events.ReceivedType(up.Product), at, up.OrganizationID, up.ProjectID, events.Received{
-		UploadID: id, OrganizationID: up.OrganizationID, ProjectID: up.ProjectID, Product: up.Product,
-		IdempotencyKey: up.IdempotencyKey, PayloadHash: hash, KeyID: up.KeyID, ReceivedAt: at,
-		Payload: json.RawMessage(`0`),
-	})
-	if err != nil {
-		return nil, err
+	typ := events.ReceivedType(up.Product)
+	if n := len(up.Canonical) + 1024; cap(dst)-len(dst) < n {
+		dst = slices.Grow(dst, n)
 	}
-	ev.Subject = id
-	b, err := ev.MarshalJSON()
+	b := append(dst, `{"specversion":`...)
+	b = appendJSONString(b, events.SpecVersion)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, Source)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	if id != "" {
+		b = append(b, `,"subject":`...)
+		b = appendJSONString(b, id)
+	}
+	b = append(b, `,"time":"`...)
+	b = at.UTC().Truncate(time.Millisecond).AppendFormat(b, events.TimeLayout)
+	b = append(b, `","datacontenttype":"application/json","dataschema":`...)
+	b = appendJSONString(b, events.DataSchema(typ))
+	if up.OrganizationID != "" {
+		b = append(b, `,"organizationid":`...)
+		b = appendJSONString(b, up.OrganizationID)
+	}
+	if up.ProjectID != "" {
+		b = append(b, `,"projectid":`...)
+		b = appendJSONString(b, up.ProjectID)
+	}
+	b = append(b, `,"data":{"uploadId":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"organizationId":`...)
+	b = appendJSONString(b, up.OrganizationID)
+	b = append(b, `,"projectId":`...)
+	b = appendJSONString(b, up.ProjectID)
+	b = append(b, `,"product":`...)
+	b = appendJSONString(b, string(up.Product))
+	b = append(b, `,"idempotencyKey":`...)
+	b = appendJSONString(b, up.IdempotencyKey)
+	b = append(b, `,"payloadHash":`...)
+	b = appendJSONString(b, hash)
+	b = append(b, `,"keyId":`...)
+	b = appendJSONString(b, up.KeyID)
+	b = append(b, `,"receivedAt":"`...)
+	b, err := at.AppendText(b)
 	if err != nil {
 		return nil, fmt.Errorf("encoding event %s: %w", id, err)
 	}
-	if !bytes.HasSuffix(b, payloadMark) {
-		return nil, fmt.Errorf("encoding event %s: the payload is not last in the envelope", id)
+	b = append(b, `","payload":`...)
+	b = append(b, up.Canonical...)
+	return append(b, '}', '}'), nil
+}
+
+// appendJSONString appends s as json.Marshal writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	if !plainString(s, true) {
+		q, _ := json.Marshal(s)
+		return append(dst, q...)
 	}
-	out := make([]byte, 0, len(b)+len(up.Canonical))
-	out = append(out, b[:len(b)-3]...) // up to "payload":
-	out = append(out, up.Canonical...)
-	return append(out, '}', '}'), nil
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// plainString reports whether encoding/json writes s as it is, quoted:
+// printable ASCII but for " and \\ (and, escaping HTML, <, > and &).
+func plainString(s string, html bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || (html && (c == '<' || c == '>' || c == '&')) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendJSON appends the receipt as an encoding/json Encoder that does
+// not escape HTML writes it (the gateway's answers), newline included,
+// without its reflection; ok is false when it does not know how (a string
+// to escape, a time out of range), and appends nothing.
+func (r Receipt) AppendJSON(dst []byte) (_ []byte, ok bool) {
+	for _, s := range []string{r.EventID, r.JobID, r.UploadID, r.Status, r.StatusURL} {
+		if !plainString(s, false) {
+			return dst, false
+		}
+	}
+	n := len(dst)
+	dst = append(dst, `{"eventId":"`...)
+	dst = append(dst, r.EventID...)
+	dst = append(dst, `","jobId":"`...)
+	dst = append(dst, r.JobID...)
+	dst = append(dst, `","uploadId":"`...)
+	dst = append(dst, r.UploadID...)
+	dst = append(dst, `","status":"`...)
+	dst = append(dst, r.Status...)
+	dst = append(dst, `","statusUrl":"`...)
+	dst = append(dst, r.StatusURL...)
+	dst = append(dst, `","receivedAt":"`...)
+	b, err := r.ReceivedAt.AppendText(dst)
+	if err != nil {
+		return dst[:n], false
+	}
+	dst = append(b, `","replay":`...)
+	dst = strconv.AppendBool(dst, r.Replay)
+	return append(dst, '}', '\n'), true
 }
 
 // ErrUnknown is returned by Lookup for an upload that was never accepted.
