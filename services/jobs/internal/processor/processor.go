@@ -188,17 +188,16 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	// Every step is idempotent, so the result and the alert are stored
-	// side by side; then the job's COMPLETED record, and only then the
-	// processed event, so that whoever hears of it finds the job finished.
-	raised := make(chan error, 1)
-	if alert != nil {
-		go func() { raised <- p.raise(ctx, rc, *alert) }()
-	} else {
-		raised <- nil
-	}
-	if err := errors.Join(p.store(ctx, r), <-raised); err != nil {
+	// The alert only once the result is stored, and the processed event
+	// only once the job's COMPLETED record is: whoever hears of either
+	// finds what it announces.
+	if err := p.store(ctx, r); err != nil {
 		return err
+	}
+	if alert != nil {
+		if err := p.raise(ctx, rc, *alert); err != nil {
+			return err
+		}
 	}
 	if err := p.transit(job, jobs.Completed, jobs.Active, attempt, "", r.ID); err != nil {
 		return err
