@@ -484,6 +484,10 @@ func (s *benchServer) landing(b *testing.B, n int, budget time.Duration) (landed
 	for i := range bodies {
 		bodies[i] = tenKBInsight(s.cred.OrganizationID, project, i)
 	}
+	if prof := os.Getenv("BENCH_STORE_LANDING_PROFILE"); prof != "" && s.cmd == nil { // serve in this process: the landing alone
+		stop := cpuProfile(b, prof)
+		defer stop()
+	}
 	start := time.Now()
 	_, _, failed := runConcurrent(32, n, func(i int) error {
 		st, body, err := s.do(ctx, http.MethodPost, project, "/api/v1/sync/insight", bodies[i])

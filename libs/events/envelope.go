@@ -78,6 +78,22 @@ func (e Event) MarshalJSON() ([]byte, error) {
 
 // Decode parses an envelope and checks its required attributes.
 func Decode(b []byte) (Event, error) {
+	e, ok := decodeFast(b)
+	if !ok {
+		e = Event{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Event{}, fmt.Errorf("decoding event: %w", err)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decodeJSON is Decode with encoding/json alone (what the fast path is
+// checked against).
+func decodeJSON(b []byte) (Event, error) {
 	var e Event
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("decoding event: %w", err)
@@ -128,6 +144,9 @@ func (e Event) Validate() error {
 
 // DataAs decodes the event data into v.
 func (e Event) DataAs(v any) error {
+	if r, ok := v.(*Received); ok && decodeReceivedFast(e.Data, r) {
+		return nil
+	}
 	if err := json.Unmarshal(e.Data, v); err != nil {
 		return fmt.Errorf("decoding %s data: %w", e.Type, err)
 	}

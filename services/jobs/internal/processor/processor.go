@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/odavl/sync/libs/bus"
@@ -262,9 +264,16 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 	var f events.Figures
 	switch rc.Product {
 	case events.Insight:
-		var in events.InsightResult
-		if err := json.Unmarshal(rc.Payload, &in); err != nil {
-			return f, nil, fmt.Errorf("decoding insight payload: %w", err)
+		if r.Data == nil { // a redelivery's announce: the result was stored before
+			data, err := results.FromJSON(rc.Payload)
+			if err != nil {
+				return f, nil, err
+			}
+			r.Data = data
+		}
+		in, err := readInsight(r.Data)
+		if err != nil {
+			return f, nil, err
 		}
 		r.Timestamp = in.Timestamp
 		sev := in.IssuesBySeverity
@@ -273,10 +282,8 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 			a := &events.CriticalAlert{AlertID: "alert-" + rc.UploadID, UploadID: rc.UploadID,
 				OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Critical: sev.Critical, RaisedAt: rc.ReceivedAt,
 				Issues: []events.InsightIssue{}}
-			for _, is := range in.Issues {
-				if is.Severity == events.SeverityCritical && len(a.Issues) < 20 {
-					a.Issues = append(a.Issues, is)
-				}
+			for is := range in.critical(maxAlertIssues) {
+				a.Issues = append(a.Issues, is)
 			}
 			return f, a, nil
 		}
@@ -299,6 +306,56 @@ func (p *Processor) describe(rc events.Received, r *results.Result) (events.Figu
 		f.LCP = &lcp
 	}
 	return f, nil, nil
+}
+
+// maxAlertIssues is how many critical issues an alert lists.
+const maxAlertIssues = 20
+
+// insight is what describe reads of an Insight result: the head of its
+// stored document (the issues are skipped over by their length, not read).
+type insight struct {
+	Timestamp        time.Time               `bson:"-"`
+	Stamp            string                  `bson:"timestamp"`
+	TotalIssues      int64                   `bson:"totalIssues"`
+	IssuesBySeverity events.IssuesBySeverity `bson:"issuesBySeverity"`
+	issues           bson.RawValue
+}
+
+// readInsight reads the figures of an Insight result from its stored form,
+// as validated by the gateway.
+func readInsight(data bson.Raw) (insight, error) {
+	var in insight
+	if err := bson.Unmarshal(data, &in); err != nil {
+		return in, fmt.Errorf("decoding insight payload: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, in.Stamp)
+	if err != nil {
+		return in, fmt.Errorf("decoding insight payload: timestamp: %w", err)
+	}
+	in.Timestamp, in.issues = t, data.Lookup("issues")
+	return in, nil
+}
+
+// critical yields the first n critical issues, in their order.
+func (in insight) critical(n int) iter.Seq[events.InsightIssue] {
+	return func(yield func(events.InsightIssue) bool) {
+		list, ok := in.issues.ArrayOK()
+		if !ok {
+			return
+		}
+		values, _ := list.Values()
+		for _, v := range values {
+			doc, ok := v.DocumentOK()
+			if !ok || doc.Lookup("severity").StringValue() != events.SeverityCritical {
+				continue
+			}
+			var is events.InsightIssue
+			if n == 0 || bson.Unmarshal(doc, &is) != nil || !yield(is) {
+				return
+			}
+			n--
+		}
+	}
 }
 
 func (p *Processor) raise(ctx context.Context, rc events.Received, a events.CriticalAlert) error {

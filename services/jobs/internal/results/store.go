@@ -95,17 +95,6 @@ type Result struct {
 	Data bson.Raw `bson:"data"`
 }
 
-// FromJSON converts a validated JSON payload to the stored form. The payload
-// has passed the gateway's schema (no keys starting with '$'), so reading it
-// as extended JSON keeps its numbers' types and its key order.
-func FromJSON(payload []byte) (bson.Raw, error) {
-	var raw bson.Raw
-	if err := bson.UnmarshalExtJSON(payload, false, &raw); err != nil {
-		return nil, fmt.Errorf("converting payload: %w", err)
-	}
-	return raw, nil
-}
-
 // ErrExists is returned by Insert when the result is stored already.
 var ErrExists = errors.New("result exists")
 
