@@ -425,6 +425,12 @@ func runStoreSide(b *testing.B, bin string, baseline bool, cfg storeBenchConfig)
 	runtime.GC()
 	f.rssBefore = s.rssMB()
 	for i, l := range storeLists() {
+		if prof := os.Getenv("BENCH_STORE_LIST_PROFILE"); prof != "" && s.cmd == nil && i == 0 { // serve in this process: the first list alone
+			stop := cpuProfile(b, prof)
+			f.lists[l[0]] = s.measureList(benchProjects(i), l[1], cfg.lists, budget)
+			stop()
+			continue
+		}
 		f.lists[l[0]] = s.measureList(benchProjects(i), l[1], cfg.lists, budget)
 		b.Logf("%s: %-28s %+v", side, l[0], f.lists[l[0]])
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -193,5 +194,49 @@ func BenchmarkFromJSON(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A result's data renders as the driver's relaxed extended JSON writer
+// renders it, for the documents FromJSON makes and for strings and numbers
+// of every kind; other types are left to the driver.
+func TestRelaxedJSONIsTheDrivers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 17))
+	var docs []bson.Raw
+	for range 2000 {
+		if raw, err := FromJSON(randomObject(rng, 0)); err == nil {
+			docs = append(docs, raw)
+		}
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1.5, 1e21, 1e20, 123456789012345680000, 1e-7, 0.1, 5e-324, math.MaxFloat64, 3.0, 2.5e-5} {
+		raw, _ := bson.Marshal(bson.D{{Key: "f", Value: f}})
+		docs = append(docs, raw)
+	}
+	for _, s := range []string{"plain", "\x00\x01\x1f\x7f", "<&>", "\xff\xfe", "a\u2028b\u2029", "é日本😀", `"\`, "\b\f\n\r\t", "bad \xc3\x28 utf8"} {
+		key := strings.ReplaceAll(s, "\x00", "0") // a key holds no NUL
+		raw, err := bson.Marshal(bson.D{{Key: key, Value: s}, {Key: "n", Value: int64(math.MinInt64)}, {Key: "a", Value: bson.A{s, int32(-7), nil, true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, raw)
+	}
+	for _, raw := range docs {
+		want, err := bson.MarshalExtJSON(raw, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendRelaxedJSON(nil, raw)
+		if !ok || string(got) != string(want) {
+			t.Fatalf("%v:\nours   %s (%v)\ndriver %s", raw, got, ok, want)
+		}
+	}
+	// Types FromJSON never makes go to the driver.
+	raw, _ := bson.Marshal(bson.D{{Key: "at", Value: bson.NewDateTimeFromTime(time.Unix(0, 0))}})
+	if _, ok := appendRelaxedJSON(nil, raw); ok {
+		t.Error("a date rendered by the fast writer")
+	}
+	r := Result{ID: "u", Data: raw}
+	if b, err := r.JSON(); err != nil || !strings.Contains(string(b), `"at":{"$date":"1970-01-01T00:00:00Z"}`) {
+		t.Errorf("a date renders %s %v", b, err)
 	}
 }

@@ -213,3 +213,153 @@ func surrogateEscape(body []byte) bool {
 		}
 	}
 }
+
+// appendRelaxedJSON appends doc as bson.MarshalExtJSON(doc, false, false)
+// writes it, for the types FromJSON makes (strings, numbers, booleans,
+// nulls, documents, arrays); ok is false for any other type or a malformed
+// document, and the caller asks the driver (TestRelaxedJSONIsTheDrivers).
+// A list renders 50 results of ~10 KB: the driver's reflective writer was
+// the largest part of it.
+func appendRelaxedJSON(dst []byte, doc []byte) (_ []byte, ok bool) {
+	dst, rest, ok := appendDocJSON(dst, doc, false)
+	return dst, ok && len(rest) == 0
+}
+
+// appendDocJSON appends the document (or array) at the start of b and
+// returns what follows it.
+func appendDocJSON(dst, b []byte, array bool) ([]byte, []byte, bool) {
+	if len(b) < 5 {
+		return dst, nil, false
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n < 5 || n > len(b) || b[n-1] != 0 {
+		return dst, nil, false
+	}
+	body, rest := b[4:n-1], b[n:]
+	open, end := byte('{'), byte('}')
+	if array {
+		open, end = '[', ']'
+	}
+	dst = append(dst, open)
+	for first := true; len(body) > 0; first = false {
+		t := bson.Type(body[0])
+		k := bytes.IndexByte(body[1:], 0)
+		if k < 0 {
+			return dst, nil, false
+		}
+		key := body[1 : 1+k]
+		body = body[2+k:]
+		if !first {
+			dst = append(dst, ',')
+		}
+		if !array {
+			dst = appendJSONString(dst, key)
+			dst = append(dst, ':')
+		}
+		var ok bool
+		switch t {
+		case bson.TypeString:
+			if len(body) < 5 {
+				return dst, nil, false
+			}
+			l := int(binary.LittleEndian.Uint32(body))
+			if l < 1 || 4+l > len(body) || body[3+l] != 0 {
+				return dst, nil, false
+			}
+			dst = appendJSONString(dst, body[4:3+l])
+			body = body[4+l:]
+		case bson.TypeInt32:
+			if len(body) < 4 {
+				return dst, nil, false
+			}
+			dst = strconv.AppendInt(dst, int64(int32(binary.LittleEndian.Uint32(body))), 10)
+			body = body[4:]
+		case bson.TypeInt64:
+			if len(body) < 8 {
+				return dst, nil, false
+			}
+			dst = strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(body)), 10)
+			body = body[8:]
+		case bson.TypeDouble:
+			if len(body) < 8 {
+				return dst, nil, false
+			}
+			f := math.Float64frombits(binary.LittleEndian.Uint64(body))
+			if math.IsInf(f, 0) || math.IsNaN(f) {
+				return dst, nil, false
+			}
+			start := len(dst)
+			dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
+			if bytes.IndexAny(dst[start:], "E.") < 0 {
+				dst = append(dst, '.', '0')
+			}
+			body = body[8:]
+		case bson.TypeBoolean:
+			if len(body) < 1 || body[0] > 1 {
+				return dst, nil, false
+			}
+			dst = strconv.AppendBool(dst, body[0] == 1)
+			body = body[1:]
+		case bson.TypeNull:
+			dst = append(dst, "null"...)
+		case bson.TypeEmbeddedDocument, bson.TypeArray:
+			if dst, body, ok = appendDocJSON(dst, body, t == bson.TypeArray); !ok {
+				return dst, nil, false
+			}
+		default:
+			return dst, nil, false
+		}
+	}
+	return append(dst, end), rest, true
+}
+
+// appendJSONString writes s as the driver's extended JSON writer does
+// without HTML escaping: encoding/json's escapes, bytes that are not UTF-8
+// as \ufffd.
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(append(dst, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -179,9 +179,12 @@ func (s *Store) Get(ctx context.Context, org, project string, p events.Product, 
 // that carries one of our names (the schemas refuse them today) has it
 // replaced instead.
 func (r Result) JSON() (json.RawMessage, error) {
-	b, err := bson.MarshalExtJSON(r.Data, false, false)
-	if err != nil {
-		return nil, fmt.Errorf("rendering result %s: %w", r.ID, err)
+	b, ok := appendRelaxedJSON(make([]byte, 0, len(r.Data)+len(r.Data)/4+160), r.Data)
+	if !ok {
+		var err error
+		if b, err = bson.MarshalExtJSON(r.Data, false, false); err != nil {
+			return nil, fmt.Errorf("rendering result %s: %w", r.ID, err)
+		}
 	}
 	ours := []struct {
 		key string
@@ -195,8 +198,7 @@ func (r Result) JSON() (json.RawMessage, error) {
 	if len(b) < 2 || b[len(b)-1] != '}' {
 		return nil, fmt.Errorf("rendering result %s: data is not a document", r.ID)
 	}
-	out := make([]byte, 0, len(b)+160)
-	out = append(out, b[:len(b)-1]...)
+	out := b[:len(b)-1] // b has room for ours
 	for i, f := range ours {
 		if i > 0 || len(b) > 2 {
 			out = append(out, ',')
