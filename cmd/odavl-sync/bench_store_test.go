@@ -605,7 +605,7 @@ func insertAll(b *testing.B, coll *mongo.Collection, docs []any) float64 {
 func printStoreFigures(w io.Writer, cfg storeBenchConfig, before, after []storeFigures) {
 	fmt.Fprintf(w, "\nbench-store: %d Insight results (~10 KB) over 4 projects, %d Autopilot, %d Guardian, %d jobs, %d files; %d requests per list (before: at most %s per list); %d uploads landed\n",
 		cfg.results, cfg.results/10, cfg.results/10, cfg.results+cfg.results/5, cfg.results/5, cfg.lists, cfg.budget, cfg.uploads)
-	fmt.Fprintf(w, "before: ODAVL_STORE_BASELINE=1 (the fork's patches 3-10 off, SQLite synchronous=FULL), %d server(s); after: %d server(s); figures as min–max over a side's servers\n\n", len(before), len(after))
+	fmt.Fprintf(w, "before: ODAVL_STORE_BASELINE=1 (the fork's patches 3-11 off, SQLite synchronous=FULL), %d server(s); after: %d server(s); figures as min–max over a side's servers\n\n", len(before), len(after))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tbefore\tafter\tgoal")
 	spread := func(fs []storeFigures, get func(storeFigures) float64, unit string) string {
@@ -616,10 +616,14 @@ func printStoreFigures(w io.Writer, cfg storeBenchConfig, before, after []storeF
 		for _, f := range fs[1:] {
 			lo, hi = min(lo, get(f)), max(hi, get(f))
 		}
-		if lo == hi {
-			return fmt.Sprintf("%.1f%s", lo, unit)
+		prec := 1
+		if hi < 10 {
+			prec = 2 // a ratio: 0.45 is not 0.5
 		}
-		return fmt.Sprintf("%.1f–%.1f%s", lo, hi, unit)
+		if lo == hi {
+			return fmt.Sprintf("%.*f%s", prec, lo, unit)
+		}
+		return fmt.Sprintf("%.*f–%.*f%s", prec, lo, prec, hi, unit)
 	}
 	listCell := func(fs []storeFigures, name string) string {
 		for _, f := range fs {

@@ -18,12 +18,14 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"time"
 
 	_ "modernc.org/sqlite" // register database/sql driver
 
 	"github.com/FerretDB/FerretDB/internal/util/fsql"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/logging"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/state"
 )
 
@@ -72,5 +74,14 @@ func openDB(name, uri string, memory bool, l *slog.Logger, sp *state.Provider) (
 		}
 	}
 
-	return fsql.WrapDB(db, name, l), nil
+	res := fsql.WrapDB(db, name, l)
+	if !memory && !odavl.Baseline {
+		res.CheckpointInBackground(checkpointEvery) // ODAVL patch 11
+	}
+
+	return res, nil
 }
+
+// checkpointEvery is how often a database written to is checkpointed in
+// the background (ODAVL patch 11).
+const checkpointEvery = 200 * time.Millisecond
