@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,12 +49,6 @@ type DB struct {
 	// leaving the lock idle between writers; waiting here, it is woken as
 	// soon as the lock is free.
 	writeMu sync.Mutex
-
-	// ODAVL patch 11: the background checkpointer's state.
-	writes     atomic.Uint64 // write locks taken
-	stopCkpt   chan struct{}
-	ckptDone   chan struct{}
-	stopCkptMu sync.Once
 }
 
 // LockWrites takes the database's write lock of this process and returns
@@ -66,47 +59,7 @@ func (db *DB) LockWrites() (unlock func()) {
 		return func() {}
 	}
 	db.writeMu.Lock()
-	db.writes.Add(1)
 	return db.writeMu.Unlock
-}
-
-// CheckpointInBackground checkpoints the database's WAL every interval
-// after writes, in a goroutine of its own, until Close (ODAVL patch 11).
-// The connections are opened with wal_autocheckpoint(0): SQLite's automatic
-// checkpoint runs in the writer whose commit crosses 1,000 pages, and here
-// that is inside the write lock, so every writer waited for it to copy the
-// pages into the database and fsync it (a tail of tens of milliseconds on
-// a result's store every second or so at 200 uploads/s). A PASSIVE
-// checkpoint takes no writer's lock: writes go on beside it.
-func (db *DB) CheckpointInBackground(interval time.Duration) {
-	db.stopCkpt, db.ckptDone = make(chan struct{}), make(chan struct{})
-
-	go func() {
-		defer close(db.ckptDone)
-
-		t := time.NewTicker(interval)
-		defer t.Stop()
-
-		var done uint64
-
-		for {
-			select {
-			case <-db.stopCkpt:
-				return
-			case <-t.C:
-			}
-
-			if w := db.writes.Load(); w != done {
-				var busy, log, ckpt int64
-				if err := db.sqlDB.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &ckpt); err != nil {
-					db.l.Warn("background checkpoint failed", logging.Error(err))
-					continue
-				}
-
-				done = w
-			}
-		}
-	}()
 }
 
 // WrapDB creates a new DB.
@@ -132,11 +85,6 @@ func WrapDB(db *sql.DB, name string, l *slog.Logger) *DB {
 
 // Close calls [*sql.DB.Close].
 func (db *DB) Close() error {
-	if db.stopCkpt != nil {
-		db.stopCkptMu.Do(func() { close(db.stopCkpt) })
-		<-db.ckptDone
-	}
-
 	resource.Untrack(db, db.token)
 	return db.sqlDB.Close()
 }

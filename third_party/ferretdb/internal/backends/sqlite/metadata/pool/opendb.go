@@ -18,14 +18,12 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"time"
 
 	_ "modernc.org/sqlite" // register database/sql driver
 
 	"github.com/FerretDB/FerretDB/internal/util/fsql"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/logging"
-	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/state"
 )
 
@@ -74,14 +72,5 @@ func openDB(name, uri string, memory bool, l *slog.Logger, sp *state.Provider) (
 		}
 	}
 
-	res := fsql.WrapDB(db, name, l)
-	if !memory && !odavl.Baseline {
-		res.CheckpointInBackground(checkpointEvery) // ODAVL patch 11
-	}
-
-	return res, nil
+	return fsql.WrapDB(db, name, l), nil
 }
-
-// checkpointEvery is how often a database written to is checkpointed in
-// the background (ODAVL patch 11).
-const checkpointEvery = 200 * time.Millisecond

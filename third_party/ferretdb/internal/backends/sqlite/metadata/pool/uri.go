@@ -19,8 +19,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/FerretDB/FerretDB/internal/util/odavl"
 )
 
 // parseURI checks given SQLite URI and returns a parsed form.
@@ -83,7 +81,7 @@ func parseURI(u string) (*url.URL, error) {
 
 // setDefaultValue sets default query parameters.
 func setDefaultValues(values url.Values) {
-	var autoVacuum, busyTimeout, journalMode, autoCheckpoint bool
+	var autoVacuum, busyTimeout, journalMode bool
 
 	for _, v := range values["_pragma"] {
 		if strings.HasPrefix(v, "auto_vacuum") {
@@ -97,10 +95,6 @@ func setDefaultValues(values url.Values) {
 		if strings.HasPrefix(v, "journal_mode") {
 			journalMode = true
 		}
-
-		if strings.HasPrefix(v, "wal_autocheckpoint") {
-			autoCheckpoint = true
-		}
 	}
 
 	// keep it in sync with docs
@@ -113,15 +107,6 @@ func setDefaultValues(values url.Values) {
 
 	if !journalMode {
 		values.Add("_pragma", "journal_mode(wal)")
-	}
-
-	// ODAVL patch 11: no checkpoint in a committing writer (it ran inside
-	// the write lock, fsync and all); a goroutine checkpoints instead
-	// (fsql.DB.CheckpointInBackground), and the WAL is cut back to 64 MB
-	// when it restarts.
-	if !autoCheckpoint && !odavl.Baseline {
-		values.Add("_pragma", "wal_autocheckpoint(0)")
-		values.Add("_pragma", "journal_size_limit(67108864)")
 	}
 
 	if !autoVacuum {
