@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/odavl/sync/libs/events"
+	"github.com/odavl/sync/libs/jsonx"
 )
 
 // The fast path: a valid upload is checked and made canonical in one walk
@@ -194,7 +195,7 @@ func (n *node) order() {
 		}
 		n.byLen[len(k)] = append(n.byLen[len(k)], i)
 		n.subs = append(n.subs, n.props[k])
-		n.quoted = append(n.quoted, append(appendString(nil, []byte(k)), ':'))
+		n.quoted = append(n.quoted, append(jsonx.AppendString(nil, []byte(k)), ':'))
 	}
 	for _, r := range n.required {
 		if i := n.find([]byte(r)); i >= 0 {
@@ -315,7 +316,7 @@ func (w *walker) walk(n *node, val *fastjson.Value, out []byte) ([]byte, bool) {
 		if err != nil || !slices.Contains(n.enum, string(s)) {
 			return out, false
 		}
-		return appendString(out, s), true
+		return jsonx.AppendString(out, s), true
 	}
 	switch n.typ {
 	case "object":
@@ -373,7 +374,7 @@ func (w *walker) walk(n *node, val *fastjson.Value, out []byte) ([]byte, bool) {
 		if simple {
 			return append(append(append(out, '"'), s...), '"'), true
 		}
-		return appendString(out, s), true
+		return jsonx.AppendString(out, s), true
 	case "number", "integer":
 		if val.Type() != fastjson.TypeNumber {
 			return out, false
@@ -483,7 +484,7 @@ func (w *walker) object(n *node, val *fastjson.Value, out []byte) ([]byte, bool)
 
 // other writes a member of an object that is not one of its properties.
 func (w *walker) other(n *node, kv kvPair, out []byte) ([]byte, bool) {
-	out = append(appendString(comma(out), kv.k), ':')
+	out = append(jsonx.AppendString(comma(out), kv.k), ':')
 	return w.walk(n.addl, kv.v, out)
 }
 
@@ -626,51 +627,4 @@ func plain(s []byte) bool {
 		}
 	}
 	return true
-}
-
-// appendString writes s (valid UTF-8) as encoding/json does without HTML
-// escaping, so that the canonical bytes are the full path's.
-func appendString(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/valyala/fastjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/odavl/sync/libs/jsonx"
 )
 
 // FromJSON converts a validated JSON payload to the stored form. The payload
@@ -253,7 +255,7 @@ func appendDocJSON(dst, b []byte, array bool) ([]byte, []byte, bool) {
 			dst = append(dst, ',')
 		}
 		if !array {
-			dst = appendJSONString(dst, key)
+			dst = jsonx.AppendString(dst, key)
 			dst = append(dst, ':')
 		}
 		var ok bool
@@ -266,7 +268,7 @@ func appendDocJSON(dst, b []byte, array bool) ([]byte, []byte, bool) {
 			if l < 1 || 4+l > len(body) || body[3+l] != 0 {
 				return dst, nil, false
 			}
-			dst = appendJSONString(dst, body[4:3+l])
+			dst = jsonx.AppendString(dst, body[4:3+l])
 			body = body[4+l:]
 		case bson.TypeInt32:
 			if len(body) < 4 {
@@ -311,55 +313,4 @@ func appendDocJSON(dst, b []byte, array bool) ([]byte, []byte, bool) {
 		}
 	}
 	return append(dst, end), rest, true
-}
-
-// appendJSONString writes s as the driver's extended JSON writer does
-// without HTML escaping: encoding/json's escapes, bytes that are not UTF-8
-// as \ufffd.
-func appendJSONString(dst, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(append(dst, s[start:i]...), `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
