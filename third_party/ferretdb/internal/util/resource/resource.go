@@ -47,6 +47,12 @@ func profileName(obj any) string {
 	return "FerretDB/" + reflect.TypeOf(obj).Elem().String()
 }
 
+// tracking is whether Track and Untrack do anything, decided once when the
+// process starts (a test that switches odavl.Baseline on for a moment must
+// not leave an object tracked whose Untrack, later, does nothing: its
+// finalizer would panic).
+var tracking = debugbuild.Enabled || odavl.Baseline
+
 // Track tracks the lifetime of an object until Untrack is called on it.
 //
 // Obj should a pointer to a struct with a field "token" of type *Token.
@@ -56,7 +62,7 @@ func profileName(obj any) string {
 // every query, about a tenth of a list's time in the store, for a leak
 // check that only tests read.
 func Track(obj any, token *Token) {
-	if !debugbuild.Enabled && !odavl.Baseline {
+	if !tracking {
 		return
 	}
 
@@ -104,7 +110,7 @@ func Track(obj any, token *Token) {
 //
 // It is safe to call this function multiple times.
 func Untrack(obj any, token *Token) {
-	if !debugbuild.Enabled && !odavl.Baseline {
+	if !tracking {
 		return
 	}
 
