@@ -19,7 +19,7 @@ tools: ## Install what the tests need (versitygw, Azurite, Chromium) if missing
 
 # The FerretDB fork's own tests of ODAVL's patches (ODAVL-PATCHES.md); the
 # rest of the fork's suite needs upstream's test servers.
-FORK_TESTS := ./internal/handler/sjson/ ./internal/backends/sqlite/
+FORK_TESTS := ./internal/handler/sjson/ ./internal/backends/sqlite/ ./internal/bson/
 
 test: tools ## Run every module's tests (all of them, then the list of those that failed)
 	@failed=""; \

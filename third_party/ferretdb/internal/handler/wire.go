@@ -16,11 +16,13 @@ package handler
 
 import (
 	"github.com/FerretDB/wire"
+	"github.com/FerretDB/wire/wirebson"
 
 	"github.com/FerretDB/FerretDB/internal/bson"
 	"github.com/FerretDB/FerretDB/internal/types"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/must"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 )
 
 // init sets wire package to return error if float64 NaN value is present in wire messages.
@@ -63,5 +65,15 @@ func opMsgDocument(msg *wire.OpMsg) (*types.Document, error) {
 
 // documentOpMsg converts the document to [*wirebson.Document].
 func documentOpMsg(doc *types.Document) (*wire.OpMsg, error) {
-	return wire.NewOpMsg(must.NotFail(bson.FromDocument(doc)))
+	if odavl.Baseline {
+		return wire.NewOpMsg(must.NotFail(bson.FromDocument(doc)))
+	}
+
+	// ODAVL patch 11: encoded straight into one buffer.
+	raw, err := bson.AppendDocument(nil, doc)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	return wire.NewOpMsg(wirebson.RawDocument(raw))
 }
