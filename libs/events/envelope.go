@@ -91,19 +91,6 @@ func Decode(b []byte) (Event, error) {
 	return e, nil
 }
 
-// decodeJSON is Decode with encoding/json alone (what the fast path is
-// checked against).
-func decodeJSON(b []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Event{}, fmt.Errorf("decoding event: %w", err)
-	}
-	if err := e.Validate(); err != nil {
-		return Event{}, err
-	}
-	return e, nil
-}
-
 // DecodeInto decodes an envelope and its data into data (a pointer) in one
 // pass, for hot paths: the returned Event carries no raw Data.
 func DecodeInto(b []byte, data any) (Event, error) {

@@ -143,3 +143,16 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// decodeJSON is Decode with encoding/json alone (what the fast path is
+// checked against).
+func decodeJSON(b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("decoding event: %w", err)
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}

@@ -4,7 +4,10 @@
 // service's rendering of stored results both must match those bytes.
 package jsonx
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // AppendString appends s as a JSON string: `"` and `\` escaped, control
 // characters as \b \f \n \r \t or \u00XX, U+2028 and U+2029 as \u2028 and
@@ -55,4 +58,25 @@ func AppendString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// SurrogateEscape reports whether the JSON text body may hold a \uD800-\uDFFF
+// escape (half of a surrogate pair, or a lone one). Readers disagree on a
+// lone one: fastjson keeps it as its six characters, encoding/json and the
+// MongoDB driver make it U+FFFD; so a fast path built on fastjson leaves
+// such a body to the slow one.
+func SurrogateEscape(body []byte) bool {
+	for i := bytes.Index(body, []byte(`\u`)); i >= 0 && i+3 < len(body); {
+		if d := body[i+2]; d == 'd' || d == 'D' {
+			if c := body[i+3]; c >= '8' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' {
+				return true
+			}
+		}
+		j := bytes.Index(body[i+2:], []byte(`\u`))
+		if j < 0 {
+			return false
+		}
+		i += 2 + j
+	}
+	return false
 }

@@ -28,3 +28,15 @@ func TestAppendStringIsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestSurrogateEscape(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"a":"\ud83d\ude00"}`: true, `{"a":"\uDFFF"}`: true, `{"a":"\uD800"}`: true,
+		`{"a":"\ud7ff"}`: false, `{"a":"\ue000"}`: false, `{"a":"\u00e9 \\ud800"}`: true, // the scan does not parse: it may say yes
+		`{"a":"plain"}`: false, `\u`: false, `\ud`: false, `x\u0041\ud8`: true,
+	} {
+		if got := SurrogateEscape([]byte(body)); got != want {
+			t.Errorf("%s: %v, want %v", body, got, want)
+		}
+	}
+}

@@ -270,7 +270,7 @@ func (v *Validator) fastCanonical(dst []byte, p events.Product, org, project str
 	// The parser below is lenient inside strings (control characters, bad
 	// escapes); fastjson's validator is as strict as json.Valid, at a
 	// fraction of its cost (it skips plain string runs with IndexByte).
-	if root == nil || len(body) > fastMaxBody || fastjson.ValidateBytes(body) != nil || surrogateEscape(body) {
+	if root == nil || len(body) > fastMaxBody || fastjson.ValidateBytes(body) != nil || jsonx.SurrogateEscape(body) {
 		return nil, false
 	}
 	w := walkers.Get().(*walker)
@@ -286,25 +286,6 @@ func (v *Validator) fastCanonical(dst []byte, p events.Product, org, project str
 		return nil, false
 	}
 	return append(dst, out...), true
-}
-
-// surrogateEscape reports whether body may hold a \uD800-\uDFFF escape:
-// fastjson keeps a lone one as its six characters where encoding/json makes
-// it U+FFFD, so such a body takes the full path.
-func surrogateEscape(body []byte) bool {
-	for i := bytes.Index(body, []byte(`\u`)); i >= 0 && i+3 < len(body); {
-		if d := body[i+2]; d == 'd' || d == 'D' {
-			if c := body[i+3]; c >= '8' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' {
-				return true
-			}
-		}
-		j := bytes.Index(body[i+2:], []byte(`\u`))
-		if j < 0 {
-			return false
-		}
-		i += 2 + j
-	}
-	return false
 }
 
 // walk validates val against n and appends its canonical form to out.

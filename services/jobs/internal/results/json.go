@@ -40,7 +40,7 @@ var parsers fastjson.ParserPool
 
 // fastFromJSON converts a plain JSON object, or says it cannot.
 func fastFromJSON(payload []byte) (bson.Raw, bool) {
-	if fastjson.ValidateBytes(payload) != nil || !utf8.Valid(payload) || surrogateEscape(payload) {
+	if fastjson.ValidateBytes(payload) != nil || !utf8.Valid(payload) || jsonx.SurrogateEscape(payload) {
 		return nil, false
 	}
 	p := parsers.Get()
@@ -199,21 +199,6 @@ func jsonNumber(lit []byte) bool {
 		}
 	}
 	return i == len(lit)
-}
-
-// surrogateEscape reports whether body may hold a \uD800-\uDFFF escape,
-// which fastjson and the driver may read differently.
-func surrogateEscape(body []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(body[i:], []byte(`\u`))
-		if j < 0 {
-			return false
-		}
-		i += j + 2
-		if i < len(body) && (body[i] == 'd' || body[i] == 'D') {
-			return true
-		}
-	}
 }
 
 // appendRelaxedJSON appends doc as bson.MarshalExtJSON(doc, false, false)
