@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -32,12 +33,18 @@ import (
 //	make bench-ingest   (go test -run '^$' -bench '^BenchmarkIngest$' -benchtime 3000x ./cmd/odavl-sync)
 //
 // Each pair of sides runs on a fresh serve and the order of the sides
-// alternates from pair to pair. Two pairs per repeat, three repeats:
+// rotates from repeat to repeat. Two pairs per repeat, three repeats:
 //   - processing paused: the jobs service's consumer of received uploads is
 //     paused on the server (NATS consumer pause), so the gateway path is
 //     measured alone;
 //   - processing running: the jobs service stores results behind the
 //     gateway; the raw side runs only once every consumer has settled.
+//
+// Beside each paused pair runs a third side, the HTTP floor: a bare net/http
+// server on the same machine that reads each body and publishes it to a
+// stream of its own exactly as the raw side does, with no validation, no
+// auth and no idempotency. It is not the product; it shows how much of the
+// raw rate an HTTP request costs by itself, whatever the gateway does.
 //
 // BENCH_CPUPROFILE=FILE writes the CPU profile of the process (serve and
 // its HTTP clients) while the first paused pair's gateway side runs.
@@ -62,7 +69,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	b.Logf("upload size %d bytes, %d clients, %d uploads a side, %d repeats, JetStream default fsync; 2 shared cores", len(bodies[0]), clients, b.N, repeats)
 
-	type pair struct{ gw, raw side }
+	type pair struct{ gw, raw, floor side }
 	var paused, running []pair
 	b.ResetTimer()
 	for r := range repeats {
@@ -83,12 +90,12 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 			raw := func() { p.raw = publishRaw(b, s, clients, bodies) }
-			if r%2 == 0 {
-				gateway()
-				raw()
-			} else {
-				raw()
-				gateway()
+			order := []func(){gateway, raw}
+			if !processing {
+				order = append(order, func() { p.floor = relayFloor(b, s, clients, bodies) })
+			}
+			for i := range order {
+				order[(i+r)%len(order)]()
 			}
 			s.Stop()
 			if processing {
@@ -98,6 +105,10 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.Logf("repeat %d, processing %-7s: gateway %6.0f/s (p50 %6.2f ms, p99 %7.2f ms) | raw %6.0f/s (p50 %5.2f ms, p99 %6.2f ms) | ratio %.3f",
 				r+1, map[bool]string{false: "paused", true: "running"}[processing], p.gw.rate, ms(p.gw.p50), ms(p.gw.p99), p.raw.rate, ms(p.raw.p50), ms(p.raw.p99), p.gw.rate/p.raw.rate)
+			if !processing {
+				b.Logf("repeat %d, HTTP floor        : relay   %6.0f/s (p50 %6.2f ms, p99 %7.2f ms) | floor ÷ raw %.3f, gateway ÷ floor %.3f",
+					r+1, p.floor.rate, ms(p.floor.p50), ms(p.floor.p99), p.floor.rate/p.raw.rate, p.gw.rate/p.floor.rate)
+			}
 		}
 	}
 	b.StopTimer()
@@ -129,6 +140,17 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(m, "ratio-"+x.name)
 		b.ReportMetric(gm, "uploads/s-"+x.name)
 	}
+
+	var floors, shares []float64
+	for _, p := range paused {
+		floors = append(floors, p.floor.rate/p.raw.rate)
+		shares = append(shares, p.gw.rate/p.floor.rate)
+	}
+	sort.Float64s(floors)
+	sort.Float64s(shares)
+	b.Logf("HTTP floor (bare net/http relay, no validation) ÷ raw: median %.3f (%.3f–%.3f); gateway ÷ floor: median %.3f (%.3f–%.3f)",
+		floors[1], floors[0], floors[2], shares[1], shares[0], shares[2])
+	b.ReportMetric(floors[1], "ratio-floor")
 
 	rate, seconds := envInt("BENCH_RATE", 200), envInt("BENCH_SECONDS", 10)
 	st := storedLatency(b, env, rate, seconds)
@@ -221,6 +243,59 @@ func publishRaw(b *testing.B, s *served, clients int, bodies [][]byte) side {
 		b.Fatalf("%d raw publishes failed", failed)
 	}
 	if err := jss[0].DeleteStream(ctx, "BENCH"); err != nil {
+		b.Fatal(err)
+	}
+	return side{float64(len(bodies)) / took.Seconds(), pct(lat, 50), pct(lat, 99)}
+}
+
+// relayFloor posts bodies from the given number of clients to a bare
+// net/http server that publishes each body synchronously to a stream of its
+// own on s's NATS, as publishRaw does, and answers 202: what HTTP costs
+// before the gateway does anything.
+func relayFloor(b *testing.B, s *served, clients int, bodies [][]byte) side {
+	b.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(s.natsConn())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR", Subjects: []string{"bench.floor"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body bytes.Buffer
+		if _, err := body.ReadFrom(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id := "floor-" + strconv.FormatInt(seq.Add(1), 10)
+		if _, err := js.PublishMsg(r.Context(), &nats.Msg{Subject: "bench.floor", Data: body.Bytes()}, jetstream.WithMsgID(id)); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"uploadId":"` + id + `"}`))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close() }()
+	c := s.Cred
+	c.APIURL = "http://" + ln.Addr().String()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer hc.CloseIdleConnections()
+	lat, took, failed := runConcurrent(clients, len(bodies), func(i int) error {
+		_, err := postInsight(hc, c, bodies[i])
+		return err
+	})
+	if failed > 0 {
+		b.Fatalf("%d relayed uploads failed", failed)
+	}
+	if err := js.DeleteStream(ctx, "FLOOR"); err != nil {
 		b.Fatal(err)
 	}
 	return side{float64(len(bodies)) / took.Seconds(), pct(lat, 50), pct(lat, 99)}
