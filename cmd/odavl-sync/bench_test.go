@@ -185,7 +185,13 @@ type side struct {
 // clients.
 func uploadAll(b *testing.B, s *served, clients int, bodies [][]byte) side {
 	b.Helper()
-	c := s.Cred
+	return postAll(b, s.Cred, clients, bodies)
+}
+
+// postAll posts bodies as Insight uploads to c.APIURL from the given number
+// of clients, each on a connection of its own.
+func postAll(b *testing.B, c credentials, clients int, bodies [][]byte) side {
+	b.Helper()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	defer hc.CloseIdleConnections()
 	lat, took, failed := runConcurrent(clients, len(bodies), func(i int) error {
@@ -286,19 +292,11 @@ func relayFloor(b *testing.B, s *served, clients int, bodies [][]byte) side {
 	defer func() { _ = srv.Close() }()
 	c := s.Cred
 	c.APIURL = "http://" + ln.Addr().String()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
-	defer hc.CloseIdleConnections()
-	lat, took, failed := runConcurrent(clients, len(bodies), func(i int) error {
-		_, err := postInsight(hc, c, bodies[i])
-		return err
-	})
-	if failed > 0 {
-		b.Fatalf("%d relayed uploads failed", failed)
-	}
+	floor := postAll(b, c, clients, bodies)
 	if err := js.DeleteStream(ctx, "FLOOR"); err != nil {
 		b.Fatal(err)
 	}
-	return side{float64(len(bodies)) / took.Seconds(), pct(lat, 50), pct(lat, 99)}
+	return floor
 }
 
 // pauseProcessing pauses the jobs service's consumer of received uploads
