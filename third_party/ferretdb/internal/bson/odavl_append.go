@@ -76,6 +76,10 @@ func appendValue(dst []byte, at int, v any) ([]byte, error) {
 		dst[at] = 0x04
 		return appendArray(dst, v)
 	case float64:
+		if math.IsNaN(v) {
+			return nil, ErrNaN // patch 12: the reply's NaN check, as wire.CheckNaNs made it
+		}
+
 		dst[at] = 0x01
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
 	case string:

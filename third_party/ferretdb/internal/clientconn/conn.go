@@ -50,6 +50,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/logging"
 	"github.com/FerretDB/FerretDB/internal/util/must"
 	"github.com/FerretDB/FerretDB/internal/util/observability"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 )
 
 // Mode represents FerretDB mode of operation.
@@ -255,6 +256,11 @@ func (c *conn) run(ctx context.Context) (err error) {
 		// TODO https://github.com/FerretDB/FerretDB/issues/2412
 		reqHeader, reqBody, err = wire.ReadMessage(bufr)
 		if err != nil {
+			return
+		}
+
+		// ODAVL patch 12: the NaN check wire.CheckNaNs made while reading.
+		if err = checkNaNs(reqBody); err != nil {
 			return
 		}
 
@@ -626,4 +632,25 @@ func (c *conn) logResponse(ctx context.Context, who string, resHeader *wire.MsgH
 	}
 
 	return level
+}
+
+// checkNaNs refuses a message with a malformed document or a NaN double, as
+// wire.CheckNaNs did when reading it (ODAVL patch 12), without decoding the
+// documents (bson.CheckRaw). With the baseline on, the wire package checks.
+func checkNaNs(body wire.MsgBody) error {
+	msg, ok := body.(*wire.OpMsg)
+	if !ok || odavl.Baseline {
+		return nil
+	}
+
+	sections := msg.Sections()
+	for i := range sections {
+		for _, doc := range sections[i].Documents() {
+			if err := bson.CheckRaw(doc); err != nil {
+				return lazyerrors.Error(err)
+			}
+		}
+	}
+
+	return nil
 }

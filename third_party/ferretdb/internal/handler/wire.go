@@ -26,8 +26,12 @@ import (
 )
 
 // init sets wire package to return error if float64 NaN value is present in wire messages.
+//
+// ODAVL patch 12: only with the baseline on. Otherwise the connection checks
+// what it reads with bson.CheckRaw, and replies are checked as they are
+// encoded (bson.AppendDocument), without decoding every message again.
 func init() {
-	wire.CheckNaNs = true
+	wire.CheckNaNs = odavl.Baseline
 }
 
 // opMsgDocument gets a raw document from section 0 and converts to [*types.Document].
