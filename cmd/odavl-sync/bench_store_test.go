@@ -605,7 +605,7 @@ func insertAll(b *testing.B, coll *mongo.Collection, docs []any) float64 {
 func printStoreFigures(w io.Writer, cfg storeBenchConfig, before, after []storeFigures) {
 	fmt.Fprintf(w, "\nbench-store: %d Insight results (~10 KB) over 4 projects, %d Autopilot, %d Guardian, %d jobs, %d files; %d requests per list (before: at most %s per list); %d uploads landed\n",
 		cfg.results, cfg.results/10, cfg.results/10, cfg.results+cfg.results/5, cfg.results/5, cfg.lists, cfg.budget, cfg.uploads)
-	fmt.Fprintf(w, "before: ODAVL_STORE_BASELINE=1 (the fork's patches 3-12 off, SQLite synchronous=FULL), %d server(s); after: %d server(s); figures as min–max over a side's servers\n\n", len(before), len(after))
+	fmt.Fprintf(w, "before: ODAVL_STORE_BASELINE=1 (the fork's patches 3-13 off, SQLite synchronous=FULL), %d server(s); after: %d server(s); figures as min–max over a side's servers\n\n", len(before), len(after))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tbefore\tafter\tgoal")
 	spread := func(fs []storeFigures, get func(storeFigures) float64, unit string) string {

@@ -223,4 +223,4 @@ func (f *FerretDB) MongoDBURI() string {
 // refers to it, so a module that builds the embedded store without the
 // fork's replace directive fails to compile instead of silently running the
 // upstream store (which loses concurrent updates and scans every query).
-const ODAVLPatches = 12
+const ODAVLPatches = 13

@@ -27,6 +27,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/iterator"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/must"
+	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/resource"
 )
 
@@ -120,14 +121,7 @@ func (iter *queryIterator) Next() (struct{}, *types.Document, error) {
 	doc := must.NotFail(types.NewDocument())
 
 	if !iter.onlyRecordIDs {
-		if isJSONB(b) {
-			if b, err = fromJSONB(b); err != nil {
-				iter.close()
-				return unused, nil, lazyerrors.Error(err)
-			}
-		}
-
-		if doc, err = sjson.Unmarshal(b); err != nil {
+		if doc, err = unmarshal(b); err != nil {
 			iter.close()
 			return unused, nil, lazyerrors.Error(err)
 		}
@@ -162,3 +156,22 @@ func (iter *queryIterator) close() {
 var (
 	_ types.DocumentsIterator = (*queryIterator)(nil)
 )
+
+// unmarshal decodes a stored document: in place from JSONB (ODAVL patch
+// 13), else from JSON text, which a collection created before patch 9 holds.
+func unmarshal(b []byte) (*types.Document, error) {
+	if !isJSONB(b) {
+		return sjson.Unmarshal(b)
+	}
+
+	if odavl.Baseline {
+		text, err := fromJSONB(b)
+		if err != nil {
+			return nil, err
+		}
+
+		return sjson.Unmarshal(text)
+	}
+
+	return sjson.UnmarshalJSONB(b)
+}

@@ -147,24 +147,8 @@ func fastValue(v *fastjson.Value, e *fastjson.Value) (any, error) {
 
 		return a, nil
 
-	case elemTypeDouble:
-		return fastNumber(v, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
-
-	case elemTypeString:
-		b, err := v.StringBytes()
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		return string(b), nil
-
 	case elemTypeBinData:
 		b, err := v.StringBytes()
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		raw, err := base64.StdEncoding.DecodeString(string(b))
 		if err != nil {
 			return nil, lazyerrors.Error(err)
 		}
@@ -179,40 +163,7 @@ func fastValue(v *fastjson.Value, e *fastjson.Value) (any, error) {
 			return nil, lazyerrors.Error(err)
 		}
 
-		return types.Binary{B: raw, Subtype: types.BinarySubtype(n)}, nil
-
-	case elemTypeObjectID:
-		b, err := v.StringBytes()
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		var id types.ObjectID
-		if hex.DecodedLen(len(b)) != len(id) {
-			return nil, lazyerrors.Errorf("sjson: object id of %d bytes", hex.DecodedLen(len(b)))
-		}
-
-		if _, err := hex.Decode(id[:], b); err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		return id, nil
-
-	case elemTypeBool:
-		b, err := v.Bool()
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		return b, nil
-
-	case elemTypeDate:
-		ms, err := fastNumber(v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
-		if err != nil {
-			return nil, err
-		}
-
-		return time.UnixMilli(ms), nil
+		return binaryValue(b, n)
 
 	case elemTypeRegex:
 		b, err := v.StringBytes()
@@ -232,8 +183,85 @@ func fastValue(v *fastjson.Value, e *fastjson.Value) (any, error) {
 
 		return types.Regex{Pattern: string(b), Options: string(ob)}, nil
 
+	default:
+		var buf [32]byte
+
+		switch v.Type() {
+		case fastjson.TypeString:
+			return scalarValue(t, scalarString, v.GetStringBytes())
+		case fastjson.TypeNumber:
+			return scalarValue(t, scalarNumber, v.MarshalTo(buf[:0]))
+		case fastjson.TypeTrue:
+			return scalarValue(t, scalarTrue, nil)
+		case fastjson.TypeFalse:
+			return scalarValue(t, scalarFalse, nil)
+		default:
+			return scalarValue(t, scalarOther, nil)
+		}
+	}
+}
+
+// scalarKind is the JSON kind of a stored scalar, as either decoder reads it.
+type scalarKind int
+
+const (
+	scalarOther scalarKind = iota
+	scalarString
+	scalarNumber
+	scalarTrue
+	scalarFalse
+)
+
+// scalarValue converts a stored scalar whose schema type is t, given as its
+// JSON kind and its text (a string's bytes unescaped, a number's literal),
+// as upstream converts it: strconv on the number's own text, hex for object
+// ids. Objects, arrays, binaries and regexes, whose schema says more, are
+// the decoders' own.
+func scalarValue(t elemType, kind scalarKind, text []byte) (any, error) {
+	switch t {
+	case elemTypeDouble:
+		return number(kind, text, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+
+	case elemTypeString:
+		if kind != scalarString {
+			return nil, lazyerrors.Errorf("sjson: want a string")
+		}
+
+		return string(text), nil
+
+	case elemTypeObjectID:
+		if kind != scalarString {
+			return nil, lazyerrors.Errorf("sjson: want a string")
+		}
+
+		var id types.ObjectID
+		if hex.DecodedLen(len(text)) != len(id) {
+			return nil, lazyerrors.Errorf("sjson: object id of %d bytes", hex.DecodedLen(len(text)))
+		}
+
+		if _, err := hex.Decode(id[:], text); err != nil {
+			return nil, lazyerrors.Error(err)
+		}
+
+		return id, nil
+
+	case elemTypeBool:
+		if kind != scalarTrue && kind != scalarFalse {
+			return nil, lazyerrors.Errorf("sjson: want a bool")
+		}
+
+		return kind == scalarTrue, nil
+
+	case elemTypeDate:
+		ms, err := number(kind, text, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
+		if err != nil {
+			return nil, err
+		}
+
+		return time.UnixMilli(ms), nil
+
 	case elemTypeInt:
-		n, err := fastNumber(v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 32) })
+		n, err := number(kind, text, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 32) })
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +269,7 @@ func fastValue(v *fastjson.Value, e *fastjson.Value) (any, error) {
 		return int32(n), nil
 
 	case elemTypeTimestamp:
-		n, err := fastNumber(v, func(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) })
+		n, err := number(kind, text, func(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) })
 		if err != nil {
 			return nil, err
 		}
@@ -249,26 +277,37 @@ func fastValue(v *fastjson.Value, e *fastjson.Value) (any, error) {
 		return types.Timestamp(n), nil
 
 	case elemTypeLong:
-		return fastNumber(v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
+		return number(kind, text, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
 
 	case elemTypeNull:
-		return nil, lazyerrors.Errorf("sjson: expected null, got %s", v)
+		return nil, lazyerrors.Errorf("sjson: expected null")
 
 	default:
 		return nil, lazyerrors.Errorf("sjson: unhandled type %q", t)
 	}
 }
 
-// fastNumber parses a JSON number's own text with parse, as encoding/json
-// does for the Go type upstream decodes it into.
-func fastNumber[T any](v *fastjson.Value, parse func(string) (T, error)) (T, error) {
-	var zero T
-	if v.Type() != fastjson.TypeNumber {
-		return zero, lazyerrors.Errorf("sjson: want a number, got %s", v.Type())
+// binaryValue is a binary of the given subtype from its base64 text.
+func binaryValue(text []byte, subtype int) (any, error) {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+
+	n, err := base64.StdEncoding.Decode(raw, text)
+	if err != nil {
+		return nil, lazyerrors.Error(err)
 	}
 
-	var buf [32]byte
-	n, err := parse(string(v.MarshalTo(buf[:0])))
+	return types.Binary{B: raw[:n], Subtype: types.BinarySubtype(subtype)}, nil
+}
+
+// number parses a JSON number's own text with parse, as encoding/json does
+// for the Go type upstream decodes it into.
+func number[T any](kind scalarKind, text []byte, parse func(string) (T, error)) (T, error) {
+	var zero T
+	if kind != scalarNumber {
+		return zero, lazyerrors.Errorf("sjson: want a number")
+	}
+
+	n, err := parse(string(text))
 	if err != nil {
 		return zero, lazyerrors.Error(err)
 	}

@@ -4,7 +4,7 @@ package odavl
 
 import "os"
 
-// Baseline switches ODAVL's patches 3 to 12 off when the process starts with
+// Baseline switches ODAVL's patches 3 to 13 off when the process starts with
 // ODAVL_STORE_BASELINE=1, so that `make bench-store` can measure the store
 // before and after them in one run. Nothing but that benchmark sets it.
 var Baseline = os.Getenv("ODAVL_STORE_BASELINE") == "1"
