@@ -124,3 +124,57 @@ func appendValue(dst []byte, at int, v any) ([]byte, error) {
 
 	return dst, err
 }
+
+// SizeDocument returns the length of doc encoded as BSON, as AppendDocument
+// encodes it, so that a reply's buffer is made once at its size.
+func SizeDocument(doc *types.Document) int {
+	n := 5
+
+	for i := range doc.Len() {
+		k, v := doc.Field(i)
+		n += 2 + len(k) + sizeValue(v)
+	}
+
+	return n
+}
+
+// sizeValue returns the length of v's encoding, without its type and name.
+func sizeValue(v any) int {
+	switch v := v.(type) {
+	case *types.Document:
+		return SizeDocument(v)
+	case *types.Array:
+		n := 5
+		for i := range v.Len() {
+			n += 2 + digits(i) + sizeValue(v.Elem(i))
+		}
+
+		return n
+	case string:
+		return 5 + len(v)
+	case types.Binary:
+		return 5 + len(v.B)
+	case types.ObjectID:
+		return 12
+	case bool:
+		return 1
+	case types.Regex:
+		return len(v.Pattern) + len(v.Options) + 2
+	case int32:
+		return 4
+	case types.NullType:
+		return 0
+	default: // float64, time.Time, types.Timestamp, int64; an invalid type fails in AppendDocument
+		return 8
+	}
+}
+
+// digits returns the number of decimal digits of i ≥ 0.
+func digits(i int) int {
+	n := 1
+	for ; i >= 10; i /= 10 {
+		n++
+	}
+
+	return n
+}

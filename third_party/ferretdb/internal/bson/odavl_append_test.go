@@ -13,7 +13,8 @@ import (
 )
 
 // Patch 11: AppendDocument makes the bytes FromDocument and wirebson's
-// Encode make, for random documents of every type FerretDB holds, nested.
+// Encode make, for random documents of every type FerretDB holds, nested;
+// SizeDocument is their length.
 func TestODAVLAppendDocumentIsWirebsons(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 8))
 	for range 2000 {
@@ -22,6 +23,9 @@ func TestODAVLAppendDocumentIsWirebsons(t *testing.T) {
 		got, err := AppendDocument([]byte("prefix"), doc)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n := SizeDocument(doc); n != len(want) {
+			t.Fatalf("%v: SizeDocument %d, encoded %d bytes", doc, n, len(want))
 		}
 		if !bytes.Equal(got[6:], want) || string(got[:6]) != "prefix" {
 			t.Fatalf("%v:\nAppendDocument %x\nwirebson       %x", doc, got[6:], []byte(want))

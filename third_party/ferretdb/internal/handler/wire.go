@@ -73,8 +73,8 @@ func documentOpMsg(doc *types.Document) (*wire.OpMsg, error) {
 		return wire.NewOpMsg(must.NotFail(bson.FromDocument(doc)))
 	}
 
-	// ODAVL patch 11: encoded straight into one buffer.
-	raw, err := bson.AppendDocument(nil, doc)
+	// ODAVL patch 11: encoded straight into one buffer, made once at its size.
+	raw, err := bson.AppendDocument(make([]byte, 0, bson.SizeDocument(doc)), doc)
 	if err != nil {
 		return nil, lazyerrors.Error(err)
 	}

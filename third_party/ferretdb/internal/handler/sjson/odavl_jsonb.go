@@ -51,7 +51,31 @@ func UnmarshalJSONB(b []byte) (*types.Document, error) {
 		return nil, lazyerrors.Errorf("schema is not set")
 	}
 
-	return jsonbDocument(root, at, sch, true)
+	var dec jsonbDecoder
+
+	return dec.document(root, at, sch, true)
+}
+
+// jsonbDecoder decodes one stored document. It makes each distinct key
+// string once: an Insight result's 48 issues share six keys.
+type jsonbDecoder struct {
+	keys map[string]string
+}
+
+// key returns b as a string, the same string for the same bytes.
+func (dec *jsonbDecoder) key(b []byte) string {
+	if k, ok := dec.keys[string(b)]; ok {
+		return k
+	}
+
+	if dec.keys == nil {
+		dec.keys = make(map[string]string, 16)
+	}
+
+	k := string(b)
+	dec.keys[k] = k
+
+	return k
 }
 
 // node is a JSONB element: its type and its payload.
@@ -207,9 +231,9 @@ func (n node) scalar() (scalarKind, []byte, error) {
 	}
 }
 
-// jsonbDocument decodes obj by its schema sch; top is the stored document,
+// document decodes obj by its schema sch; top is the stored document,
 // whose first member at is past is its schema.
-func jsonbDocument(obj node, at members, sch node, top bool) (*types.Document, error) {
+func (dec *jsonbDecoder) document(obj node, at members, sch node, top bool) (*types.Document, error) {
 	fields, err := obj.count()
 	if err != nil {
 		return nil, lazyerrors.Error(err)
@@ -272,7 +296,7 @@ func jsonbDocument(obj node, at members, sch node, top bool) (*types.Document, e
 			return nil, lazyerrors.Error(err)
 		}
 
-		key := string(kb)
+		key := dec.key(kb)
 
 		val, ok, err := obj.get(&at, key)
 		if err != nil {
@@ -288,7 +312,7 @@ func jsonbDocument(obj node, at members, sch node, top bool) (*types.Document, e
 			return nil, lazyerrors.Error(err)
 		}
 
-		x, err := jsonbValue(val, e, ok)
+		x, err := dec.value(val, e, ok)
 		if err != nil {
 			return nil, lazyerrors.Error(err)
 		}
@@ -297,8 +321,8 @@ func jsonbDocument(obj node, at members, sch node, top bool) (*types.Document, e
 	}
 }
 
-// jsonbValue decodes v by its schema element e ({"t": type, ...}), if hasE.
-func jsonbValue(v node, e node, hasE bool) (any, error) {
+// value decodes v by its schema element e ({"t": type, ...}), if hasE.
+func (dec *jsonbDecoder) value(v node, e node, hasE bool) (any, error) {
 	if v.typ == jsonb.Null {
 		return types.Null, nil
 	}
@@ -321,7 +345,7 @@ func jsonbValue(v node, e node, hasE bool) (any, error) {
 			return nil, lazyerrors.Error(err)
 		}
 
-		t = elemType(tb)
+		t = schemaType(tb)
 	}
 
 	switch t {
@@ -335,10 +359,10 @@ func jsonbValue(v node, e node, hasE bool) (any, error) {
 			return nil, lazyerrors.Error(err)
 		}
 
-		return jsonbDocument(v, members{}, sch, false)
+		return dec.document(v, members{}, sch, false)
 
 	case elemTypeArray:
-		return jsonbArray(v, e, &eat)
+		return dec.array(v, e, &eat)
 
 	case elemTypeBinData:
 		b, err := v.text()
@@ -398,8 +422,8 @@ func jsonbValue(v node, e node, hasE bool) (any, error) {
 	}
 }
 
-// jsonbArray decodes the array v by the items of its schema element e.
-func jsonbArray(v node, e node, eat *members) (any, error) {
+// array decodes the array v by the items of its schema element e.
+func (dec *jsonbDecoder) array(v node, e node, eat *members) (any, error) {
 	if v.typ != jsonb.Array {
 		return nil, lazyerrors.Errorf("sjson: want an array, got JSONB type %d", v.typ)
 	}
@@ -436,7 +460,7 @@ func jsonbArray(v node, e node, eat *members) (any, error) {
 			return nil, lazyerrors.Error(err)
 		}
 
-		x, err := jsonbValue(iv, ie, true)
+		x, err := dec.value(iv, ie, true)
 		if err != nil {
 			return nil, lazyerrors.Error(err)
 		}
@@ -445,6 +469,19 @@ func jsonbArray(v node, e node, eat *members) (any, error) {
 	}
 
 	return a, nil
+}
+
+// schemaType is the schema element type named b, without making a string of
+// b for the names sjson writes.
+func schemaType(b []byte) elemType {
+	for _, t := range [...]elemType{elemTypeObject, elemTypeArray, elemTypeDouble, elemTypeString, elemTypeBinData,
+		elemTypeObjectID, elemTypeBool, elemTypeDate, elemTypeNull, elemTypeRegex, elemTypeInt, elemTypeTimestamp, elemTypeLong} {
+		if string(t) == string(b) {
+			return t
+		}
+	}
+
+	return elemType(b)
 }
 
 // unescape returns the string a JSON string literal's body with escapes
