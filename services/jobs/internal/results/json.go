@@ -244,58 +244,62 @@ func appendDocJSON(dst, b []byte, array bool) ([]byte, []byte, bool) {
 			dst = append(dst, ':')
 		}
 		var ok bool
-		switch t {
-		case bson.TypeString:
-			if len(body) < 5 {
-				return dst, nil, false
-			}
-			l := int(binary.LittleEndian.Uint32(body))
-			if l < 1 || 4+l > len(body) || body[3+l] != 0 {
-				return dst, nil, false
-			}
-			dst = jsonx.AppendString(dst, body[4:3+l])
-			body = body[4+l:]
-		case bson.TypeInt32:
-			if len(body) < 4 {
-				return dst, nil, false
-			}
-			dst = strconv.AppendInt(dst, int64(int32(binary.LittleEndian.Uint32(body))), 10)
-			body = body[4:]
-		case bson.TypeInt64:
-			if len(body) < 8 {
-				return dst, nil, false
-			}
-			dst = strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(body)), 10)
-			body = body[8:]
-		case bson.TypeDouble:
-			if len(body) < 8 {
-				return dst, nil, false
-			}
-			f := math.Float64frombits(binary.LittleEndian.Uint64(body))
-			if math.IsInf(f, 0) || math.IsNaN(f) {
-				return dst, nil, false
-			}
-			start := len(dst)
-			dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
-			if bytes.IndexAny(dst[start:], "E.") < 0 {
-				dst = append(dst, '.', '0')
-			}
-			body = body[8:]
-		case bson.TypeBoolean:
-			if len(body) < 1 || body[0] > 1 {
-				return dst, nil, false
-			}
-			dst = strconv.AppendBool(dst, body[0] == 1)
-			body = body[1:]
-		case bson.TypeNull:
-			dst = append(dst, "null"...)
-		case bson.TypeEmbeddedDocument, bson.TypeArray:
-			if dst, body, ok = appendDocJSON(dst, body, t == bson.TypeArray); !ok {
-				return dst, nil, false
-			}
-		default:
+		if dst, body, ok = appendValueJSON(dst, t, body); !ok {
 			return dst, nil, false
 		}
 	}
 	return append(dst, end), rest, true
+}
+
+// appendValueJSON appends the value of type t at the start of body and
+// returns what follows it.
+func appendValueJSON(dst []byte, t bson.Type, body []byte) ([]byte, []byte, bool) {
+	var ok bool
+	switch t {
+	case bson.TypeString:
+		if len(body) < 5 {
+			return dst, nil, false
+		}
+		l := int(binary.LittleEndian.Uint32(body))
+		if l < 1 || 4+l > len(body) || body[3+l] != 0 {
+			return dst, nil, false
+		}
+		return jsonx.AppendString(dst, body[4:3+l]), body[4+l:], true
+	case bson.TypeInt32:
+		if len(body) < 4 {
+			return dst, nil, false
+		}
+		return strconv.AppendInt(dst, int64(int32(binary.LittleEndian.Uint32(body))), 10), body[4:], true
+	case bson.TypeInt64:
+		if len(body) < 8 {
+			return dst, nil, false
+		}
+		return strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(body)), 10), body[8:], true
+	case bson.TypeDouble:
+		if len(body) < 8 {
+			return dst, nil, false
+		}
+		f := math.Float64frombits(binary.LittleEndian.Uint64(body))
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return dst, nil, false
+		}
+		start := len(dst)
+		dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
+		if bytes.IndexAny(dst[start:], "E.") < 0 {
+			dst = append(dst, '.', '0')
+		}
+		return dst, body[8:], true
+	case bson.TypeBoolean:
+		if len(body) < 1 || body[0] > 1 {
+			return dst, nil, false
+		}
+		return strconv.AppendBool(dst, body[0] == 1), body[1:], true
+	case bson.TypeNull:
+		return append(dst, "null"...), body, true
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		dst, body, ok = appendDocJSON(dst, body, t == bson.TypeArray)
+		return dst, body, ok
+	default:
+		return dst, nil, false
+	}
 }
