@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/odavl/sync/libs/jobs"
 )
 
 // sources calls f with every non-test Go file under the given directories of
@@ -83,6 +86,40 @@ func TestAcksAndKVOnlyThroughTheirOwners(t *testing.T) {
 				t.Errorf("%s:%d names a raw $KV subject: %s", path, i+1, strings.TrimSpace(line))
 			}
 		}
+	})
+	if files < 100 {
+		t.Fatalf("read only %d files", files)
+	}
+}
+
+// The job vocabulary (statuses and types) is spelled only in libs/jobs:
+// every other Go file of the services, libs and commands names its
+// constants. (The stdlib-only client keeps a copy of its own, checked equal
+// by its test.)
+func TestJobVocabularyHasOneHome(t *testing.T) {
+	words := map[string]bool{jobs.Cleared: true}
+	for _, w := range append(append([]string{}, jobs.Statuses...), jobs.Types...) {
+		words[w] = true
+	}
+	var files int
+	sources(t, []string{"services", "libs", "cmd"}, func(path string, src []byte) {
+		if strings.HasPrefix(path, "../../libs/jobs/") {
+			return
+		}
+		files++
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if v, err := strconv.Unquote(lit.Value); err == nil && words[v] {
+					t.Errorf("%s: the job vocabulary's %q spelled outside libs/jobs", fset.Position(lit.Pos()), v)
+				}
+			}
+			return true
+		})
 	})
 	if files < 100 {
 		t.Fatalf("read only %d files", files)
