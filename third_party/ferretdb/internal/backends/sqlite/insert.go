@@ -21,6 +21,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
 	"github.com/FerretDB/FerretDB/internal/handler/sjson"
 	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/jsonb"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 )
 
@@ -73,5 +74,5 @@ func storedDocument(doc *types.Document, binary bool) (any, error) {
 		return string(b), nil
 	}
 
-	return toJSONB(b)
+	return jsonb.FromText(b)
 }

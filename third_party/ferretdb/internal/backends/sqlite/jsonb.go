@@ -9,19 +9,11 @@
 // and outside the write lock; it is read in place (sjson.UnmarshalJSONB,
 // patch 13).
 //
-// The format: https://sqlite.org/jsonb.html (package jsonb reads its
-// elements). Only the types JSON text needs are written: null, true, false,
+// The format: https://sqlite.org/jsonb.html (package jsonb converts to and
+// from it). Only the types JSON text needs are written: null, true, false,
 // int, float, text, textj (text with escapes), array and object.
 
 package sqlite
-
-import "github.com/FerretDB/FerretDB/internal/util/jsonb"
-
-// toJSONB converts JSON text (as sjson.Marshal writes it) to JSONB.
-func toJSONB(text []byte) ([]byte, error) { return jsonb.FromText(text) }
-
-// fromJSONB converts a JSONB document to compact JSON text.
-func fromJSONB(b []byte) ([]byte, error) { return jsonb.ToText(b) }
 
 // isJSONB tells a stored JSONB document from JSON text: text starts with
 // '{' (sjson writes no leading space), which is no JSONB object's header.

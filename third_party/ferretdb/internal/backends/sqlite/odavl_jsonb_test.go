@@ -18,6 +18,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/handler/sjson"
 	"github.com/FerretDB/FerretDB/internal/types"
 	"github.com/FerretDB/FerretDB/internal/util/iterator"
+	"github.com/FerretDB/FerretDB/internal/util/jsonb"
 	"github.com/FerretDB/FerretDB/internal/util/must"
 	"github.com/FerretDB/FerretDB/internal/util/odavl"
 	"github.com/FerretDB/FerretDB/internal/util/state"
@@ -91,7 +92,7 @@ func TestODAVLJSONBIsSQLitesJSONB(t *testing.T) {
 	}
 
 	for _, text := range docs {
-		b, err := toJSONB(text)
+		b, err := jsonb.FromText(text)
 		if err != nil {
 			t.Fatalf("%s: %v", text, err)
 		}
@@ -115,7 +116,7 @@ func TestODAVLJSONBIsSQLitesJSONB(t *testing.T) {
 			t.Fatalf("SQLite reads %.200s as %.200s (strictly valid: %d)", text, back, valid)
 		}
 
-		got, err := fromJSONB(b)
+		got, err := jsonb.ToText(b)
 		if err != nil || !bytes.Equal(got, text) {
 			t.Fatalf("back from JSONB: %.200s, %v; want %.200s", got, err, text)
 		}
@@ -147,13 +148,13 @@ func TestODAVLJSONBIsSQLitesJSONB(t *testing.T) {
 // What is not JSON is refused, not stored half-made.
 func TestODAVLJSONBRefusesWhatIsNotJSON(t *testing.T) {
 	for _, bad := range []string{`{`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `[1 2]`, `{"a":tru}`, `{"a":"x`, "{\"a\":\"\x01\"}", `{"a":1}x`, `{"a":--1}`, `{"a":1.2.3}`} {
-		if b, err := toJSONB([]byte(bad)); err == nil {
+		if b, err := jsonb.FromText([]byte(bad)); err == nil {
 			t.Errorf("%q made %x", bad, b)
 		}
 	}
 
 	for _, bad := range [][]byte{{0xcc}, {0xc7, 5, 'a'}, {0x1b, 0x13}, {0x14, '1'}, {0xfc, 0, 0, 0, 0, 0, 0, 0, 99}} {
-		if s, err := fromJSONB(bad); err == nil {
+		if s, err := jsonb.ToText(bad); err == nil {
 			t.Errorf("%x read as %s", bad, s)
 		}
 	}

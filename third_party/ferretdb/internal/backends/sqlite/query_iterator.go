@@ -25,6 +25,7 @@ import (
 	"github.com/FerretDB/FerretDB/internal/types"
 	"github.com/FerretDB/FerretDB/internal/util/fsql"
 	"github.com/FerretDB/FerretDB/internal/util/iterator"
+	"github.com/FerretDB/FerretDB/internal/util/jsonb"
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/must"
 	"github.com/FerretDB/FerretDB/internal/util/odavl"
@@ -165,7 +166,7 @@ func unmarshal(b []byte) (*types.Document, error) {
 	}
 
 	if odavl.Baseline {
-		text, err := fromJSONB(b)
+		text, err := jsonb.ToText(b)
 		if err != nil {
 			return nil, err
 		}
