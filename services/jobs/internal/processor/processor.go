@@ -36,6 +36,9 @@ type Processor struct {
 	results *results.Store
 	insert  func(context.Context, results.Result) error
 	alert   func(context.Context, results.Alert) error
+	// both stores a result and then its alert, together (the inserter's
+	// batches); nil: insert, then alert.
+	both    func(context.Context, results.Result, results.Alert) error
 	jobs    *jobstore.Store
 	writer  *jobstore.Writer
 	metrics *queue.Metrics
@@ -54,12 +57,16 @@ func New(log *slog.Logger, js jetstream.JetStream, rs *results.Store, jobs *jobs
 
 // UseInserter makes the processor's result and alert inserts join in's
 // batches.
-func (p *Processor) UseInserter(in *results.Inserter) { p.insert, p.alert = in.Insert, in.InsertAlert }
+func (p *Processor) UseInserter(in *results.Inserter) {
+	p.insert, p.alert, p.both = in.Insert, in.InsertAlert, in.InsertWithAlert
+}
 
 // UseInsert makes the processor insert result documents with f (the
 // inserter's batches or the store itself, wrapped: tests use it to make the
 // store fail for a while).
-func (p *Processor) UseInsert(f func(context.Context, results.Result) error) { p.insert = f }
+func (p *Processor) UseInsert(f func(context.Context, results.Result) error) {
+	p.insert, p.both = f, nil
+}
 
 // transit records a transition of a sync job and publishes its lifecycle
 // event; a final one is durable before it returns.
@@ -193,7 +200,7 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	// The alert only once the result is stored, and the processed event
 	// only once the job's COMPLETED record is: whoever hears of either
 	// finds what it announces.
-	if err := p.store(ctx, r); err != nil {
+	if err := p.store(ctx, r, alert); err != nil {
 		return err
 	}
 	if alert != nil {
@@ -207,12 +214,24 @@ func (p *Processor) process(ctx context.Context, rc events.Received, job jobstor
 	return p.announce(ctx, rc, job, r, figures, now)
 }
 
-// store writes the result document (once: a stored one is left as it is),
-// in a span of the upload's trace.
-func (p *Processor) store(ctx context.Context, r results.Result) error {
+// store writes the result document (once: a stored one is left as it is)
+// and then its critical alert, if any, in a span of the upload's trace.
+func (p *Processor) store(ctx context.Context, r results.Result, alert *events.CriticalAlert) error {
 	ctx, end := tracing.Span(ctx, "store result", attribute.String("db.collection.name", results.Collection(r.Product)),
 		attribute.String("odavl.upload.id", r.ID), attribute.String("odavl.product", string(r.Product)))
-	err := p.insert(ctx, r)
+	var err error
+	switch {
+	case alert == nil:
+		err = p.insert(ctx, r)
+	case p.both != nil:
+		err = p.both(ctx, r, alertDocument(*alert))
+	default:
+		if err = p.insert(ctx, r); err == nil || errors.Is(err, results.ErrExists) {
+			if aerr := p.alert(ctx, alertDocument(*alert)); aerr != nil {
+				err = aerr
+			}
+		}
+	}
 	if errors.Is(err, results.ErrExists) {
 		err = nil
 	}
@@ -358,12 +377,14 @@ func (in insight) critical(n int) iter.Seq[events.InsightIssue] {
 	}
 }
 
+// alertDocument is the stored form of a critical alert.
+func alertDocument(a events.CriticalAlert) results.Alert {
+	return results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
+		ProjectID: a.ProjectID, Critical: a.Critical, Messages: alertMessages(a), RaisedAt: a.RaisedAt}
+}
+
+// raise publishes the critical alert event of a stored alert.
 func (p *Processor) raise(ctx context.Context, rc events.Received, a events.CriticalAlert) error {
-	msgs := alertMessages(a)
-	if err := p.alert(ctx, results.Alert{ID: a.AlertID, UploadID: a.UploadID, OrganizationID: a.OrganizationID,
-		ProjectID: a.ProjectID, Critical: a.Critical, Messages: msgs, RaisedAt: a.RaisedAt}); err != nil {
-		return err
-	}
 	ev, err := events.New(a.AlertID, Source, events.TypeCriticalAlert, a.RaisedAt, rc.OrganizationID, rc.ProjectID, a)
 	if err != nil {
 		return bus.Permanent(err)
