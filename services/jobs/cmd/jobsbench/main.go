@@ -86,16 +86,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		name   string
 		remove bool
 	}{{"completed jobs kept", false}, {"remove on complete", true}}
-	type pair struct{ ours, bull figures }
+	type pair struct{ ours, bull, floor figures }
 	byMode := make([][]pair, len(modes))
 	var landedRatios []float64
 	for run := range *runs {
+		// The floor once per run, before the modes: the least a queue on
+		// JetStream does per job (see benchFloor).
+		floor, err := benchFloor(ctx, dir, *n, *conc, *size)
+		if err != nil {
+			return fmt.Errorf("the JetStream floor: %w", err)
+		}
 		for i, m := range modes {
 			ours, err := benchOurs(ctx, dir, *n, *conc, *size, *latN, *rate, m.remove, *cpuprofile)
 			if err != nil {
 				return fmt.Errorf("our queue (%s): %w", m.name, err)
 			}
-			p := pair{ours: ours}
+			p := pair{ours: ours, floor: floor}
 			if !*skipBull {
 				bull, err := benchBullMQ(ctx, dir, *tools, *n, *conc, *size, *latN, *rate, m.remove)
 				if err != nil {
@@ -104,7 +110,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				p.bull = *bull
 			}
 			byMode[i] = append(byMode[i], p)
-			printRun(out, run+1, m.name, p.ours, p.bull, *skipBull)
+			printRun(out, run+1, m.name, p.ours, p.bull, p.floor, *skipBull)
 		}
 		landed, raw, err := benchResults(ctx, dir, *results)
 		if err != nil {
@@ -129,15 +135,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  %-22s enqueue %s  process %s  p50 %s  p99 %s\n", m.name,
 			spread(ratio(func(f figures) float64 { return f.EnqueuePerSec })), spread(ratio(func(f figures) float64 { return f.ProcessPerSec })),
 			spread(ratio(func(f figures) float64 { return f.P50 })), spread(ratio(func(f figures) float64 { return f.P99 })))
+		var floorBull, oursFloor []float64
+		for _, p := range byMode[i] {
+			floorBull = append(floorBull, p.floor.ProcessPerSec/max(p.bull.ProcessPerSec, 0.001))
+			oursFloor = append(oursFloor, p.ours.ProcessPerSec/max(p.floor.ProcessPerSec, 0.001))
+		}
+		fmt.Fprintf(out, "  %-22s JetStream floor's process ÷ BullMQ's %s; ours ÷ the floor %s\n", "", spread(floorBull), spread(oursFloor))
 	}
 	fmt.Fprintf(out, "  result documents landed ÷ raw InsertMany: %s\n", spread(landedRatios))
 	return nil
 }
 
 // printRun prints one run of one mode: our figures beside BullMQ's.
-func printRun(out io.Writer, run int, mode string, ours, bull figures, skipBull bool) {
+func printRun(out io.Writer, run int, mode string, ours, bull, floor figures, skipBull bool) {
 	fmt.Fprintf(out, "run %d, %s\n%-52s %12s %12s %10s %10s\n", run, mode, "system (durability)", "enqueue/s", "process/s", "p50 ms", "p99 ms")
 	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10.2f %10.2f\n", "ODAVL queue: JetStream file, sync_interval 1s", ours.EnqueuePerSec, ours.ProcessPerSec, ours.P50, ours.P99)
+	fmt.Fprintf(out, "%-52s %12.0f %12.0f %10s %10s\n", "JetStream floor: publish, deliver, ack; no records", floor.EnqueuePerSec, floor.ProcessPerSec, "-", "-")
 	if skipBull {
 		fmt.Fprintln(out)
 		return
