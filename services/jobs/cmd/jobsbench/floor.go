@@ -20,8 +20,10 @@ import (
 // one acknowledged publish per job from conc callers, then conc workers
 // that take each delivery of a durable pull consumer and acknowledge it,
 // with no record, no event and no scheduling. Its process rate bounds
-// what a queue that also records its jobs can reach here.
-func benchFloor(ctx context.Context, dir string, n, conc, size int) (figures, error) {
+// what a queue that also records its jobs can reach here. Then, as the
+// queues' latency phase, latN more at rate/s, each timed from before its
+// publish to its delivery in a worker's hands.
+func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) (figures, error) {
 	sdir, err := os.MkdirTemp(dir, "floor-")
 	if err != nil {
 		return figures{}, err
@@ -77,12 +79,19 @@ func benchFloor(ctx context.Context, dir string, n, conc, size int) (figures, er
 	}
 	msgs := make(chan jetstream.Msg, conc)
 	var acked atomic.Int64
-	done := make(chan struct{})
+	done, paced := make(chan struct{}), make(chan struct{})
+	var lat latencies
 	for range conc {
 		go func() {
 			for m := range msgs {
-				if m.Ack() == nil && acked.Add(1) == int64(n) {
+				if at, err := time.Parse(time.RFC3339Nano, m.Headers().Get("Bench-Sent")); err == nil {
+					lat.record(at)
+				}
+				switch m.Ack(); acked.Add(1) {
+				case int64(n):
 					close(done)
+				case int64(n + latN):
+					close(paced)
 				}
 			}
 		}()
@@ -110,5 +119,26 @@ func benchFloor(ctx context.Context, dir string, n, conc, size int) (figures, er
 		time.Sleep(time.Millisecond)
 	}
 	proc := time.Since(t0)
-	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds()}, nil
+
+	lat.measuring.Store(true)
+	every := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range latN {
+		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+			time.Sleep(d)
+		}
+		go func() {
+			m := nats.NewMsg("floor.normal.BENCH")
+			m.Data = payload
+			m.Header.Set("Bench-Sent", time.Now().Format(time.RFC3339Nano))
+			_, _ = js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("paced-%d", i)))
+		}()
+	}
+	select {
+	case <-paced:
+	case <-time.After(2 * time.Minute):
+		return figures{}, fmt.Errorf("floor: %d of %d paced jobs delivered after 2m", acked.Load()-int64(n), latN)
+	}
+	p50, p99 := lat.percentiles()
+	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds(), P50: p50, P99: p99}, nil
 }
