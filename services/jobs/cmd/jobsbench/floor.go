@@ -12,17 +12,24 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/odavl/sync/libs/bus"
 	"github.com/odavl/sync/libs/embedded"
+	"github.com/odavl/sync/libs/events"
 )
 
-// benchFloor measures the least any job queue on JetStream does per job,
-// on a fresh server configured as ours (file storage, sync_interval 1s):
-// one acknowledged publish per job from conc callers, then conc workers
-// that take each delivery of a durable pull consumer and acknowledge it,
-// with no record, no event and no scheduling. Its process rate bounds
-// what a queue that also records its jobs can reach here. Then, as the
-// queues' latency phase, latN more at rate/s, each timed from before its
-// publish to its delivery in a worker's hands.
+// floorStream is the stream of the floor's jobs.
+const floorStream = "FLOOR"
+
+// benchFloor measures the least a job queue on JetStream does per job, on
+// a fresh server configured as ours (file storage, sync_interval 1s): one
+// acknowledged publish per job from conc callers, then a durable pull
+// consumer whose conc workers (libs/bus's consume loop, as every consumer
+// of ours, with no middleware) take each delivery and acknowledge it, with
+// no record, no event and no scheduling. Its process rate bounds what a
+// queue that also records its jobs can reach here. The jobs are
+// CloudEvents, as our submissions are (the loop decodes each). Then, as the queues'
+// latency phase, latN more at rate/s, each timed from before its publish
+// to its delivery in a worker's hands.
 func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) (figures, error) {
 	sdir, err := os.MkdirTemp(dir, "floor-")
 	if err != nil {
@@ -43,12 +50,36 @@ func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) 
 	if err != nil {
 		return figures{}, err
 	}
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR", Subjects: []string{"floor.>"}, Storage: jetstream.FileStorage})
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: floorStream, Subjects: []string{"floor.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return figures{}, err
+	}
+	payload := randomText(size)
+	enq, err := floorEnqueue(ctx, js, n, conc, payload)
 	if err != nil {
 		return figures{}, err
 	}
-	payload := []byte(randomText(size))
+	f := figures{EnqueuePerSec: float64(n) / enq.Seconds()}
+	var lat latencies
+	proc, paced, stop, err := floorConsume(ctx, js, n, n+latN, conc, &lat)
+	if err != nil {
+		return figures{}, err
+	}
+	defer stop()
+	f.ProcessPerSec = float64(n) / proc.Seconds()
+	lat.measuring.Store(true)
+	floorPaced(ctx, js, latN, rate, payload)
+	select {
+	case <-paced:
+	case <-time.After(2 * time.Minute):
+		return figures{}, fmt.Errorf("floor: the paced jobs not all delivered after 2m")
+	}
+	f.P50, f.P99 = lat.percentiles()
+	return f, nil
+}
 
+// floorEnqueue publishes n jobs from conc callers, each publish
+// acknowledged, and returns how long it took.
+func floorEnqueue(ctx context.Context, js jetstream.JetStream, n, conc int, payload string) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, conc)
@@ -58,7 +89,7 @@ func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) 
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				if _, err := js.Publish(ctx, "floor.normal.BENCH", payload, jetstream.WithMsgID(fmt.Sprintf("job-%d", i))); err != nil {
+				if err := floorPublish(ctx, js, fmt.Sprintf("job-%d", i), payload); err != nil {
 					errc <- err
 					return
 				}
@@ -66,79 +97,78 @@ func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) 
 		}()
 	}
 	wg.Wait()
-	enq := time.Since(t0)
 	select {
 	case err := <-errc:
-		return figures{}, err
+		return 0, err
 	default:
+		return time.Since(t0), nil
 	}
+}
 
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: n})
+// floorConsume starts conc workers over the stream and returns how long
+// the first n deliveries took until the server held every acknowledgement,
+// a channel closed once total were handled, and the loop's stop.
+func floorConsume(ctx context.Context, js jetstream.JetStream, n, total, conc int, lat *latencies) (time.Duration, <-chan struct{}, func(), error) {
+	cfg := bus.ConsumerConfig{Stream: floorStream, Durable: "floor", Filters: []string{"floor.>"}, Workers: conc}
+	cons, err := bus.EnsureConsumer(ctx, js, cfg)
 	if err != nil {
-		return figures{}, err
+		return 0, nil, nil, err
 	}
-	msgs := make(chan jetstream.Msg, conc)
-	var acked atomic.Int64
+	var handled atomic.Int64
 	done, paced := make(chan struct{}), make(chan struct{})
-	var lat latencies
-	for range conc {
-		go func() {
-			for m := range msgs {
-				if at, err := time.Parse(time.RFC3339Nano, m.Headers().Get("Bench-Sent")); err == nil {
-					lat.record(at)
-				}
-				switch m.Ack(); acked.Add(1) {
-				case int64(n):
-					close(done)
-				case int64(n + latN):
-					close(paced)
-				}
-			}
-		}()
-	}
-	t0 = time.Now()
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
+	t0 := time.Now()
+	loop, err := bus.Consume(ctx, quiet(), cons, cfg, func(_ context.Context, d bus.Delivery) error {
+		lat.record(d.Event.Time)
+		switch handled.Add(1) {
+		case int64(n):
+			close(done)
+		case int64(total):
+			close(paced)
+		}
+		return nil // acknowledged by the loop
+	})
 	if err != nil {
-		return figures{}, err
+		return 0, nil, nil, err
 	}
-	defer cc.Stop()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Minute):
-		return figures{}, fmt.Errorf("floor: %d of %d acknowledged after 5m", acked.Load(), n)
+		loop.Stop()
+		return 0, nil, nil, fmt.Errorf("floor: %d of %d handled after 5m", handled.Load(), n)
 	}
-	// Done when the server has taken every acknowledgement.
-	for {
+	for { // done when the server has taken every acknowledgement
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return figures{}, err
+			loop.Stop()
+			return 0, nil, nil, err
 		}
 		if info.NumAckPending == 0 && info.NumPending == 0 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	proc := time.Since(t0)
+	return time.Since(t0), paced, loop.Stop, nil
+}
 
-	lat.measuring.Store(true)
+// floorPublish publishes one job as a CloudEvent, as our submissions are,
+// its time the moment before the publish.
+func floorPublish(ctx context.Context, js jetstream.JetStream, id, payload string) error {
+	ev, err := events.New(id, "bench", "dev.odavl.bench.floor.v1", time.Now(), "org", "proj", map[string]string{"data": payload})
+	if err != nil {
+		return err
+	}
+	_, err = bus.Publish(ctx, js, "floor.normal.BENCH", ev)
+	return err
+}
+
+// floorPaced publishes n jobs at rate/s, each from its own goroutine.
+func floorPaced(ctx context.Context, js jetstream.JetStream, n, rate int, payload string) {
 	every := time.Second / time.Duration(rate)
 	start := time.Now()
-	for i := range latN {
+	for i := range n {
 		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
 			time.Sleep(d)
 		}
-		go func() {
-			m := nats.NewMsg("floor.normal.BENCH")
-			m.Data = payload
-			m.Header.Set("Bench-Sent", time.Now().Format(time.RFC3339Nano))
-			_, _ = js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("paced-%d", i)))
-		}()
+		go func() { _ = floorPublish(ctx, js, fmt.Sprintf("paced-%d", i), payload) }()
 	}
-	select {
-	case <-paced:
-	case <-time.After(2 * time.Minute):
-		return figures{}, fmt.Errorf("floor: %d of %d paced jobs delivered after 2m", acked.Load()-int64(n), latN)
-	}
-	p50, p99 := lat.percentiles()
-	return figures{EnqueuePerSec: float64(n) / enq.Seconds(), ProcessPerSec: float64(n) / proc.Seconds(), P50: p50, P99: p99}, nil
 }

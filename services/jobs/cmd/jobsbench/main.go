@@ -82,11 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer os.RemoveAll(dir)
 
 	fmt.Fprintf(out, "jobsbench: %d jobs of %d bytes, %d callers and %d workers; latency at %d jobs/s over %d jobs; %d run(s), the sides interleaved on fresh servers\n\n", *n, *size, *conc, *conc, *rate, *latN, *runs)
-	modes := []struct {
-		name   string
-		remove bool
-	}{{"completed jobs kept", false}, {"remove on complete", true}}
-	type pair struct{ ours, bull, floor figures }
+	modes := []mode{{"completed jobs kept", false}, {"remove on complete", true}}
 	byMode := make([][]pair, len(modes))
 	var landedRatios []float64
 	for run := range *runs {
@@ -123,7 +119,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *skipBull {
 		return nil
 	}
-	fmt.Fprintf(out, "summary over %d run(s), min–max (ours ÷ BullMQ; latency: lower is better):\n", *runs)
+	printSummary(out, *runs, modes, byMode, landedRatios)
+	return nil
+}
+
+// mode is how finished jobs are kept, on both sides.
+type mode struct {
+	name   string
+	remove bool
+}
+
+// pair is one run of one mode: our figures, BullMQ's and the floor's.
+type pair struct{ ours, bull, floor figures }
+
+// printSummary prints the ratios of every mode over the runs, min–max.
+func printSummary(out io.Writer, runs int, modes []mode, byMode [][]pair, landedRatios []float64) {
+	fmt.Fprintf(out, "summary over %d run(s), min–max (ours ÷ BullMQ; latency: lower is better):\n", runs)
 	for i, m := range modes {
 		ratio := func(f func(figures) float64) []float64 {
 			var out []float64
@@ -144,7 +155,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  %-22s JetStream floor ÷ BullMQ: process %s, p99 %s; our process ÷ the floor's %s\n", "", spread(floorBull), spread(floorP99), spread(oursFloor))
 	}
 	fmt.Fprintf(out, "  result documents landed ÷ raw InsertMany: %s\n", spread(landedRatios))
-	return nil
 }
 
 // printRun prints one run of one mode: our figures beside BullMQ's.
