@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,29 +79,7 @@ func benchFloor(ctx context.Context, dir string, n, conc, size, latN, rate int) 
 // floorEnqueue publishes n jobs from conc callers, each publish
 // acknowledged, and returns how long it took.
 func floorEnqueue(ctx context.Context, js jetstream.JetStream, n, conc int, payload string) (time.Duration, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, conc)
-	t0 := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				if err := floorPublish(ctx, js, fmt.Sprintf("job-%d", i), payload); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return 0, err
-	default:
-		return time.Since(t0), nil
-	}
+	return fromCallers(n, conc, func(i int64) error { return floorPublish(ctx, js, fmt.Sprintf("job-%d", i), payload) })
 }
 
 // floorConsume starts conc workers over the stream and returns how long
@@ -163,12 +140,5 @@ func floorPublish(ctx context.Context, js jetstream.JetStream, id, payload strin
 
 // floorPaced publishes n jobs at rate/s, each from its own goroutine.
 func floorPaced(ctx context.Context, js jetstream.JetStream, n, rate int, payload string) {
-	every := time.Second / time.Duration(rate)
-	start := time.Now()
-	for i := range n {
-		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
-			time.Sleep(d)
-		}
-		go func() { _ = floorPublish(ctx, js, fmt.Sprintf("paced-%d", i), payload) }()
-	}
+	atRate(n, rate, func(i int) { _ = floorPublish(ctx, js, fmt.Sprintf("paced-%d", i), payload) })
 }

@@ -346,6 +346,15 @@ func processBacklog(ctx context.Context, q *queue.Queue, completed *counter, n i
 
 // enqueueAll submits n jobs from conc callers and returns how long it took.
 func enqueueAll(ctx context.Context, q *queue.Queue, n, conc int, payload []byte) (time.Duration, error) {
+	return fromCallers(n, conc, func(int64) error {
+		_, err := q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload})
+		return err
+	})
+}
+
+// fromCallers runs call for 1..n from conc goroutines and returns how
+// long it took, or the first error.
+func fromCallers(n, conc int, call func(i int64) error) (time.Duration, error) {
 	var next atomic.Int64
 	t0 := time.Now()
 	var wg sync.WaitGroup
@@ -354,8 +363,8 @@ func enqueueAll(ctx context.Context, q *queue.Queue, n, conc int, payload []byte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if _, err := q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload}); err != nil {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := call(i); err != nil {
 					errc <- err
 					return
 				}
@@ -373,6 +382,14 @@ func enqueueAll(ctx context.Context, q *queue.Queue, n, conc int, payload []byte
 
 // paced submits n jobs at rate jobs/s, each from its own goroutine.
 func paced(ctx context.Context, q *queue.Queue, n, rate int, payload []byte) {
+	atRate(n, rate, func(int) {
+		_, _ = q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload})
+	})
+}
+
+// atRate runs call for 0..n-1 at rate calls/s, each in its own goroutine,
+// and waits for them all.
+func atRate(n, rate int, call func(i int)) {
 	every := time.Second / time.Duration(rate)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -383,7 +400,7 @@ func paced(ctx context.Context, q *queue.Queue, n, rate int, payload []byte) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = q.Submit(ctx, queue.Spec{Type: "BENCH", OrganizationID: "org", ProjectID: "proj", Payload: payload})
+			call(i)
 		}()
 	}
 	wg.Wait()
