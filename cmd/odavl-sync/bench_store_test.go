@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/tabwriter"
@@ -95,6 +97,7 @@ type storeFigures struct {
 	raw       float64               // InsertMany docs/s of the same documents, encoded beforehand
 	rawD      float64               // the same, encoded in the call (bson.D)
 	indexed   float64               // the same into a collection with the list index
+	floor     float64               // landed/s of the design's least: an event carried by JetStream, a batched insert (landingFloor)
 }
 
 type listFigure struct {
@@ -121,6 +124,7 @@ type benchServer struct {
 	mc            *mongo.Client
 	db            *mongo.Database
 	hc            *http.Client
+	natsURL       string // the embedded NATS's client URL, as serve prints it
 }
 
 func startBenchServer(b *testing.B, bin string, baseline bool) *benchServer {
@@ -144,9 +148,13 @@ func startBenchServer(b *testing.B, bin string, baseline bool) *benchServer {
 		b.Fatal(err)
 	}
 	ready := make(chan bool, 1)
+	var natsURL atomic.Pointer[string]
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "NATS: "); ok {
+				natsURL.Store(&u)
+			}
 			if strings.Contains(sc.Text(), "ODAVL Sync is ready at") {
 				ready <- true
 			}
@@ -162,7 +170,7 @@ func startBenchServer(b *testing.B, bin string, baseline bool) *benchServer {
 	case <-time.After(2 * time.Minute):
 		b.Fatal("serve not ready after 2 minutes")
 	}
-	return connectBench(b, &benchServer{cmd: cmd}, data, storeAddr)
+	return connectBench(b, &benchServer{cmd: cmd, natsURL: *cmp.Or(natsURL.Load(), new(string))}, data, storeAddr)
 }
 
 // startInProcess runs serve in the benchmark's process, so that
@@ -181,7 +189,8 @@ func startInProcess(b *testing.B, data, storeAddr string) *benchServer {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return connectBench(b, &benchServer{stopInProcess: func() { cancel(); <-done }}, data, storeAddr)
+	u, _, _ := strings.Cut(out.String()[strings.Index(out.String(), "NATS: ")+len("NATS: "):], "\n")
+	return connectBench(b, &benchServer{stopInProcess: func() { cancel(); <-done }, natsURL: u}, data, storeAddr)
 }
 
 // connectBench reads the started server's credentials and connects to its store.
@@ -451,6 +460,7 @@ func runStoreSide(b *testing.B, bin string, baseline bool, cfg storeBenchConfig)
 	f.landed = s.landing(b, cfg.uploads, budget)
 	f.raw, f.rawD = s.rawInsert(b, "landing", cfg.uploads)
 	f.indexed = s.rawIndexed(b, cfg.uploads)
+	f.floor = s.landingFloor(b, cfg.uploads)
 	b.Logf("%s: landed %.0f/s, raw %.0f/s, incs %d, rss %.0f → %.0f MB", side, f.landed, f.raw, f.incs, f.rssBefore, f.rssAfter)
 	return f
 }
@@ -688,6 +698,10 @@ func printStoreFigures(w io.Writer, cfg storeBenchConfig, before, after []storeF
 	fmt.Fprintf(tw, "landed ÷ raw encoded in the call\t%s\t%s\t(before 2026-12-05)\n", spread(before, ratioD, ""), spread(after, ratioD, ""))
 	indexed := func(f storeFigures) float64 { return f.indexed }
 	fmt.Fprintf(tw, "raw InsertMany/s, list index\t%s\t%s\t\n", spread(before, indexed, ""), spread(after, indexed, ""))
+	floor := func(f storeFigures) float64 { return f.floor }
+	fmt.Fprintf(tw, "floor landed/s (JetStream + batched insert only)\t%s\t%s\t\n", spread(before, floor, ""), spread(after, floor, ""))
+	floorRatio := func(f storeFigures) float64 { return f.floor / f.raw }
+	fmt.Fprintf(tw, "floor ÷ raw\t%s\t%s\t\n", spread(before, floorRatio, ""), spread(after, floorRatio, ""))
 	_ = tw.Flush()
 	for _, side := range []struct {
 		name string
