@@ -30,7 +30,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/odavl/sync/libs/bus"
@@ -38,7 +37,6 @@ import (
 	"github.com/odavl/sync/libs/events"
 	"github.com/odavl/sync/libs/jobs"
 	"github.com/odavl/sync/libs/mongodb"
-	jobsvc "github.com/odavl/sync/services/jobs"
 	"github.com/odavl/sync/services/jobs/internal/jobstore"
 	"github.com/odavl/sync/services/jobs/internal/queue"
 )
@@ -84,7 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "jobsbench: %d jobs of %d bytes, %d callers and %d workers; latency at %d jobs/s over %d jobs; %d run(s), the sides interleaved on fresh servers\n\n", *n, *size, *conc, *conc, *rate, *latN, *runs)
 	modes := []mode{{"completed jobs kept", false}, {"remove on complete", true}}
 	byMode := make([][]pair, len(modes))
-	var landedRatios []float64
+	var landings []landing
 	for run := range *runs {
 		// The floor once per run, before the modes: the least a queue on
 		// JetStream does per job (see benchFloor).
@@ -108,18 +106,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			byMode[i] = append(byMode[i], p)
 			printRun(out, run+1, m.name, p.ours, p.bull, p.floor, *skipBull)
 		}
-		landed, raw, err := benchResults(ctx, dir, *results)
+		l, err := benchResults(ctx, dir, *results)
 		if err != nil {
 			return fmt.Errorf("result documents: %w", err)
 		}
-		landedRatios = append(landedRatios, landed/raw)
-		fmt.Fprintf(out, "run %d: result documents (insight uploads through the sync processor, %d): %.0f landed/s; raw InsertMany (batches of 100) of the same documents into the same store: %.0f/s; ratio %.2f\n\n",
-			run+1, *results, landed, raw, landed/raw)
+		landings = append(landings, l)
+		fmt.Fprintf(out, "run %d: result documents (insight uploads through the sync processor, %d): %.0f landed/s; the design's floor (JetStream and the batched insert only) %.0f/s; raw InsertMany (batches of 100, encoded beforehand) of the same documents into the same store: %.0f/s; landed ÷ raw %.2f, floor ÷ raw %.2f\n\n",
+			run+1, *results, l.landed, l.floor, l.raw, l.landed/l.raw, l.floor/l.raw)
 	}
 	if *skipBull {
 		return nil
 	}
-	printSummary(out, *runs, modes, byMode, landedRatios)
+	printSummary(out, *runs, modes, byMode, landings)
 	return nil
 }
 
@@ -133,7 +131,7 @@ type mode struct {
 type pair struct{ ours, bull, floor figures }
 
 // printSummary prints the ratios of every mode over the runs, min–max.
-func printSummary(out io.Writer, runs int, modes []mode, byMode [][]pair, landedRatios []float64) {
+func printSummary(out io.Writer, runs int, modes []mode, byMode [][]pair, landings []landing) {
 	fmt.Fprintf(out, "summary over %d run(s), min–max (ours ÷ BullMQ; latency: lower is better):\n", runs)
 	for i, m := range modes {
 		ratio := func(f func(figures) float64) []float64 {
@@ -154,7 +152,11 @@ func printSummary(out io.Writer, runs int, modes []mode, byMode [][]pair, landed
 		}
 		fmt.Fprintf(out, "  %-22s JetStream floor ÷ BullMQ: process %s, p99 %s; our process ÷ the floor's %s\n", "", spread(floorBull), spread(floorP99), spread(oursFloor))
 	}
-	fmt.Fprintf(out, "  result documents landed ÷ raw InsertMany: %s\n", spread(landedRatios))
+	var landed, floor []float64
+	for _, l := range landings {
+		landed, floor = append(landed, l.landed/l.raw), append(floor, l.floor/l.raw)
+	}
+	fmt.Fprintf(out, "  result documents landed ÷ raw InsertMany: %s (the design's floor ÷ raw: %s)\n", spread(landed), spread(floor))
 }
 
 // printRun prints one run of one mode: our figures beside BullMQ's.
@@ -406,47 +408,6 @@ func atRate(n, rate int, call func(i int)) {
 	wg.Wait()
 }
 
-// publishUploads publishes n received Insight uploads, as the gateway
-// does, and returns the result documents the processor stores for them, for
-// the raw InsertMany to compare with.
-func publishUploads(nc *nats.Conn, n int) ([]any, error) {
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
-	now := time.Now().UTC()
-	var docs []any
-	var futs []jetstream.PubAckFuture
-	for i := range n {
-		in := events.InsightResult{ProjectID: "proj", OrganizationID: "org", Timestamp: now, Detectors: []string{"eslint"}, TotalIssues: 2,
-			IssuesBySeverity: events.IssuesBySeverity{High: 1, Low: 1},
-			Issues: []events.InsightIssue{{Detector: "eslint", Severity: "high", Message: fmt.Sprintf("no-unused-vars %d", i), File: "src/a.ts", Line: 3, Column: 7},
-				{Detector: "eslint", Severity: "low", Message: "prefer-const", File: "src/b.ts", Line: 9, Column: 1}}}
-		payload, _ := json.Marshal(in)
-		id := fmt.Sprintf("upl_%06d", i)
-		ev, _ := events.New("received-"+id, "/bench", events.ReceivedType(events.Insight), now, "org", "proj",
-			events.Received{UploadID: id, OrganizationID: "org", ProjectID: "proj", Product: events.Insight, IdempotencyKey: id, ReceivedAt: now, Payload: payload})
-		ev.Subject = id
-		b, _ := json.Marshal(ev)
-		m := &nats.Msg{Subject: events.ReceivedSubject("org", "proj", events.Insight, id), Data: b, Header: nats.Header{}}
-		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		f, err := js.PublishMsgAsync(m)
-		if err != nil {
-			return nil, err
-		}
-		futs = append(futs, f)
-		var raw bson.Raw
-		_ = bson.UnmarshalExtJSON(payload, false, &raw)
-		docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: "org"}, {Key: "projectId", Value: "proj"},
-			{Key: "product", Value: "insight"}, {Key: "receivedAt", Value: now}, {Key: "data", Value: raw}})
-	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return nil, err
-		}
-	}
-	return docs, nil
-}
-
 func randomText(n int) string {
 	b := make([]byte, max(n, 1))
 	for i := range b {
@@ -580,58 +541,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// benchResults measures insight uploads through the jobs service's sync
-// processor until their result documents are stored, then a raw InsertMany
-// of the same documents into a fresh collection of the same store.
-func benchResults(ctx context.Context, dir string, n int) (landed, raw float64, err error) {
-	rdir, err := os.MkdirTemp(dir, "results-")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer os.RemoveAll(rdir)
-	nc, db, stop, err := servers(rdir)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer stop()
-	cfg := jobsvc.DefaultConfig()
-	cfg.DataDir = filepath.Join(dir, "data")
-	svc, err := jobsvc.New(quiet(), nc, db, cfg)
-	if err != nil {
-		return 0, 0, err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(sctx) }()
-	defer func() { cancel(); <-done }()
-	for !svc.Ready() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	processed, err := count(nc, events.ProcessedSubject("org", "proj", events.Insight))
-	if err != nil {
-		return 0, 0, err
-	}
-	t0 := time.Now()
-	docs, err := publishUploads(nc, n)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := processed.wait(int64(n), 5*time.Minute); err != nil {
-		return 0, 0, err
-	}
-	landed = float64(n) / time.Since(t0).Seconds()
-	if err := waitCount(ctx, db.Collection("insight_results"), int64(n), time.Minute); err != nil {
-		return 0, 0, err
-	}
-	coll := db.Collection("raw_insert")
-	t0 = time.Now()
-	for i := 0; i < len(docs); i += 100 {
-		if _, err := coll.InsertMany(ctx, docs[i:min(i+100, len(docs))]); err != nil {
-			return 0, 0, err
-		}
-	}
-	raw = float64(n) / time.Since(t0).Seconds()
-	return landed, raw, nil
 }
