@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,38 +36,56 @@ import (
 // order.
 func (s *benchServer) landingFloor(b *testing.B, n int) float64 {
 	ctx := context.Background()
-	docs := s.floorDocs(b, n)
+	js, closeNATS := s.floorJetStream(b)
+	defer closeNATS()
+	batch := newFloorBatcher(ctx, s.floorCollection(b, "insight_results", "bench_floor"))
+	return s.runFloor(b, js, "floor", s.floorDocs(b, n), func(ctx context.Context, _ string, doc bson.Raw) error {
+		return batch.insert(ctx, doc)
+	}, nil)
+}
+
+// floorJetStream connects to the server's NATS.
+func (s *benchServer) floorJetStream(b *testing.B) (jetstream.JetStream, func()) {
 	nc, err := nats.Connect(s.natsURL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_FLOOR", Subjects: []string{"bench.floor.>"}, Storage: jetstream.FileStorage}); err != nil {
+	return js, nc.Close
+}
+
+// runFloor publishes docs as events (ids <name>-<i>) from 32 callers on a
+// new file stream and hands each delivery to handle through libs/bus's
+// loop (64 workers, no middleware), acknowledged once it returns nil. It
+// returns docs/s, from the first publish until every delivery was handled
+// and then wait (nil: nothing more) returned.
+func (s *benchServer) runFloor(b *testing.B, js jetstream.JetStream, name string, docs [][]byte, handle func(ctx context.Context, id string, doc bson.Raw) error, wait func()) float64 {
+	ctx := context.Background()
+	stream, subjects := "BENCH_"+strings.ToUpper(name), "bench."+name+".>"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subjects}, Storage: jetstream.FileStorage}); err != nil {
 		b.Fatal(err)
 	}
-	cfg := bus.ConsumerConfig{Stream: "BENCH_FLOOR", Durable: "bench-floor", Filters: []string{"bench.floor.>"}, Workers: 64}
+	cfg := bus.ConsumerConfig{Stream: stream, Durable: "bench-" + name, Filters: []string{subjects}, Workers: 64}
 	cons, err := bus.EnsureConsumer(ctx, js, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	coll := s.floorCollection(b)
-	batch := newFloorBatcher(ctx, coll)
-	var stored atomic.Int64
+	n := len(docs)
+	var handled atomic.Int64
 	done := make(chan struct{})
 	start := time.Now()
-	loop, err := bus.Consume(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), cons, cfg, func(ctx context.Context, d bus.Delivery) error {
+	loop, err := bus.Consume(ctx, quietLog(), cons, cfg, func(ctx context.Context, d bus.Delivery) error {
 		var doc struct{ Doc []byte }
 		if err := d.Event.DataAs(&doc); err != nil {
 			return bus.Permanent(err)
 		}
-		if err := batch.insert(ctx, bson.Raw(doc.Doc)); err != nil && !mongo.IsDuplicateKeyError(err) {
+		if err := handle(ctx, d.Event.ID, bson.Raw(doc.Doc)); err != nil && !mongo.IsDuplicateKeyError(err) {
 			return err
 		}
-		if stored.Add(1) == int64(n) {
+		if handled.Add(1) == int64(n) {
 			close(done)
 		}
 		return nil
@@ -76,20 +95,23 @@ func (s *benchServer) landingFloor(b *testing.B, n int) float64 {
 	}
 	defer loop.Stop()
 	_, _, failed := runConcurrent(32, n, func(i int) error {
-		ev, err := events.New(fmt.Sprintf("floor-%d", i), "bench", "dev.odavl.bench.floor.v1", time.Now(), s.cred.OrganizationID, "landing", struct{ Doc []byte }{docs[i]})
+		ev, err := events.New(fmt.Sprintf("%s-%d", name, i), "bench", "dev.odavl.bench.floor.v1", time.Now(), s.cred.OrganizationID, "landing", struct{ Doc []byte }{docs[i]})
 		if err != nil {
 			return err
 		}
-		_, err = bus.Publish(ctx, js, "bench.floor.insight", ev)
+		_, err = bus.Publish(ctx, js, "bench."+name+".insight", ev)
 		return err
 	})
 	if failed > 0 {
-		b.Fatalf("floor: %d publishes failed", failed)
+		b.Fatalf("%s: %d publishes failed", name, failed)
 	}
 	select {
 	case <-done:
 	case <-time.After(10 * time.Minute):
-		b.Fatalf("floor: %d of %d stored after 10 minutes", stored.Load(), n)
+		b.Fatalf("%s: %d of %d handled after 10 minutes", name, handled.Load(), n)
+	}
+	if wait != nil {
+		wait()
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
@@ -119,10 +141,10 @@ func (s *benchServer) floorDocs(b *testing.B, n int) [][]byte {
 	return docs
 }
 
-// floorCollection is a new collection with the indexes of insight_results.
-func (s *benchServer) floorCollection(b *testing.B) *mongo.Collection {
+// floorCollection is a new collection, name, with the indexes of from.
+func (s *benchServer) floorCollection(b *testing.B, from, name string) *mongo.Collection {
 	ctx := context.Background()
-	cur, err := s.db.Collection("insight_results").Indexes().List(ctx)
+	cur, err := s.db.Collection(from).Indexes().List(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +163,7 @@ func (s *benchServer) floorCollection(b *testing.B) *mongo.Collection {
 		}
 		models = append(models, mongo.IndexModel{Keys: spec.Key, Options: options.Index().SetName(spec.Name).SetUnique(spec.Unique)})
 	}
-	coll := s.db.Collection("bench_floor")
+	coll := s.db.Collection(name)
 	if len(models) > 0 {
 		if _, err := coll.Indexes().CreateMany(ctx, models); err != nil {
 			b.Fatal(err)
@@ -216,3 +238,5 @@ func (fb *floorBatcher) loop(ctx context.Context) {
 		}
 	}
 }
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
