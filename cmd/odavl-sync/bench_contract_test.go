@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,11 +45,18 @@ func (s *benchServer) contractFloor(b *testing.B, n int) float64 {
 		if err := results.insert(ctx, doc); err != nil {
 			return err
 		}
-		if err := alerts.insert(ctx, mustMarshal(b, bson.D{{Key: "_id", Value: "alert-" + id}, {Key: "uploadId", Value: id}, {Key: "critical", Value: 1}})); err != nil {
+		alert, err := bson.Marshal(bson.D{{Key: "_id", Value: "alert-" + id}, {Key: "uploadId", Value: id}, {Key: "critical", Value: 1}})
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if err := alerts.insert(ctx, alert); err != nil {
 			return err
 		}
-		record := mustMarshal(b, bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: s.cred.OrganizationID}, {Key: "projectId", Value: "landing"},
+		record, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "organizationId", Value: s.cred.OrganizationID}, {Key: "projectId", Value: "landing"},
 			{Key: "type", Value: "INSIGHT_ANALYSIS"}, {Key: "status", Value: "COMPLETED"}, {Key: "createdAt", Value: time.Now()}, {Key: "resultId", Value: id}})
+		if err != nil {
+			return bus.Permanent(err)
+		}
 		rev, err := kv.Put(ctx, id, record)
 		if err != nil {
 			return err
@@ -109,12 +115,4 @@ func (s *benchServer) countEvents(b *testing.B, js jetstream.JetStream, want int
 			b.Fatalf("contract floor: %d of %d events counted after 10 minutes", seen.Load(), want)
 		}
 	}, loop.Stop
-}
-
-func mustMarshal(b *testing.B, d bson.D) bson.Raw {
-	raw, err := bson.Marshal(d)
-	if err != nil {
-		b.Fatal(fmt.Errorf("encoding %v: %w", d, err))
-	}
-	return raw
 }
