@@ -3,7 +3,7 @@ MODULES := $(shell go list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 FUZZTIME ?= 8s
 
-.PHONY: help run cluster bench-cluster test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store fuzz tools contracts
+.PHONY: help run cluster bench-cluster test test-race lint vet tidy build gowork-off images bench bench-ingest bench-store bench-smoke fuzz tools contracts
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ bench-cluster: ## Uploads/s and jobs/s on the local cluster (make cluster) with 
 
 bench-jobs: ## Side-by-side job queue benchmark: ours (JetStream sync 1s + FerretDB) against BullMQ on Redis (everysec)
 	cd services/jobs && go run ./cmd/jobsbench -tools $(CURDIR)/.tools/jobsbench $(BENCH_JOBS_ARGS)
+
+bench-smoke: ## bench-store (before and after) and bench-jobs (ours and the floors, no BullMQ) at tiny sizes: that they run to the end, not their figures (CI)
+	cd cmd/odavl-sync && BENCH_STORE_RESULTS=200 BENCH_STORE_LISTS=5 BENCH_STORE_UPLOADS=100 BENCH_STORE_REPEATS=1 BENCH_STORE_BEFORE_REPEATS=1 \
+		go test -run '^$$' -bench '^BenchmarkStore$$' -benchtime 1x -count 1 -timeout 10m .
+	cd services/jobs && go run ./cmd/jobsbench -skip-bullmq -n 500 -latency-jobs 100 -results 300
 
 bench-ingest: ## Uploads/s of ~10 KB Insight uploads through serve vs raw JetStream publishes (fresh server per pair, processing paused and running, 3 repeats), and POST → stored p99 at 200 uploads/s
 	cd cmd/odavl-sync && go test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime $${BENCH_UPLOADS:-3000}x -count 1 .
