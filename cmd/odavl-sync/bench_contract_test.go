@@ -25,7 +25,8 @@ import (
 // deliveries of the record, the stats' writes, middleware. It returns
 // uploads/s, until every upload is handled and its events counted.
 func (s *benchServer) contractFloor(b *testing.B, n int) float64 {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // stops the batchers
+	defer cancel()
 	js, closeNATS := s.floorJetStream(b)
 	defer closeNATS()
 	kv, err := bus.OpenKV(ctx, js, jetstream.KeyValueConfig{Bucket: "bench_contract_live", History: 1, Storage: jetstream.FileStorage, LimitMarkerTTL: 10 * time.Minute})

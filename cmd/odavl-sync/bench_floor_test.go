@@ -35,7 +35,8 @@ import (
 // as JSON and is converted to BSON by the processor, a cost of the same
 // order.
 func (s *benchServer) landingFloor(b *testing.B, n int) float64 {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // stops the batcher
+	defer cancel()
 	js, closeNATS := s.floorJetStream(b)
 	defer closeNATS()
 	batch := newFloorBatcher(ctx, s.floorCollection(b, "insight_results", "bench_floor"))
