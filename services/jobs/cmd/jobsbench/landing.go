@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,7 +118,7 @@ func resultsFloor(ctx context.Context, nc *nats.Conn, db *mongo.Database, n int)
 		}
 		r := results.Result{ID: rc.UploadID, OrganizationID: rc.OrganizationID, ProjectID: rc.ProjectID, Product: rc.Product,
 			IdempotencyKey: rc.IdempotencyKey, JobID: rc.UploadID, ReceivedAt: rc.ReceivedAt, ProcessedAt: time.Now(), Data: data}
-		if err := in.Insert(ctx, r); err != nil {
+		if err := in.Insert(ctx, r); err != nil && !errors.Is(err, results.ErrExists) { // stored by a delivery before
 			return err
 		}
 		if stored.Add(1) == int64(n) {
